@@ -1,0 +1,99 @@
+# jts.tiered_storage — developer entry points. The two that matter (README.md):
+#   make lab    build and boot the lab VM, run site.yml then lifecycle.yml, print the health report
+#   make test   linters, unit, functional, sanity and Molecule tests on the lab VM
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+VENV      ?= .venv
+PY        := $(VENV)/bin/python
+BIN       := $(VENV)/bin
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+LAB       := $(PY) tools/lab.py
+LAB_NAME  ?= lab
+LAB_INV   = $(shell $(LAB) inventory-path --name $(LAB_NAME) 2>/dev/null)
+BUILD     := build
+COLL_DIR  := $(BUILD)/ansible_collections/jts/tiered_storage
+HOST_PACKAGES := qemu-system-x86 qemu-utils debootstrap rsync zstd btrfs-progs xfsprogs \
+                 e2fsprogs openssh-client util-linux procps iproute2 python3-venv
+
+.PHONY: help deps venv lint ruff ansible-lint unit functional sanity doc molecule test lab lab-down lab-ssh bench clean
+
+help:
+	@sed -n 's/^#  //p' $(MAKEFILE_LIST) | head -5
+	@echo "targets: deps venv lint unit functional sanity doc molecule test lab lab-down lab-ssh bench clean"
+
+deps:  ## Debian packages the lab and the functional tests need on this machine
+	@missing=$$(for p in $(HOST_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "Installing Debian packages: $$missing"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+$(VENV)/.installed: requirements.txt
+	python3 -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -r requirements.txt
+	touch $@
+
+venv: $(VENV)/.installed
+
+lint: ruff ansible-lint
+
+ruff: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+ansible-lint: venv
+	$(BIN)/ansible-lint
+
+unit: venv
+	$(BIN)/pytest -q tests/unit tests/lab
+
+functional: venv deps
+	$(BIN)/pytest -q tests/functional
+
+doc: venv
+	@for m in plugins/modules/*.py; do n=$$(basename $$m .py); \
+	  $(BIN)/ansible-doc jts.tiered_storage.$$n > /dev/null || { echo "ansible-doc failed for $$n"; exit 1; }; \
+	  echo "ansible-doc jts.tiered_storage.$$n: ok"; done
+
+sanity: venv
+	rm -rf $(BUILD) && mkdir -p $(BUILD)
+	$(BIN)/ansible-galaxy collection build --force --output-path $(BUILD) .
+	$(BIN)/ansible-galaxy collection install --force --no-deps -p $(BUILD) $(BUILD)/jts-tiered_storage-*.tar.gz
+	@if tar -tzf $(BUILD)/jts-tiered_storage-*.tar.gz | grep -E '(\.venv/|__pycache__|\.qcow2$$|\.img$$|\.pytest_cache)'; then \
+	  echo "collection tarball holds files it must not"; exit 1; fi
+	cd $(COLL_DIR) && git init -q . && git add -A >/dev/null && \
+	  $(CURDIR)/$(BIN)/ansible-test sanity --python 3.11 --test validate-modules --test compile --test import \
+	    --test yamllint --test shebang --test line-endings --test symlinks
+
+molecule: venv deps
+	cd $(CURDIR) && $(BIN)/molecule test --scenario-name default
+
+test: lint unit functional doc sanity molecule
+	@echo "All test layers passed."
+
+lab: venv deps
+	$(LAB) up --name $(LAB_NAME)
+	$(BIN)/ansible-playbook -i inventories/lab -i "$(LAB_INV)" playbooks/site.yml
+	$(BIN)/ansible-playbook -i inventories/lab -i "$(LAB_INV)" playbooks/lifecycle.yml
+	$(LAB) ssh --name $(LAB_NAME) -- jts-storage-check || true
+	@echo
+	@echo "Lab VM '$(LAB_NAME)' is up."
+	@echo "  log in:   $(LAB) ssh --name $(LAB_NAME)     (or: make lab-ssh)"
+	@echo "  stop it:  $(LAB) down --name $(LAB_NAME)    (or: make lab-down)"
+
+lab-ssh: venv
+	$(LAB) ssh --name $(LAB_NAME)
+
+lab-down: venv
+	$(LAB) down --name $(LAB_NAME)
+
+bench: venv deps
+	$(PY) benchmarks/run_all.py
+
+clean:
+	rm -rf $(BUILD) .pytest_cache .ruff_cache
