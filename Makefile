@@ -66,6 +66,9 @@ sanity: venv
 	$(BIN)/ansible-galaxy collection install --force --no-deps -p $(BUILD) $(BUILD)/jts-tiered_storage-*.tar.gz
 	@if tar -tzf $(BUILD)/jts-tiered_storage-*.tar.gz | grep -E '(\.venv/|__pycache__|\.qcow2$$|\.img$$|\.pytest_cache)'; then \
 	  echo "collection tarball holds files it must not"; exit 1; fi
+	@pipver=$$($(PY) -c "import re,ansible_test,pathlib; p=pathlib.Path(ansible_test.__file__).parent/'_internal/python_requirements.py'; print(re.search(r\"pip='([0-9.]+)'\", p.read_text()).group(1))"); \
+	  cache=$$HOME/.ansible/test/cache/get_pip_$${pipver//./_}.py; \
+	  [ -f "$$cache" ] || { mkdir -p "$$(dirname "$$cache")" && cp tools/ansible_test_get_pip.py "$$cache"; }
 	cd $(COLL_DIR) && git init -q . && git add -A >/dev/null && \
 	  $(CURDIR)/$(BIN)/ansible-test sanity --python 3.11 --test validate-modules --test compile --test import \
 	    --test yamllint --test shebang --test line-endings --test symlinks
