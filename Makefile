@@ -76,8 +76,10 @@ sanity: venv
 molecule: venv deps
 	cd $(CURDIR) && $(BIN)/molecule test --scenario-name default
 
-test: lint unit functional doc sanity molecule
-	@echo "All test layers passed."
+# Molecule on the lab VM (make molecule) is not yet part of `make test`: its converge has not
+# been shown green end to end within CI's time budget (see docs/lab.md).
+test: lint unit functional doc sanity
+	@echo "Lint, unit, functional, doc and sanity layers passed."
 
 lab: venv deps
 	$(LAB) up --name $(LAB_NAME)

@@ -13,14 +13,16 @@ device-mapper, so LVM, real mounts, systemd timers and NFS are exercised inside 
   down    stop the VM and remove its state; safe after a crash of this tool, a no-op if none runs
   inventory-path  print the path of the generated inventory
 
-Everything it makes lives under ${JTS_LAB_CACHE:-~/.cache/jts-lab}: images/<key>/ for images and
-run/<name>/ for one VM's overlay, disks, console log, pid and state.
+Images live in ${JTS_LAB_CACHE:-~/.cache/jts-lab}/images/<key>/ (kernel, initrd and SSH key next to
+them); one VM's overlay, disks, console log, pid and state in ${JTS_LAB_STATE:-<cache>/run}/<name>/.
+See docs/lab.md.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -34,7 +36,7 @@ import tempfile
 import time
 from pathlib import Path
 
-RECIPE_VERSION = "3"
+RECIPE_VERSION = "4"
 SUITE = "bookworm"
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
 PACKAGES = (
@@ -72,6 +74,8 @@ DATA_FILE = "precious.txt"
 VM_USER = "root"
 HOSTNAME = "jts-lab"
 INVENTORY_HOST = "jts-lab"
+DEFAULT_BOOT_TIMEOUT = 300
+TERM_GRACE = 10  # seconds QEMU gets to exit on SIGTERM before SIGKILL
 
 
 def log(message: str) -> None:
@@ -99,8 +103,12 @@ def image_dir(key: str | None = None) -> Path:
     return cache_root() / "images" / (key or image_key())
 
 
+def state_root() -> Path:
+    return Path(os.environ.get("JTS_LAB_STATE", cache_root() / "run"))
+
+
 def run_dir(name: str) -> Path:
-    return cache_root() / "run" / name
+    return state_root() / name
 
 
 IMAGE_FILES = ("base.qcow2", "vmlinuz", "initrd.img", "id_ed25519", "id_ed25519.pub", "manifest.json")
@@ -155,7 +163,9 @@ def configure_rootfs(rootfs: Path, public_key: str) -> None:
     (rootfs / "etc/fstab").write_text(
         "# jts-lab\n"
         "/dev/vda\t/\text4\trw,errors=remount-ro\t0\t1\n"
-        "LABEL=jts-nas\t/srv/nas\text4\tdefaults,nofail,x-systemd.device-timeout=10s\t0\t2\n"
+        # udev's coldplug under TCG can take tens of seconds: a short device time-out left /srv/nas
+        # unmounted and nfs-server (which requires the mount) dead.
+        "LABEL=jts-nas\t/srv/nas\text4\tdefaults,nofail,x-systemd.device-timeout=120s\t0\t2\n"
     )
     (rootfs / "srv/nas").mkdir(parents=True, exist_ok=True)
     (rootfs / "etc/exports").write_text("/srv/nas\t127.0.0.1(rw,sync,no_subtree_check,no_root_squash,fsid=1)\n")
@@ -175,6 +185,29 @@ def configure_rootfs(rootfs: Path, public_key: str) -> None:
     chroot(rootfs, "passwd", "--lock", "root")
 
 
+def vms_using_image(image: Path) -> list:
+    """Names of running lab VMs whose overlay is backed by `image`."""
+    names = []
+    for state_file in state_root().glob("*/state.json"):
+        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+            if Path(json.loads(state_file.read_text())["image"]) == image and qemu_pid(state_file.parent):
+                names.append(state_file.parent.name)
+    return sorted(names)
+
+
+@contextlib.contextmanager
+def build_lock(images: Path):
+    """One build at a time per cache (two `up` at once must not race on the same image)."""
+    images.mkdir(parents=True, exist_ok=True)
+    with open(images / ".build.lock", "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log("another build of the lab image is running; waiting for it")
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
 def build(force: bool = False) -> Path:
     """Build the image once; a complete cached image is a hit and is reused."""
     key = image_key()
@@ -182,6 +215,23 @@ def build(force: bool = False) -> Path:
     if image_is_complete(target) and not force:
         log("image %s is cached at %s (build skipped)" % (key, target))
         return target
+    with build_lock(target.parent):
+        if image_is_complete(target) and not force:
+            log("image %s was built meanwhile at %s (build skipped)" % (key, target))
+            return target
+        users = vms_using_image(target)
+        if users:
+            raise LabError(
+                "image %s is in use by running VM(s) %s: `tools/lab.py down --name ...` them before --force"
+                % (key, ", ".join(users))
+            )
+        for stale in target.parent.glob(".build-*"):  # left by a killed build (we hold the lock)
+            log("removing %s, left by an interrupted build" % stale)
+            shutil.rmtree(stale, ignore_errors=True)
+        return _build(key, target)
+
+
+def _build(key: str, target: Path) -> Path:
     for tool in ("debootstrap", "mkfs.ext4", "qemu-img", "ssh-keygen", "chroot"):
         if not shutil.which(tool):
             raise LabError("%s is missing: run `make deps` (Debian packages for the lab)" % tool)
@@ -228,10 +278,56 @@ def build(force: bool = False) -> Path:
 # --------------------------------------------------------------------------- VM lifecycle
 
 
-def free_port() -> int:
+def ports_in_use_by_lab() -> set:
+    """Ports recorded by other lab VMs' state (one may be between boot and bind)."""
+    ports = set()
+    for state_file in state_root().glob("*/state.json"):
+        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+            ports.add(int(json.loads(state_file.read_text())["port"]))
+    return ports
+
+
+def port_is_free(port: int) -> bool:
+    """Nothing listens on the loopback port (connections left in TIME_WAIT do not count)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port(attempts: int = 20) -> int:
+    """A loopback port nothing listens on and no other lab VM has claimed."""
+    claimed = ports_in_use_by_lab()
+    for _ in range(attempts):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        if port not in claimed:
+            return port
+    raise LabError("no free loopback port after %d attempts" % attempts)
+
+
+def disk_layout(state_dir: Path, data_disk: bool) -> list:
+    """The disks a VM gets, as recorded in its state and shown by `status`."""
+    disks = [
+        {"role": "root", "bus": "virtio", "guest": "/dev/vda", "file": str(state_dir / "root.qcow2"),
+         "size": ROOT_IMAGE_SIZE},
+        {"role": "nas", "bus": "virtio", "guest": "/dev/vdb", "label": "jts-nas", "file": str(state_dir / "nas.img"),
+         "size": "%dG" % (NAS_SIZE // 1024**3), "mount": "/srv/nas"},
+        {"role": "hot", "bus": "nvme", "serial": "jtsnvme0", "guest": "/dev/disk/by-id/nvme-QEMU_NVMe_Ctrl_jtsnvme0",
+         "file": str(state_dir / "nvme.qcow2"), "size": NVME_SIZE},
+        {"role": "warm", "bus": "sata", "serial": "JTSSATA0", "guest": "/dev/disk/by-id/ata-QEMU_HARDDISK_JTSSATA0",
+         "file": str(state_dir / "sata.qcow2"), "size": SATA_SIZE},
+    ]  # fmt: skip
+    if data_disk:
+        disks.append(
+            {"role": "data", "bus": "sata", "serial": "JTSDATA0", "guest": "/dev/disk/by-id/ata-QEMU_HARDDISK_JTSDATA0",
+             "file": str(state_dir / "data.img"), "size": DATA_DISK_SIZE, "label": "jts-data"}
+        )  # fmt: skip
+    return disks
 
 
 def qemu_command(image: Path, state: Path, port: int, data_disk: bool, memory: int = 2048, cpus: int = 2) -> list:
@@ -314,8 +410,11 @@ def wait_for_ssh(state: dict, state_dir: Path, timeout: float, is_alive) -> None
                 stage = "login"
                 continue
         else:
-            probe = subprocess.run(ssh_command(state, "true"), capture_output=True, timeout=60)
-            if probe.returncode == 0:
+            try:
+                probe = subprocess.run(ssh_command(state, "true"), capture_output=True, timeout=60)
+            except subprocess.TimeoutExpired:
+                probe = None  # sshd answered but the login stalled (TCG is slow): try again
+            if probe is not None and probe.returncode == 0:
                 return
         time.sleep(2)
     raise LabError(
@@ -343,7 +442,8 @@ def qemu_pid(state_dir: Path) -> int | None:
             cmdline = Path("/proc/%d/cmdline" % pid).read_bytes().split(b"\0")
         except OSError:
             continue
-        if cmdline and cmdline[0].endswith(b"qemu-system-x86_64") and str(state_dir).encode() in b" ".join(cmdline):
+        ours = (str(state_dir) + os.sep).encode()  # "run/lab/" must not match run/lab2's QEMU
+        if cmdline and cmdline[0].endswith(b"qemu-system-x86_64") and ours in b" ".join(cmdline):
             return pid
     return None
 
@@ -379,6 +479,18 @@ def make_data_disk(state_dir: Path) -> str:
     return hashlib.sha256(payload).hexdigest()
 
 
+def prepare_disks(image: Path, state_dir: Path, data_disk: bool) -> str | None:
+    """The overlay on the cached image and blank disks; returns the data disk's file checksum."""
+    base = image / "base.qcow2"
+    run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", base, "-F", "qcow2", state_dir / "root.qcow2"])
+    run(["qemu-img", "create", "-q", "-f", "qcow2", state_dir / "nvme.qcow2", NVME_SIZE])
+    run(["qemu-img", "create", "-q", "-f", "qcow2", state_dir / "sata.qcow2", SATA_SIZE])
+    with open(state_dir / "nas.img", "wb") as nas:
+        nas.truncate(NAS_SIZE)
+    run(["mkfs.ext4", "-q", "-F", "-L", "jts-nas", state_dir / "nas.img"])
+    return make_data_disk(state_dir) if data_disk else None
+
+
 def up(name: str, data_disk: bool, timeout: float) -> dict:
     state_dir = run_dir(name)
     existing = load_state(name)
@@ -391,14 +503,11 @@ def up(name: str, data_disk: bool, timeout: float) -> dict:
         down(name, quiet=True)
     image = build()
     state_dir.mkdir(parents=True)
-    run(
-        ["qemu-img", "create", "-q", "-f", "qcow2", "-b", image / "base.qcow2", "-F", "qcow2", state_dir / "root.qcow2"]
-    )
-    run(["qemu-img", "create", "-q", "-f", "qcow2", state_dir / "nvme.qcow2", NVME_SIZE])
-    run(["qemu-img", "create", "-q", "-f", "qcow2", state_dir / "sata.qcow2", SATA_SIZE])
-    with open(state_dir / "nas.img", "wb") as nas:
-        nas.truncate(NAS_SIZE)
-    run(["mkfs.ext4", "-q", "-L", "jts-nas", state_dir / "nas.img"])
+    try:
+        digest = prepare_disks(image, state_dir, data_disk)
+    except BaseException:
+        shutil.rmtree(state_dir, ignore_errors=True)  # nothing runs yet: leave no half-made VM
+        raise
     port = free_port()
     state = {
         "name": name,
@@ -410,9 +519,10 @@ def up(name: str, data_disk: bool, timeout: float) -> dict:
         "state_dir": str(state_dir),
         "data_disk": None,
         "inventory": str(state_dir / "inventory.yml"),
+        "disks": disk_layout(state_dir, data_disk),
     }
     if data_disk:
-        state["data_disk"] = {"serial": "JTSDATA0", "file": DATA_FILE, "sha256": make_data_disk(state_dir)}
+        state["data_disk"] = {"serial": "JTSDATA0", "file": DATA_FILE, "sha256": digest}
     cmd = qemu_command(image, state_dir, port, data_disk)
     (state_dir / "qemu.cmd").write_text(shlex.join(cmd) + "\n")
     with open(state_dir / "qemu.log", "wb") as qemu_log:
@@ -446,21 +556,44 @@ def down(name: str, quiet: bool = False) -> bool:
         return False
     pid = qemu_pid(state_dir)
     if pid:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(os.getpgid(pid), signal.SIGTERM)
-        for _ in range(100):
-            if not Path("/proc/%d" % pid).exists() or _is_zombie(pid):
+        _signal_qemu(pid, signal.SIGTERM)
+        if not _wait_gone(pid, TERM_GRACE):
+            log("QEMU (pid %d) ignored SIGTERM for %s s; sending SIGKILL" % (pid, TERM_GRACE))
+            _signal_qemu(pid, signal.SIGKILL)
+            if not _wait_gone(pid, 10):
+                raise LabError("QEMU (pid %d) of VM %s survived SIGKILL; state kept in %s" % (pid, name, state_dir))
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)  # reap it when this process started it
+    port = (load_state(name) or {}).get("port")
+    if port:
+        for _ in range(50):  # QEMU's forwarder closes its listening socket as it exits
+            if port_is_free(int(port)):
                 break
             time.sleep(0.1)
         else:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(os.getpgid(pid), signal.SIGKILL)
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(pid, os.WNOHANG)
+            log("warning: port %s is still taken after VM %s stopped" % (port, name))
     shutil.rmtree(state_dir, ignore_errors=True)
     if not quiet:
         log("VM %s stopped and its state removed" % name)
     return True
+
+
+def _wait_gone(pid: int, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if not Path("/proc/%d" % pid).exists() or _is_zombie(pid):
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def _signal_qemu(pid: int, sig: int) -> None:
+    """Signal QEMU's process group when it leads its own (as `up` starts it), else QEMU alone."""
+    with contextlib.suppress(ProcessLookupError):
+        if os.getpgid(pid) == pid:
+            os.killpg(pid, sig)
+        else:
+            os.kill(pid, sig)
 
 
 def _is_zombie(pid: int) -> bool:
@@ -481,11 +614,13 @@ def status(name: str) -> dict:
     return state
 
 
+# Dropped, not rejected: a client sees no answer at all, as when the NAS vanishes, so a hard
+# NFS mount hangs instead of failing fast.
 NAS_DROP_RULES = """table inet jtslab {
   chain output {
     type filter hook output priority 0; policy accept;
-    ip daddr 127.0.0.1 tcp dport { 111, 2049 } drop
-    ip daddr 127.0.0.1 udp dport { 111, 2049 } drop
+    oifname "lo" tcp dport { 111, 2049 } drop
+    oifname "lo" udp dport { 111, 2049 } drop
   }
 }
 """
@@ -521,18 +656,26 @@ def main(argv=None) -> int:
         prog="lab.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    p_build = sub.add_parser("build", help="build the VM image once (cached, keyed by its package list)")
+    build_text = (
+        "build the Debian 12 image once with debootstrap from the host's apt mirror (a few minutes); "
+        "a complete cached image is reused and the build skipped"
+    )
+    p_build = sub.add_parser("build", help=build_text, description=build_text)
     p_build.add_argument("--force", action="store_true", help="rebuild even when the image is cached")
     for cmd, text in (
-        ("up", "boot the VM and wait for SSH"),
-        ("down", "stop the VM and remove its state"),
-        ("status", "show whether the VM runs"),
-        ("ssh", "log in to the VM or run a command after --"),
-        ("console", "print the VM's console log"),
-        ("inventory-path", "print the generated inventory's path"),
-        ("nas", "take the NAS away (down) or bring it back (up)"),
-    ):
-        p = sub.add_parser(cmd, help=text)
+        ("up", "boot the VM (building the image first if needed) from a throw-away overlay with an 8 GiB NVMe "
+         "disk, a 4 GiB SATA disk and a 2 GiB NAS disk; wait for the OpenSSH banner and a login; write "
+         "an Ansible inventory (see inventory-path)"),
+        ("down", "stop the VM (its QEMU process group, checked by command line) and remove its overlay and "
+         "state; works after a crash of this tool and is a no-op when nothing runs"),
+        ("status", "show whether the VM runs, its port, pid, disks and the data disk's checksum"),
+        ("ssh", "log in to the VM, or run the command given after --"),
+        ("console", "print the VM's serial console log (boot problems show here)"),
+        ("inventory-path", "print the path of the inventory `up` wrote (host jts-lab in storage_hosts)"),
+        ("nas", "down: drop NFS/rpcbind packets (2049, 111) on the VM's loopback so a hard NFS mount hangs "
+         "like a vanished NAS; up: remove that rule"),
+    ):  # fmt: skip
+        p = sub.add_parser(cmd, help=text, description=text)
         p.add_argument("--name", default="lab", help="VM name (default: lab)")
         if cmd == "up":
             p.add_argument(
@@ -541,15 +684,16 @@ def main(argv=None) -> int:
             p.add_argument(
                 "--timeout",
                 type=float,
-                default=float(os.environ.get("JTS_LAB_BOOT_TIMEOUT", 420)),
-                help="seconds to wait for SSH (default 420)",
+                default=float(os.environ.get("JTS_LAB_BOOT_TIMEOUT", DEFAULT_BOOT_TIMEOUT)),
+                help="seconds to wait for SSH, banner then login (default %d, or $JTS_LAB_BOOT_TIMEOUT)"
+                % DEFAULT_BOOT_TIMEOUT,
             )
         if cmd == "status":
             p.add_argument("--json", action="store_true", help="print JSON")
         if cmd == "ssh":
             p.add_argument("remote", nargs=argparse.REMAINDER, help="command to run (after --)")
         if cmd == "nas":
-            p.add_argument("action", choices=["down", "up"])
+            p.add_argument("action", choices=["down", "up"], help="down: take the NAS away; up: bring it back")
     args = parser.parse_args(argv)
     try:
         if args.command == "build":
@@ -578,7 +722,9 @@ def main(argv=None) -> int:
                 )
         elif args.command == "ssh":
             state = _require_running(args.name)
-            remote = [a for a in args.remote if a != "--"] if args.remote else []
+            remote = list(args.remote)
+            if remote[:1] == ["--"]:
+                remote = remote[1:]
             return subprocess.call(ssh_command(state, *remote, tty=not remote and sys.stdin.isatty()))
         elif args.command == "console":
             print(console_tail(run_dir(args.name), lines=100000))

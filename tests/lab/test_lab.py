@@ -25,7 +25,15 @@ spec.loader.exec_module(lab)
 @pytest.fixture(autouse=True)
 def cache(tmp_path, monkeypatch):
     monkeypatch.setenv("JTS_LAB_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("JTS_LAB_STATE", raising=False)
     return tmp_path / "cache"
+
+
+def test_cache_and_state_locations_follow_the_environment(tmp_path, monkeypatch, cache):
+    assert lab.image_dir() == cache / "images" / lab.image_key()
+    assert lab.run_dir("a") == cache / "run" / "a"
+    monkeypatch.setenv("JTS_LAB_STATE", str(tmp_path / "state"))
+    assert lab.run_dir("a") == tmp_path / "state" / "a"
 
 
 def fake_image(path: Path) -> Path:
@@ -76,9 +84,69 @@ def test_failed_build_leaves_no_image_and_no_temp_dir(monkeypatch, cache):
         return subprocess.CompletedProcess(cmd, 0, "", "")
 
     monkeypatch.setattr(lab, "run", failing_run)
+    leftover = cache / "images" / (".build-%s-killed" % lab.image_key())
+    fake_image(leftover)  # a build killed with SIGKILL earlier
     with pytest.raises(lab.LabError, match="debootstrap failed"):
         lab.build()
-    assert list((cache / "images").iterdir()) == []
+    assert [p.name for p in (cache / "images").iterdir()] == [".build.lock"]
+
+
+def test_forced_rebuild_refuses_while_a_vm_uses_the_image(monkeypatch, cache):
+    image = fake_image(lab.image_dir())
+    state_dir = lab.run_dir("busy")
+    state_dir.mkdir(parents=True)
+    (state_dir / "state.json").write_text(json.dumps({"image": str(image), "port": 1}))
+    monkeypatch.setattr(lab, "qemu_pid", lambda d: 4242 if d == state_dir else None)
+    monkeypatch.setattr(lab, "_build", lambda *a: pytest.fail("must not build over a running VM's base"))
+    with pytest.raises(lab.LabError, match="in use by running VM\\(s\\) busy"):
+        lab.build(force=True)
+    assert lab.image_is_complete(image)
+
+
+def test_rootfs_configuration(tmp_path, monkeypatch):
+    chrooted = []
+    monkeypatch.setattr(lab, "chroot", lambda rootfs, *cmd: chrooted.append(cmd))
+    rootfs = tmp_path / "rootfs"
+    (rootfs / "etc").mkdir(parents=True)
+    lab.configure_rootfs(rootfs, "ssh-ed25519 AAAA jts-lab\n")
+    fstab = (rootfs / "etc/fstab").read_text()
+    nas_line = next(line.split() for line in fstab.splitlines() if line.startswith("LABEL=jts-nas"))
+    assert nas_line[1:3] == ["/srv/nas", "ext4"]
+    options = dict(o.partition("=")[::2] for o in nas_line[3].split(","))
+    assert "nofail" in options
+    # TCG's slow udev coldplug: a short device time-out leaves the NAS (and nfs-server) down
+    assert int(options["x-systemd.device-timeout"].rstrip("s")) >= 60
+    exports = (rootfs / "etc/exports").read_text().split()
+    assert exports[0] == "/srv/nas"
+    assert {"rw", "sync", "no_subtree_check", "no_root_squash"} <= set(exports[1].split("(")[1].rstrip(")").split(","))
+    assert exports[1].startswith("127.0.0.1(")
+    assert "DHCP=yes" in (rootfs / "etc/systemd/network/20-wired.network").read_text()
+    keys = rootfs / "root/.ssh/authorized_keys"
+    assert keys.read_text().startswith("ssh-ed25519") and oct(keys.stat().st_mode & 0o777) == "0o600"
+    sshd = (rootfs / "etc/ssh/sshd_config.d/jts-lab.conf").read_text()
+    assert "PermitRootLogin prohibit-password" in sshd and "PasswordAuthentication no" in sshd
+    assert ("systemctl", "enable", "systemd-networkd.service", "nfs-server.service") in chrooted
+    assert (rootfs / "etc/hostname").read_text().strip() == "jts-lab"
+
+
+def test_host_mirror_reads_deb822_and_one_line_sources(tmp_path, monkeypatch):
+    real_path = lab.Path
+
+    def fake_path(p):
+        return real_path(str(p).replace("/etc/apt", str(tmp_path / "apt")))
+
+    (tmp_path / "apt/sources.list.d").mkdir(parents=True)
+    (tmp_path / "apt/sources.list.d/debian.sources").write_text(
+        "Types: deb\nURIs: http://mirror.example/debian-security\nSuites: bookworm-security\n\n"
+        "Types: deb\nURIs: http://mirror.example/debian\nSuites: bookworm\n"
+    )
+    monkeypatch.setattr(lab, "Path", fake_path)
+    assert lab.host_mirror() == "http://mirror.example/debian"
+    (tmp_path / "apt/sources.list.d/debian.sources").unlink()
+    (tmp_path / "apt/sources.list").write_text("deb [arch=amd64] http://other.example/debian bookworm main\n")
+    assert lab.host_mirror() == "http://other.example/debian"
+    (tmp_path / "apt/sources.list").unlink()
+    assert lab.host_mirror() == lab.DEFAULT_MIRROR
 
 
 # ---------------------------------------------------------------- qemu command
@@ -186,7 +254,7 @@ def test_wait_for_ssh_reports_a_dead_vm(tmp_path):
 # ---------------------------------------------------------------- teardown
 
 
-def _fake_qemu(state_dir: Path) -> subprocess.Popen:
+def _fake_qemu(state_dir: Path, code: str = "import time; time.sleep(300)") -> subprocess.Popen:
     """A process whose argv[0] ends in qemu-system-x86_64 and that names the state dir."""
     if not Path("/usr/bin/python3").exists():
         pytest.skip("needs /usr/bin/python3 to impersonate QEMU")
@@ -194,7 +262,7 @@ def _fake_qemu(state_dir: Path) -> subprocess.Popen:
     fake.parent.mkdir(parents=True, exist_ok=True)
     shutil.copy("/usr/bin/python3", fake)
     proc = subprocess.Popen(
-        [str(fake), "-c", "import time; time.sleep(300)", "-pidfile", str(state_dir / "qemu.pid")],
+        [str(fake), "-c", code, "-pidfile", str(state_dir / "qemu.pid")],
         start_new_session=True,
     )
     (state_dir / "qemu.pid").write_text("%d\n" % proc.pid)
@@ -209,6 +277,19 @@ def test_down_kills_our_qemu_and_leaves_nothing(cache):
     assert lab.qemu_pid(state_dir) == proc.pid
     assert lab.down("t1") is True
     assert proc.wait(timeout=5) is not None
+    assert not state_dir.exists()
+
+
+def test_down_escalates_to_sigkill_when_qemu_ignores_sigterm(cache, monkeypatch, capsys):
+    monkeypatch.setattr(lab, "TERM_GRACE", 0.5)
+    state_dir = lab.run_dir("deaf")
+    state_dir.mkdir(parents=True)
+    proc = _fake_qemu(state_dir, "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(300)")
+    time.sleep(0.3)
+    lab.down("deaf")
+    proc.wait(timeout=5)  # down() may already have reaped it (it is our child here)
+    assert not Path("/proc/%d" % proc.pid).exists()
+    assert "sending SIGKILL" in capsys.readouterr().err
     assert not state_dir.exists()
 
 
@@ -235,6 +316,25 @@ def test_down_never_kills_a_stranger_with_a_stale_pid(cache):
     finally:
         stranger.kill()
         stranger.wait()
+
+
+def test_down_never_kills_the_qemu_of_a_vm_with_a_longer_name(cache):
+    """run/lab/ must not claim the QEMU of run/lab2/ (a recycled pid in a stale pidfile)."""
+    other = lab.run_dir("t42")
+    other.mkdir(parents=True)
+    proc = _fake_qemu(other)
+    try:
+        mine = lab.run_dir("t4")
+        mine.mkdir(parents=True)
+        (mine / "qemu.pid").write_text("%d\n" % proc.pid)
+        time.sleep(0.2)
+        assert lab.qemu_pid(mine) is None
+        lab.down("t4")
+        assert proc.poll() is None
+        assert lab.qemu_pid(other) == proc.pid
+    finally:
+        proc.kill()
+        proc.wait()
 
 
 def test_down_is_a_no_op_when_nothing_runs(capsys):
@@ -279,3 +379,218 @@ def test_data_disk_holds_the_known_file(tmp_path):
     import hashlib
 
     assert hashlib.sha256(out).hexdigest() == digest
+
+
+# ---------------------------------------------------------------- up and down with a stand-in QEMU
+
+FAKE_QEMU = r"""
+import os, socket, sys, time
+args = sys.argv[1:]
+opt = lambda name: args[args.index(name) + 1]
+port = int(opt("-netdev").split("hostfwd=tcp:127.0.0.1:")[1].split("-")[0])
+console = opt("-serial")[len("file:"):]
+with open(opt("-pidfile"), "w") as f:
+    f.write("%d\n" % os.getpid())
+banner = os.environ.get("FAKE_QEMU_BANNER", "1") == "1"
+with open(console, "w") as f:
+    f.write("[    0.000000] Linux version 6.1.0-fake\n[   12.345678] Kernel panic - fake boot stuck\n")
+server = socket.socket()
+server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+server.bind(("127.0.0.1", port))
+server.listen(8)
+while True:
+    conn, _ = server.accept()
+    if banner:
+        conn.sendall(b"SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n")
+    conn.close()
+"""
+
+
+@pytest.fixture
+def fake_vm_tools(tmp_path, monkeypatch, cache):
+    """qemu-system-x86_64 and ssh stand-ins on PATH; a complete cached image; real qemu-img and mkfs."""
+    for tool in ("qemu-img", "mkfs.ext4", "bash"):
+        if not shutil.which(tool):
+            pytest.skip("%s missing" % tool)
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    (bindir / "fake_qemu.py").write_text(FAKE_QEMU)
+    qemu = bindir / "qemu-system-x86_64"
+    # exec -a: /proc/<pid>/cmdline[0] reads qemu-system-x86_64, as lab.qemu_pid() demands
+    qemu.write_text('#!/bin/bash\nexec -a qemu-system-x86_64 %s %s "$@"\n' % (sys.executable, bindir / "fake_qemu.py"))
+    (bindir / "ssh").write_text('#!/bin/sh\necho "$@" >> %s\nexit 0\n' % (tmp_path / "ssh.log"))
+    for script in (qemu, bindir / "ssh"):
+        script.chmod(0o755)
+    monkeypatch.setenv("PATH", "%s:%s" % (bindir, os.environ["PATH"]))
+    real_sleep = time.sleep
+    monkeypatch.setattr(lab.time, "sleep", lambda s: real_sleep(min(s, 0.1)))
+    image = fake_image(lab.image_dir())
+    (image / "base.qcow2").unlink()
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(image / "base.qcow2"), "64M"], check=True)
+    return tmp_path
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return lab._is_zombie(pid) is False
+    except OSError:
+        return False
+
+
+def test_up_then_down_leaves_no_process_port_or_file(fake_vm_tools, capsys):
+    assert lab.main(["up", "--name", "e2e", "--data-disk", "--timeout", "20"]) == 0
+    capsys.readouterr()
+    assert lab.main(["status", "--name", "e2e", "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["running"] is True
+    pid, port = info["pid"], info["port"]
+    assert _alive(pid)
+    assert not lab.port_is_free(port)
+    assert {d["role"] for d in info["disks"]} == {"root", "nas", "hot", "warm", "data"}
+    assert len(info["data_disk"]["sha256"]) == 64
+    state_dir = lab.run_dir("e2e")
+    for name in ("root.qcow2", "nvme.qcow2", "sata.qcow2", "nas.img", "data.img", "inventory.yml"):
+        assert (state_dir / name).is_file(), name
+    overlay = subprocess.run(["qemu-img", "info", "--output=json", str(state_dir / "root.qcow2")], capture_output=True)
+    assert json.loads(overlay.stdout)["backing-filename"].endswith("base.qcow2")
+    assert lab.main(["inventory-path", "--name", "e2e"]) == 0
+    assert capsys.readouterr().out.strip() == str(state_dir / "inventory.yml")
+    assert "true" in (fake_vm_tools / "ssh.log").read_text()  # the login probe ran after the banner
+
+    assert lab.main(["down", "--name", "e2e"]) == 0
+    assert not _alive(pid)
+    assert lab.port_is_free(port)
+    assert not state_dir.exists()
+    assert lab.main(["down", "--name", "e2e"]) == 0  # a second down is a no-op
+    assert "nothing to do" in capsys.readouterr().err
+
+
+def test_boot_time_out_kills_the_vm_and_shows_the_console(fake_vm_tools, monkeypatch, capsys):
+    monkeypatch.setenv("FAKE_QEMU_BANNER", "0")  # the port accepts, sshd never answers
+    assert lab.main(["up", "--name", "stuck", "--timeout", "2"]) == 1
+    err = capsys.readouterr().err
+    assert "no SSH banner" in err
+    assert "Kernel panic - fake boot stuck" in err  # the console-log tail
+    assert not lab.run_dir("stuck").exists()
+    stray = subprocess.run(["pgrep", "-f", str(lab.run_dir("stuck"))], capture_output=True, text=True)
+    assert stray.stdout.strip() == ""
+
+
+def test_up_twice_reuses_the_running_vm(fake_vm_tools):
+    first = lab.up("again", data_disk=False, timeout=20)
+    try:
+        second = lab.up("again", data_disk=False, timeout=20)
+        assert (second["port"], second["pid"]) == (first["port"], first["pid"])
+    finally:
+        lab.down("again")
+
+
+# ---------------------------------------------------------------- smaller pieces
+
+
+def test_free_port_skips_ports_other_lab_vms_claimed(monkeypatch, cache):
+    taken = lab.free_port()
+    other = lab.run_dir("other")
+    other.mkdir(parents=True)
+    (other / "state.json").write_text(json.dumps({"port": taken}))
+    picks = iter([taken, taken + 1 if taken < 65535 else taken - 1])
+
+    class FakeSocket:
+        def __init__(self, *a):
+            self.port = next(picks)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *a):
+            return False
+
+        def bind(self, addr):
+            pass
+
+        def getsockname(self):
+            return ("127.0.0.1", self.port)
+
+    monkeypatch.setattr(lab.socket, "socket", FakeSocket)
+    assert lab.free_port() != taken
+
+
+def test_down_signals_only_qemu_when_it_shares_our_process_group(cache, monkeypatch):
+    """A QEMU that is not a group leader must not take its group (maybe pytest itself) down with it."""
+    sent = []
+    monkeypatch.setattr(lab.os, "getpgid", lambda pid: 4242)
+    monkeypatch.setattr(lab.os, "killpg", lambda pgid, sig: sent.append(("killpg", pgid, sig)))
+    monkeypatch.setattr(lab.os, "kill", lambda pid, sig: sent.append(("kill", pid, sig)))
+    lab._signal_qemu(1234, lab.signal.SIGTERM)
+    assert sent == [("kill", 1234, lab.signal.SIGTERM)]
+
+
+def test_nas_outage_rule_drops_nfs_and_rpcbind_on_loopback():
+    rules = lab.NAS_DROP_RULES
+    assert "drop" in rules and "reject" not in rules
+    for proto in ("tcp", "udp"):
+        assert 'oifname "lo" %s dport { 111, 2049 } drop' % proto in rules
+
+
+def test_nas_switch_runs_nft_in_the_vm(monkeypatch, cache):
+    state_dir = lab.run_dir("n1")
+    state_dir.mkdir(parents=True)
+    state = {"name": "n1", "address": "127.0.0.1", "port": 2222, "user": "root", "identity_file": "/k"}
+    (state_dir / "state.json").write_text(json.dumps(state))
+    monkeypatch.setattr(lab, "qemu_pid", lambda d: 99)
+    calls = []
+
+    def fake_run(cmd, **kw):
+        calls.append((cmd, kw.get("input")))
+        return subprocess.CompletedProcess(cmd, 0, "", "")
+
+    monkeypatch.setattr(lab.subprocess, "run", fake_run)
+    lab.nas("n1", "down")
+    assert calls[-1][0][-1] == "nft -f -" and calls[-1][1] == lab.NAS_DROP_RULES
+    calls.clear()
+    lab.nas("n1", "up")
+    assert [c[0][-1] for c in calls] == ["nft delete table inet jtslab"]
+
+
+def test_ssh_passes_the_command_after_the_separator(monkeypatch, cache):
+    state_dir = lab.run_dir("s1")
+    state_dir.mkdir(parents=True)
+    state = {"name": "s1", "address": "127.0.0.1", "port": 2222, "user": "root", "identity_file": "/k"}
+    (state_dir / "state.json").write_text(json.dumps(state))
+    monkeypatch.setattr(lab, "qemu_pid", lambda d: 99)
+    seen = []
+    monkeypatch.setattr(lab.subprocess, "call", lambda cmd: seen.append(cmd) or 3)
+    assert lab.main(["ssh", "--name", "s1", "--", "ls", "--", "-x y"]) == 3
+    assert seen[0][-1] == "ls -- '-x y'"
+    assert "UserKnownHostsFile=/dev/null" in seen[0] and "127.0.0.1" in seen[0][-2]
+
+
+# ---------------------------------------------------------------- the real VM (JTS_LAB_E2E=1)
+
+
+@pytest.mark.vm
+@pytest.mark.skipif(os.environ.get("JTS_LAB_E2E") != "1", reason="boots the real lab VM: set JTS_LAB_E2E=1")
+def test_real_vm_boots_with_nvme_and_sata_and_tears_down_cleanly(monkeypatch):
+    monkeypatch.setenv("JTS_LAB_CACHE", os.environ.get("JTS_LAB_REAL_CACHE", str(Path.home() / ".cache" / "jts-lab")))
+    name = "pytest-e2e-%d" % os.getpid()
+    tool = [sys.executable, str(ROOT / "tools" / "lab.py")]
+    subprocess.run([*tool, "build"], check=True)
+    try:
+        subprocess.run([*tool, "up", "--name", name], check=True)
+        info = json.loads(
+            subprocess.run([*tool, "status", "--name", name, "--json"], check=True, capture_output=True).stdout
+        )
+        assert subprocess.run([*tool, "ssh", "--name", name, "--", "true"]).returncode == 0
+        out = subprocess.run(
+            [*tool, "ssh", "--name", name, "--", "lsblk", "--json", "--nodeps", "-o", "NAME,ROTA,TRAN"],
+            check=True,
+            capture_output=True,
+        ).stdout
+        devices = {d["name"]: d for d in json.loads(out)["blockdevices"]}
+        assert devices["nvme0n1"]["rota"] in (False, "0") and devices["nvme0n1"]["tran"] == "nvme"
+        assert devices["sda"]["tran"] == "sata"
+    finally:
+        subprocess.run([*tool, "down", "--name", name], check=True)
+    assert not _alive(info["pid"])
+    assert lab.port_is_free(info["port"])
+    assert not (Path(info["state_dir"])).exists()

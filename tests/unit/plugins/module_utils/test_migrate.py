@@ -1,0 +1,619 @@
+"""Unit tests for tier_migrate's logic (_migrate.py): policy, mounts, overlap, selection, transfer."""
+
+from __future__ import annotations
+
+import errno
+import os
+import time
+from types import SimpleNamespace
+
+import pytest
+
+from ansible_collections.jts.tiered_storage.plugins.module_utils import _migrate as m
+from ansible_collections.jts.tiered_storage.plugins.module_utils._lock import LockBusy
+from ansible_collections.jts.tiered_storage.plugins.module_utils._migrate_copy import hash_path
+from ansible_collections.jts.tiered_storage.plugins.module_utils._migrate_journal import Journal
+from ansible_collections.jts.tiered_storage.plugins.module_utils._timeout import ProbeTimeout
+
+DAY = 86400
+
+
+def _params(src, dst, **kw):
+    base = {"source": str(src), "destination": str(dst), "settle_time": "0", "older_than": "7d"}
+    base.update(kw)
+    return base
+
+
+def _policy(src, dst, tmp_path, **kw):
+    kw.setdefault("lock_dir", str(tmp_path / "locks"))
+    kw.setdefault("require_mounted", False)
+    return m.build_policy(_params(src, dst, **kw))
+
+
+def _old_file(path, data=b"x", days=10):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    when = time.time() - days * DAY
+    os.utime(path, (when, when))
+    return path
+
+
+def _local_stat(path, timeout):
+    st = os.stat(path)
+    return {"st_mode": st.st_mode, "st_dev": st.st_dev, "st_ino": st.st_ino, "st_size": st.st_size}
+
+
+# --------------------------------------------------------------------------- policy
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ({"source": "relative/dir"}, "source: 'relative/dir' is not an absolute path"),
+        ({"destination": "dst"}, "destination: 'dst' is not an absolute path"),
+        ({"source": ""}, "source is required"),
+        ({"older_than": "7x"}, "older_than: '7x' is not an age"),
+        ({"settle_time": "soon"}, "settle_time: 'soon' is not an age"),
+        ({"min_size": "lots"}, "min_size: 'lots' is not a size"),
+        ({"max_bytes": "-1G"}, "max_bytes"),
+        ({"min_free": "120%"}, "min_free"),
+        ({"batch_bytes": "x"}, "batch_bytes"),
+        ({"compression": "lz4"}, "compression: 'lz4' is not one of"),
+        ({"compression": "zstd", "compression_level": 30}, "compression_level: 30 is outside 1..22 for zstd"),
+        ({"compression": "gzip", "compression_level": 0}, "compression_level: 0 is outside 1..9 for gzip"),
+        ({"min_size": "2M", "max_size": "1M"}, "min_size '2M' is larger than max_size '1M'"),
+        ({"max_files": -1}, "max_files: -1 is negative"),
+        ({"age_stamp": "btime"}, "age_stamp: 'btime' is not one of"),
+        ({"mode": "swap"}, "mode: 'swap' is not one of"),
+        ({"journal": "j.jsonl"}, "journal: 'j.jsonl' is not an absolute path"),
+        ({"destination_mount": "mnt"}, "destination_mount: 'mnt' is not an absolute path"),
+    ],
+)
+def test_build_policy_rejects_bad_input(override, message):
+    with pytest.raises(m.MigrateError) as exc:
+        m.build_policy(_params("/src", "/dst", **override))
+    assert message in str(exc.value)
+
+
+def test_build_policy_defaults_and_conversions():
+    pol = m.build_policy(
+        {
+            "source": "/a/b/",
+            "destination": "/c",
+            "older_than": "2w",
+            "include": ["*.log"],
+            "min_free": "5%",
+            "max_bytes": "1G",
+            "compression": "zstd",
+            "compression_level": 19,
+        }
+    )
+    assert pol.source == b"/a/b"
+    assert pol.older_than == 14 * DAY
+    assert pol.settle == 600
+    assert pol.include == [b"*.log"]
+    assert pol.min_free == ("percent", 5.0)
+    assert pol.max_bytes == 1 << 30
+    assert pol.journal == b"/c/.jts-migrate/journal.jsonl"
+    assert pol.batch_bytes == 256 << 20
+    assert (pol.codec, pol.level, pol.mode, pol.age_stamp) == ("zstd", 19, "move", "mtime")
+
+
+# --------------------------------------------------------------------------- mounts
+
+MOUNTINFO = (
+    b"22 1 252:0 / / rw,relatime - ext4 /dev/vda rw\n"
+    b"30 22 7:0 / /data/warm\\040storage rw,noatime shared:1 - btrfs /dev/loop0 rw,compress=zstd:3\n"
+    b"31 22 0:50 / /mnt/synology rw,relatime - nfs4 127.0.0.1:/srv/nas rw,hard\n"
+    b"32 31 0:51 / /mnt/synology/jts/inner rw - tmpfs tmpfs rw\n"
+    b"garbage line\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("path", "mount_point", "fstype"),
+    [
+        (b"/var/log", b"/", "ext4"),
+        (b"/data/warm storage/logs", b"/data/warm storage", "btrfs"),
+        (b"/data/warm storagex", b"/", "ext4"),
+        (b"/mnt/synology", b"/mnt/synology", "nfs4"),
+        (b"/mnt/synology/jts/inner/x", b"/mnt/synology/jts/inner", "tmpfs"),
+    ],
+)
+def test_mount_of(path, mount_point, fstype):
+    mounts = m.parse_mountinfo(MOUNTINFO)
+    entry = m.mount_of(path, mounts)
+    assert entry["mount_point"] == mount_point
+    assert entry["fstype"] == fstype
+
+
+def test_parse_mountinfo_options():
+    mounts = m.parse_mountinfo(MOUNTINFO)
+    assert len(mounts) == 4
+    assert "noatime" in mounts[1]["options"]
+    assert "compress=zstd:3" in mounts[1]["options"]
+    assert mounts[2]["source"] == "127.0.0.1:/srv/nas"
+
+
+# --------------------------------------------------------------------------- overlap and preflight
+
+
+def test_overlap_by_path(tmp_path):
+    (tmp_path / "src" / "inner").mkdir(parents=True)
+    with pytest.raises(m.MigrateError, match=r"destination .* is inside source"):
+        m.check_overlap(bytes(tmp_path / "src"), bytes(tmp_path / "src" / "inner"))
+    with pytest.raises(m.MigrateError, match=r"source .* is inside destination"):
+        m.check_overlap(bytes(tmp_path / "src" / "inner"), bytes(tmp_path / "src"))
+    with pytest.raises(m.MigrateError, match="the same directory"):
+        m.check_overlap(bytes(tmp_path / "src"), bytes(tmp_path / "src") + b"/.")
+
+
+def test_overlap_through_symlink(tmp_path):
+    (tmp_path / "src" / "inner").mkdir(parents=True)
+    (tmp_path / "alias").symlink_to(tmp_path / "src" / "inner")
+    with pytest.raises(m.MigrateError, match="inside source"):
+        m.check_overlap(bytes(tmp_path / "src"), bytes(tmp_path / "alias"))
+
+
+def test_overlap_by_inode(monkeypatch, tmp_path):
+    """A bind mount shows the same directory under another path: caught by device and inode."""
+    (tmp_path / "src").mkdir()
+    (tmp_path / "bind" / "sub").mkdir(parents=True)
+    real_stat = os.stat
+    src_st = real_stat(tmp_path / "src")
+    bind = bytes(tmp_path / "bind")
+
+    def fake_stat(path, *a, **kw):
+        if os.fsencode(path) == bind:
+            return src_st
+        return real_stat(path, *a, **kw)
+
+    monkeypatch.setattr(m.os, "stat", fake_stat)
+    with pytest.raises(m.MigrateError, match="bind mount or link"):
+        m.check_overlap(bytes(tmp_path / "src"), bytes(tmp_path / "bind" / "sub"))
+    with pytest.raises(m.MigrateError, match=r"source .* is inside destination .*bind mount"):
+        m.check_overlap(bytes(tmp_path / "bind" / "sub"), bytes(tmp_path / "src"))
+
+
+def test_overlap_none(tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    rs, rd = m.check_overlap(bytes(tmp_path / "a"), bytes(tmp_path / "b"))
+    assert rs.endswith(b"/a") and rd.endswith(b"/b")
+
+
+def _mounts_for(tmp_path, fstype="xfs", options="rw"):
+    return [
+        {"mount_point": b"/", "fstype": "ext4", "source": "/dev/vda", "options": {"rw"}},
+        {"mount_point": bytes(tmp_path), "fstype": fstype, "source": "/dev/loop9", "options": set(options.split(","))},
+    ]
+
+
+def test_preflight_refuses_unmounted_destination(tmp_path):
+    (tmp_path / "s").mkdir()
+    (tmp_path / "d").mkdir()
+    pol = _policy(tmp_path / "s", tmp_path / "d", tmp_path, require_mounted=True)
+    dev = os.stat(tmp_path / "d").st_dev
+    with pytest.raises(m.MigrateError, match="is on the root filesystem, not on a mounted filesystem"):
+        m.preflight(pol, mounts=_mounts_for(tmp_path), stat_fn=_local_stat, root_dev=dev)
+    info, warnings = m.preflight(pol, mounts=_mounts_for(tmp_path), stat_fn=_local_stat, root_dev=dev + 1)
+    assert info["dest_mount"]["fstype"] == "xfs"
+    assert warnings == []
+
+
+@pytest.mark.parametrize(
+    ("kw", "message"),
+    [
+        ({"destination_mount": "/mnt/synology"}, "destination_mount: /mnt/synology is expected to be a mount point"),
+        ({"source_mount": "/srv"}, "source_mount: /srv is expected"),
+        ({"destination_fstype": "nfs"}, "destination_fstype: expected nfs but"),
+        ({"source_fstype": "btrfs"}, "source_fstype: expected btrfs but"),
+    ],
+)
+def test_preflight_mount_expectations(tmp_path, kw, message):
+    (tmp_path / "s").mkdir()
+    (tmp_path / "d").mkdir()
+    pol = _policy(tmp_path / "s", tmp_path / "d", tmp_path, **kw)
+    with pytest.raises(m.MigrateError, match=message):
+        m.preflight(pol, mounts=_mounts_for(tmp_path), stat_fn=_local_stat)
+
+
+def test_preflight_accepts_matching_mount_and_warns_on_noatime(tmp_path):
+    (tmp_path / "s").mkdir()
+    (tmp_path / "d").mkdir()
+    pol = _policy(
+        tmp_path / "s",
+        tmp_path / "d",
+        tmp_path,
+        destination_mount=str(tmp_path),
+        destination_fstype="xf",
+        age_stamp="atime",
+    )
+    _info, warnings = m.preflight(pol, mounts=_mounts_for(tmp_path, options="rw,noatime"), stat_fn=_local_stat)
+    assert "mounted noatime" in warnings[0]
+
+
+@pytest.mark.parametrize(
+    ("side", "exc", "message"),
+    [
+        ("d", ProbeTimeout("slow"), "destination .* does not answer within 10s"),
+        ("s", FileNotFoundError(errno.ENOENT, "gone"), "source .* does not exist"),
+        ("d", PermissionError(errno.EACCES, "Permission denied"), "destination .*: Permission denied"),
+    ],
+)
+def test_preflight_probe_errors(tmp_path, side, exc, message):
+    (tmp_path / "s").mkdir()
+    (tmp_path / "d").mkdir()
+    pol = _policy(tmp_path / "s", tmp_path / "d", tmp_path)
+
+    def stat_fn(path, timeout):
+        if path.endswith(b"/" + side.encode()):
+            raise exc
+        return _local_stat(path, timeout)
+
+    with pytest.raises(m.MigrateError, match=message):
+        m.preflight(pol, mounts=_mounts_for(tmp_path), stat_fn=stat_fn)
+
+
+def test_preflight_not_a_directory(tmp_path):
+    (tmp_path / "s").write_text("file")
+    (tmp_path / "d").mkdir()
+    pol = _policy(tmp_path / "s", tmp_path / "d", tmp_path)
+    with pytest.raises(m.MigrateError, match="is not a directory"):
+        m.preflight(pol, mounts=_mounts_for(tmp_path), stat_fn=_local_stat)
+
+
+@pytest.mark.parametrize(
+    ("min_free", "needed", "free", "total", "ok"),
+    [
+        ("0", 100, 100, 1000, True),
+        ("0", 101, 100, 1000, False),
+        ("10%", 100, 200, 1000, True),
+        ("10%", 101, 200, 1000, False),
+        ("50", 50, 100, 1000, True),
+        ("51", 50, 100, 1000, False),
+    ],
+)
+def test_check_space(tmp_path, min_free, needed, free, total, ok):
+    pol = _policy("/s", "/d", tmp_path, min_free=min_free)
+    if ok:
+        m.check_space(pol, needed, free, total)
+    else:
+        with pytest.raises(m.MigrateError, match="do not fit; nothing was moved"):
+            m.check_space(pol, needed, free, total)
+
+
+# --------------------------------------------------------------------------- selection
+
+
+def _tree(tmp_path):
+    src = tmp_path / "src"
+    _old_file(src / "a.log", b"a" * 10, days=10)
+    _old_file(src / "sub" / "b.log", b"b" * 2000, days=20)
+    _old_file(src / "sub" / "c.txt", b"c", days=30)
+    _old_file(src / "young.log", b"y", days=1)
+    _old_file(src / "skip" / "d.log", b"d", days=40)
+    _old_file(src / ".jts-migrate-x-1.tmp", b"t", days=40)
+    (src / "link.log").symlink_to("/etc/hostname")
+    os.mkfifo(src / "fifo.log")
+    return src
+
+
+@pytest.mark.parametrize(
+    ("kw", "expected"),
+    [
+        ({}, [b"skip/d.log", b"sub/c.txt", b"sub/b.log", b"a.log"]),
+        ({"include": ["*.log"]}, [b"skip/d.log", b"sub/b.log", b"a.log"]),
+        ({"exclude": ["skip"]}, [b"sub/c.txt", b"sub/b.log", b"a.log"]),
+        ({"exclude": ["sub/*.txt"]}, [b"skip/d.log", b"sub/b.log", b"a.log"]),
+        ({"older_than": "15d"}, [b"skip/d.log", b"sub/c.txt", b"sub/b.log"]),
+        ({"older_than": "0", "settle_time": "2d"}, [b"skip/d.log", b"sub/c.txt", b"sub/b.log", b"a.log"]),
+        ({"min_size": "5"}, [b"sub/b.log", b"a.log"]),
+        ({"max_size": "100"}, [b"skip/d.log", b"sub/c.txt", b"a.log"]),
+        ({"max_files": 2}, [b"skip/d.log", b"sub/c.txt"]),
+        ({"max_bytes": "12"}, [b"skip/d.log", b"sub/c.txt", b"a.log"]),
+    ],
+)
+def test_select_files(tmp_path, kw, expected):
+    src = _tree(tmp_path)
+    pol = _policy(src, tmp_path / "dst", tmp_path, **kw)
+    sel = m.select_files(pol)
+    assert [rel for rel, _st in sel.items] == expected
+
+
+def test_select_files_reasons(tmp_path):
+    src = _tree(tmp_path)
+    pol = _policy(src, tmp_path / "dst", tmp_path, include=["*.log"], max_files=1, max_size="1000")
+    sel = m.select_files(pol)
+    assert sel.skipped["symlink (not followed)"] == 1
+    assert sel.skipped["not a regular file"] == 1
+    assert sel.skipped["too young"] == 1
+    assert sel.skipped["not included"] == 1
+    assert sel.skipped["larger than max_size"] == 1
+    assert sel.skipped["over the per-run cap"] == 1
+    assert {"path": "link.log", "reason": "symlink (not followed)", "size": 0} in sel.skipped_files
+    assert sel.scanned == 9  # the temporary file is not even counted
+
+
+def test_select_files_atime_and_settle(tmp_path):
+    src = tmp_path / "src"
+    f = _old_file(src / "a", b"x", days=10)
+    now = time.time()
+    os.utime(f, (now, now - 10 * DAY))  # read today, written 10 days ago
+    assert [r for r, _ in m.select_files(_policy(src, tmp_path / "d", tmp_path)).items] == [b"a"]
+    assert m.select_files(_policy(src, tmp_path / "d", tmp_path, age_stamp="atime")).items == []
+    os.utime(f, (now - 10 * DAY, now - 60))
+    sel = m.select_files(_policy(src, tmp_path / "d", tmp_path, older_than="0", settle_time="10m"))
+    assert sel.items == [] and sel.skipped["changed within settle_time"] == 1
+
+
+def test_select_files_skips_destination_inside_by_identity(tmp_path):
+    src = _tree(tmp_path)
+    st = os.stat(src / "sub")
+    sel = m.select_files(_policy(src, tmp_path / "d", tmp_path), dest_id=(st.st_dev, st.st_ino))
+    assert sel.skipped["is the destination"] == 1
+    assert all(not rel.startswith(b"sub/") for rel, _ in sel.items)
+
+
+def test_select_files_unreadable_directory(tmp_path, monkeypatch):
+    src = _tree(tmp_path)
+    real = os.scandir
+
+    def scandir(path):
+        if path.endswith(b"/skip"):
+            raise PermissionError(errno.EACCES, "Permission denied")
+        return real(path)
+
+    monkeypatch.setattr(m.os, "scandir", scandir)
+    sel = m.select_files(_policy(src, tmp_path / "d", tmp_path))
+    assert sel.skipped["directory not readable: Permission denied"] == 1
+
+
+@pytest.mark.parametrize(
+    ("rel", "codec", "expected"),
+    [(b"a.log", "zstd", "zstd"), (b"a.log.gz", "zstd", "none"), (b"A.ZST", "gzip", "none"), (b"a.gz", "none", "none")],
+)
+def test_dest_codec_for(rel, codec, expected):
+    assert m.dest_codec_for(rel, codec) == expected
+
+
+def test_batches():
+    jobs = [SimpleNamespace(size=s) for s in (5, 5, 5, 20, 1)]
+    sizes = [[j.size for j in b] for b in m.batches(jobs, max_files=2, max_bytes=12)]
+    assert sizes == [[5, 5], [5], [20], [1]]
+
+
+def test_display_non_utf8():
+    assert m.display(b"a\xffb") == "a\\xffb"
+    assert m.display("plain") == "plain"
+
+
+# --------------------------------------------------------------------------- migrate / rollback
+
+
+def _run(src, dst, tmp_path, check_mode=False, **kw):
+    pol = _policy(src, dst, tmp_path, **kw)
+    return m.migrate(pol, check_mode=check_mode, zstd_bin="/usr/bin/zstd", mounts=_mounts_for(tmp_path))
+
+
+def _snapshot(root):
+    out = {}
+    for dirpath, _dirs, files in os.walk(root):
+        for name in files:
+            p = os.path.join(dirpath, name)
+            with open(p, "rb") as handle:
+                out[os.path.relpath(p, root)] = handle.read()
+    return out
+
+
+@pytest.mark.parametrize("codec", ["none", "zstd", "gzip"])
+def test_migrate_and_rollback_round_trip(tmp_path, codec):
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    _old_file(src / "x" / "one.log", os.urandom(3000))
+    _old_file(src / "two.log", b"hello " * 1000)
+    os.chmod(src / "two.log", 0o640)
+    dst.mkdir()
+    before = _snapshot(src)
+    st_before = os.stat(src / "two.log")
+    res = _run(src, dst, tmp_path, compression=codec)
+    assert (res["changed"], res["moved"], res["failed_count"]) == (True, 2, 0)
+    assert res["moved_bytes"] == 6000 + 3000
+    suffix = {"none": "", "zstd": ".zst", "gzip": ".gz"}[codec]
+    placed = dst / ("two.log" + suffix)
+    st_after = os.stat(placed)
+    assert (st_after.st_mode, st_after.st_mtime_ns, st_after.st_uid) == (
+        st_before.st_mode,
+        st_before.st_mtime_ns,
+        st_before.st_uid,
+    )
+    assert hash_path(bytes(placed), codec, "/usr/bin/zstd")[1] == 6000
+    assert not (src / "two.log").exists()
+    assert [n for n in os.listdir(dst) if n.startswith(".jts-migrate-")] == []
+    records, damaged = Journal(bytes(dst / ".jts-migrate" / "journal.jsonl")).read()
+    assert damaged == 0 and len(records) == 2 and records[0]["run"] == res["run_id"]
+    again = _run(src, dst, tmp_path, compression=codec)
+    assert again["changed"] is False and again["moved"] == 0
+    back = m.rollback(_policy(src, dst, tmp_path), zstd_bin="/usr/bin/zstd")
+    assert back["restored"] == 2 and back["changed"] is True
+    assert _snapshot(src) == before
+    assert os.stat(src / "two.log").st_mode == st_before.st_mode
+    assert _snapshot(dst).keys() == {".jts-migrate/journal.jsonl", ".jts-migrate/journal.jsonl.tmpdirs"}
+    again = m.rollback(_policy(src, dst, tmp_path), zstd_bin="/usr/bin/zstd")
+    assert again["changed"] is False
+
+
+def test_migrate_check_mode_changes_nothing(tmp_path):
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    _old_file(src / "a.log", b"abc")
+    dst.mkdir()
+    res = _run(src, dst, tmp_path, check_mode=True)
+    assert res["moved"] == 1 and res["moved_bytes"] == 3 and res["run_id"] is None
+    assert res["files"] == [{"src": str(src / "a.log"), "dst": str(dst / "a.log"), "size": 3}]
+    assert (src / "a.log").exists() and os.listdir(dst) == []
+
+
+def test_migrate_copy_mode_keeps_source_and_is_idempotent(tmp_path):
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    _old_file(src / "a.log", b"abc")
+    dst.mkdir()
+    res = _run(src, dst, tmp_path, mode="copy")
+    assert res["moved"] == 1
+    assert (src / "a.log").read_bytes() == (dst / "a.log").read_bytes() == b"abc"
+    again = _run(src, dst, tmp_path, mode="copy")
+    assert again["changed"] is False and again["moved"] == 0
+    assert again["skipped_count"] == 0
+
+
+def test_migrate_existing_different_destination_is_left_alone(tmp_path):
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    _old_file(src / "a.log", b"new content")
+    (dst).mkdir()
+    (dst / "a.log").write_bytes(b"other")
+    res = _run(src, dst, tmp_path)
+    assert res["moved"] == 0 and res["skipped_reasons"] == {"destination exists with different content; left alone": 1}
+    assert (src / "a.log").read_bytes() == b"new content"
+    assert (dst / "a.log").read_bytes() == b"other"
+
+
+def test_migrate_finishes_a_half_done_move(tmp_path):
+    """A crash after the copy was linked into place but before the source went: no duplicate."""
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    _old_file(src / "a.log", b"same")
+    dst.mkdir()
+    (dst / "a.log").write_bytes(b"same")
+    (dst / ".jts-migrate-old-1.tmp").write_bytes(b"partial")
+    registry = m.TempRegistry(bytes(dst / ".jts-migrate" / "journal.jsonl") + b".tmpdirs")
+    registry.add(bytes(dst))
+    res = _run(src, dst, tmp_path)
+    assert res["moved"] == 1 and res["cleaned_temp_files"] == 1
+    assert not (src / "a.log").exists()
+    assert sorted(os.listdir(dst)) == [".jts-migrate", "a.log"]
+
+
+def test_migrate_unreadable_file_is_reported_and_rest_go_on(tmp_path, monkeypatch):
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    _old_file(src / "a.log", b"a")
+    _old_file(src / "secret.log", b"s")
+    dst.mkdir()
+    real_open = os.open
+
+    def fake_open(path, flags, *a):
+        if os.fsencode(path).endswith(b"secret.log"):
+            raise PermissionError(errno.EACCES, "Permission denied")
+        return real_open(path, flags, *a)
+
+    monkeypatch.setattr(m.os, "open", fake_open)
+    res = _run(src, dst, tmp_path)
+    assert res["moved"] == 1 and res["failed_count"] == 1
+    assert res["failed_files"][0]["reason"] == "cannot open: Permission denied"
+    assert (src / "secret.log").exists() and (dst / "a.log").exists()
+
+
+def test_migrate_destination_full_stops_cleanly(tmp_path, monkeypatch):
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    for i in range(4):
+        _old_file(src / ("f%d" % i), b"%d" % i * 100, days=10 + i)
+    dst.mkdir()
+    calls = {"n": 0}
+    real = m.write_stream
+
+    def filling(chunks, fd, *a, **kw):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(chunks, fd, *a, **kw)
+
+    monkeypatch.setattr(m, "write_stream", filling)
+    res = _run(src, dst, tmp_path, check_space=False)
+    assert "is full (No space left on device)" in res["error"]
+    assert res["moved"] == 2
+    assert sorted(os.listdir(src)) == ["f0", "f1"]
+    assert sorted(os.listdir(dst)) == [".jts-migrate", "f2", "f3"]
+
+
+def test_migrate_source_changed_during_copy(tmp_path, monkeypatch):
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    f = _old_file(src / "grow.log", b"start\n")
+    dst.mkdir()
+    real = m.write_stream
+
+    def appending(chunks, fd, *a, **kw):
+        out = real(chunks, fd, *a, **kw)
+        with open(f, "ab") as handle:
+            handle.write(b"more\n")
+        return out
+
+    monkeypatch.setattr(m, "write_stream", appending)
+    res = _run(src, dst, tmp_path)
+    assert res["moved"] == 0 and res["skipped_reasons"] == {"changed during the copy (left at the source)": 1}
+    assert f.read_bytes() == b"start\nmore\n"
+    assert os.listdir(dst) == [".jts-migrate"]
+
+
+def test_migrate_space_refusal_moves_nothing(tmp_path):
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    _old_file(src / "a", b"a" * 100)
+    dst.mkdir()
+    with pytest.raises(m.MigrateError, match="do not fit"):
+        _run(src, dst, tmp_path, min_free="100%")
+    assert (src / "a").exists()
+
+
+def test_migrate_is_locked(tmp_path):
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    src.mkdir()
+    dst.mkdir()
+    pol = _policy(src, dst, tmp_path)
+    with m._lock(pol), pytest.raises(LockBusy, match="is locked by another run"):
+        m.migrate(pol, mounts=_mounts_for(tmp_path))
+
+
+def test_rollback_errors(tmp_path):
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    src.mkdir()
+    dst.mkdir()
+    with pytest.raises(m.MigrateError, match="records no moves"):
+        m.rollback(_policy(src, dst, tmp_path))
+    _old_file(src / "a", b"a")
+    res = _run(src, dst, tmp_path)
+    with pytest.raises(m.MigrateError, match="run nope is not in journal"):
+        m.rollback(_policy(src, dst, tmp_path, run_id="nope"))
+    other = tmp_path / "other"
+    other.mkdir()
+    with pytest.raises(m.MigrateError, match="is not under source"):
+        m.rollback(_policy(other, dst, tmp_path, run_id=res["run_id"]))
+
+
+def test_rollback_original_path_reused_and_missing_copies(tmp_path):
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    _old_file(src / "a", b"a")
+    _old_file(src / "b", b"b")
+    dst.mkdir()
+    res = _run(src, dst, tmp_path)
+    (src / "a").write_bytes(b"someone else")
+    (dst / "b").unlink()
+    back = m.rollback(_policy(src, dst, tmp_path, run_id=res["run_id"]))
+    assert back["restored"] == 0
+    assert back["skipped_reasons"] == {"the original path holds a different file; left alone": 1}
+    assert back["failed_files"][0]["reason"] == "neither the original nor the tier copy exists"
+    assert (dst / "a").read_bytes() == b"a"
+
+
+def test_rollback_check_mode(tmp_path):
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    _old_file(src / "a", b"a")
+    dst.mkdir()
+    _run(src, dst, tmp_path)
+    res = m.rollback(_policy(src, dst, tmp_path), check_mode=True)
+    assert res["restored"] == 1 and (dst / "a").exists() and not (src / "a").exists()
+
+
+def test_rollback_detects_corrupted_tier_copy(tmp_path):
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    _old_file(src / "a", b"aaaa")
+    dst.mkdir()
+    _run(src, dst, tmp_path)
+    (dst / "a").write_bytes(b"aaab")
+    res = m.rollback(_policy(src, dst, tmp_path))
+    assert res["failed_files"][0]["reason"] == "content does not match the journal's checksum"
+    assert not (src / "a").exists() and (dst / "a").exists()
