@@ -13,7 +13,7 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 LAB       := $(PY) tools/lab.py
 LAB_NAME  ?= lab
 LAB_INV   = $(shell $(LAB) inventory-path --name $(LAB_NAME) 2>/dev/null)
-BUILD     := build
+BUILD     ?= build
 COLL_DIR  := $(BUILD)/ansible_collections/jts/tiered_storage
 HOST_PACKAGES := qemu-system-x86 qemu-utils debootstrap rsync zstd btrfs-progs xfsprogs \
                  e2fsprogs openssh-client util-linux procps iproute2 python3-venv

@@ -19,6 +19,8 @@ USERSPACE_OPTIONS = frozenset(
     ["_netdev", "nofail", "auto", "noauto", "defaults", "user", "nouser", "users", "owner", "group", "bg", "fg"]
 )
 USERSPACE_PREFIXES = ("x-", "comment=", "X-", "helper=")
+# NFS transfer sizes: the kernel reports what the server agreed to, at most what was asked.
+NEGOTIATED_MAXIMA = frozenset(["rsize", "wsize"])
 
 
 def _userspace(option):
@@ -33,6 +35,13 @@ def _reported(option, live_set):
         return any(o.startswith("vers=4") for o in live_set)
     if option.startswith("nfsvers="):
         return "vers=" + option.split("=", 1)[1] in live_set
+    name, _, value = option.partition("=")
+    if name in NEGOTIATED_MAXIMA and value.isdigit():
+        # the server may lower rsize/wsize to its own maximum; more than asked is a change
+        for live in live_set:
+            live_name, _, live_value = live.partition("=")
+            if live_name == name and live_value.isdigit():
+                return int(live_value) <= int(value)
     return False
 
 

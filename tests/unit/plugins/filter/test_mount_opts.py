@@ -66,7 +66,11 @@ def test_split_options_rejects_other_types(value):
         ("nfsvers=4", "rw,vers=4.1", None, []),
         ("nfsvers=3", NFS_LIVE, None, []),
         ("nfsvers=4.2", NFS_LIVE, None, ["nfsvers=4.2"]),
-        ("rsize=1048576", "rw,rsize=524288", None, ["rsize=1048576"]),
+        # the server lowers rsize/wsize to its maximum: fine; more than asked: a change
+        ("rsize=1048576,wsize=1048576", "rw,rsize=262144,wsize=262144", None, []),
+        ("rsize=131072", "rw,rsize=262144", None, ["rsize=131072"]),
+        ("rsize=1048576", "rw,hard", None, ["rsize=1048576"]),
+        ("rsize=big", "rw,rsize=262144", None, ["rsize=big"]),
         (["noatime", "commit=60"], ["rw", "noatime"], None, ["commit=60"]),
     ],
 )

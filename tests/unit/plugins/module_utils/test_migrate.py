@@ -617,3 +617,58 @@ def test_rollback_detects_corrupted_tier_copy(tmp_path):
     res = m.rollback(_policy(src, dst, tmp_path))
     assert res["failed_files"][0]["reason"] == "content does not match the journal's checksum"
     assert not (src / "a").exists() and (dst / "a").exists()
+
+
+@pytest.mark.parametrize(
+    ("s_mount", "d_mount", "source", "dest", "message"),
+    [
+        # /alias is a bind mount of /srv/data/inner: same device, the destination is inside the source
+        (
+            {"dev": "7:1", "root": b"/", "mount_point": b"/srv/data"},
+            {"dev": "7:1", "root": b"/inner", "mount_point": b"/alias"},
+            b"/srv/data",
+            b"/alias/x",
+            "destination /alias/x is inside source /srv/data",
+        ),
+        (
+            {"dev": "7:1", "root": b"/deep/src", "mount_point": b"/b"},
+            {"dev": "7:1", "root": b"/", "mount_point": b"/mnt"},
+            b"/b",
+            b"/mnt/deep",
+            "source /b is inside destination /mnt/deep",
+        ),
+        (
+            {"dev": "7:1", "root": b"/", "mount_point": b"/"},
+            {"dev": "7:2", "root": b"/", "mount_point": b"/mnt"},
+            b"/srv",
+            b"/mnt",
+            None,
+        ),
+        (
+            {"dev": "7:1", "root": b"/a", "mount_point": b"/x"},
+            {"dev": "7:1", "root": b"/ab", "mount_point": b"/y"},
+            b"/x",
+            b"/y",
+            None,
+        ),
+    ],
+)
+def test_check_bind_overlap(tmp_path, s_mount, d_mount, source, dest, message):
+    pol = _policy(os.fsdecode(source), os.fsdecode(dest), tmp_path)
+    if message is None:
+        m.check_bind_overlap(pol, source, dest, s_mount, d_mount)
+    else:
+        with pytest.raises(m.MigrateError, match=message):
+            m.check_bind_overlap(pol, source, dest, s_mount, d_mount)
+
+
+def test_rename_noreplace(tmp_path):
+    from ansible_collections.jts.tiered_storage.plugins.module_utils._migrate_copy import rename_noreplace
+
+    (tmp_path / "a").write_bytes(b"a")
+    (tmp_path / "b").write_bytes(b"b")
+    with pytest.raises(FileExistsError):
+        rename_noreplace(bytes(tmp_path / "a"), bytes(tmp_path / "b"))
+    assert (tmp_path / "b").read_bytes() == b"b"
+    rename_noreplace(bytes(tmp_path / "a"), bytes(tmp_path / "c"))
+    assert (tmp_path / "c").read_bytes() == b"a" and not (tmp_path / "a").exists()
