@@ -1,0 +1,341 @@
+#!/usr/bin/python
+# Copyright (c) 2026 JTS infrastructure team
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: lvm_snapshot
+short_description: LVM snapshot sets with all-or-nothing creation and retention by real creation time
+version_added: 0.1.0
+description:
+  - "Creates, prunes, removes and merges classic (copy-on-write) LVM snapshots taken as a
+    B(set): several origin LVs of one VG at once, each named C(<prefix><lv>_<UTC timestamp>),
+    for example C(jts_snap_postgres_20261123T013000Z)."
+  - "O(state=present): before creating any snapshot the module checks that the VG has free extents
+    for the whole set (sizes rounded up to the VG's extent size); if not, it creates none and says how
+    much is missing. If one C(lvcreate) fails midway, the snapshots made in this call are removed again."
+  - "O(state=pruned): retention over this collection's snapshots only, matched by LVM's C(origin) field
+    B(and) the exact name shape C(<prefix><origin>_<YYYYmmddTHHMMSSZ>); any other snapshot is
+    someone else's and is never touched. Per origin, newest first by the real creation time
+    (LVM's C(lv_time), not the name): keep the newest O(keep), remove those older than O(max_age).
+    A snapshot that filled up and became invalid is always removed and reported as a finding."
+  - O(state=absent) removes the named snapshots of this collection; O(state=merged) reverts origins to
+    snapshots with C(lvconvert --merge) and says when the merge completes only at the next activation.
+  - M(jts.tiered_storage.lvm_snapshot_info) lists the snapshots (origin, creation time, fill, validity).
+  - Optional O(pre_hook) and O(post_hook) commands (for example a database checkpoint, or a freeze and
+    thaw) run just before and after the set is created, each bounded by O(hook_timeout). A failing
+    pre-hook means no snapshot; the post-hook runs whenever the pre-hook ran, even when creation failed.
+author:
+  - JTS infrastructure team (@jts-infra)
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+attributes:
+  check_mode:
+    support: full
+    details: Reports the snapshots that would be created, removed or merged (with the free-space check); runs no hook and changes nothing.
+  diff_mode:
+    support: full
+    details: The before and after are the names of this collection's snapshots that the call adds or removes.
+  platform:
+    platforms: posix
+requirements:
+  - lvm2 2.02.158 or later (JSON report output); coreutils C(timeout) for the hooks.
+options:
+  vg:
+    description: The volume group of the origins and their snapshots.
+    type: str
+    required: true
+  state:
+    description:
+      - V(present) creates a snapshot set of O(origins).
+      - V(pruned) applies retention (O(keep), O(max_age), invalid snapshots) to this collection's snapshots.
+      - V(absent) removes the snapshots named in O(names).
+      - V(merged) merges the snapshots named in O(names) back into their origins.
+    type: str
+    choices: [present, pruned, absent, merged]
+    default: present
+  origins:
+    description:
+      - The origin LVs. Required with O(state=present), where each needs a O(origins[].size).
+      - With O(state=pruned), limits the call to the snapshots of these origins (all origins when empty).
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      lv:
+        description: Name of the origin LV in O(vg).
+        type: str
+        required: true
+      size:
+        description:
+          - Copy-on-write space of its snapshot, absolute (V(5G), V(512M)) or a percentage of the origin's size (V(10%)).
+          - Rounded up to whole extents of the VG. When the origin changes more than this while the
+            snapshot exists, the snapshot becomes invalid.
+        type: str
+  prefix:
+    description:
+      - Start of the names of this collection's snapshots; it is what tells them apart from anyone else's.
+      - Letters, digits and C(+ _ . -); not starting with C(-), C(snapshot) or C(pvmove).
+    type: str
+    default: jts_snap_
+  keep:
+    description:
+      - With O(state=pruned), keep the newest this many valid snapshots of each origin and remove the older ones.
+      - Unset means no count limit; V(0) removes them all.
+    type: int
+  max_age:
+    description:
+      - With O(state=pruned), remove snapshots created longer ago than this (V(7d), V(36h), V(90m), V(2w); a bare number is days).
+      - Measured from LVM's C(lv_time). Unset means no age limit.
+    type: str
+  names:
+    description:
+      - With O(state=absent) and O(state=merged), the snapshot LV names (without the VG).
+      - Each must be a snapshot of this collection (O(prefix) and name shape); names that do not exist are reported for V(absent) and refused for V(merged).
+    type: list
+    elements: str
+    default: []
+  pre_hook:
+    description:
+      - A command (argument list, no shell) run just before the set is created, for example a database checkpoint.
+      - A non-zero exit or a time-out means no snapshot is created and the task fails.
+    type: list
+    elements: str
+    default: []
+  post_hook:
+    description:
+      - A command (argument list) run just after the set is created, or after a failed creation was rolled back.
+      - When it fails the task fails; snapshots already created are kept and returned in RV(created).
+    type: list
+    elements: str
+    default: []
+  hook_timeout:
+    description: Seconds each hook may run before it is stopped (SIGTERM, then SIGKILL 10 s later) and counted as failed.
+    type: int
+    default: 300
+notes:
+  - Only classic copy-on-write snapshots are handled; thin LVs are refused as origins.
+  - The snapshots of a set are created one after the other; use O(pre_hook) and O(post_hook) for a
+    consistent point across several services.
+  - Findings (RV(findings)) are meant for the lifecycle's alerting; invalid snapshots are also warnings.
+seealso:
+  - name: lvm_snapshot guide
+    description: Parameters by example, retention semantics, the backup step and the restore procedure.
+    link: https://github.com/jts/tiered_storage/blob/main/docs/lvm_snapshot.md
+  - module: jts.tiered_storage.lvm_snapshot_info
+  - module: community.general.lvol
+"""
+
+EXAMPLES = r"""
+- name: Take the daily snapshot set, with a checkpoint just before
+  jts.tiered_storage.lvm_snapshot:
+    vg: vg_jts
+    origins:
+      - {lv: postgres, size: 5G}
+      - {lv: clickhouse, size: 10G}
+      - {lv: mongodb, size: 2%}
+    pre_hook: [/usr/bin/psql, -U, postgres, -c, CHECKPOINT]
+    hook_timeout: 120
+  register: snapset
+
+- name: Keep the newest 3 per origin and nothing older than 7 days; drop invalid ones
+  jts.tiered_storage.lvm_snapshot:
+    vg: vg_jts
+    state: pruned
+    keep: 3
+    max_age: 7d
+  register: pruned
+
+- name: Remove the set taken above
+  jts.tiered_storage.lvm_snapshot:
+    vg: vg_jts
+    state: absent
+    names: "{{ snapset.created | map(attribute='name') | list }}"
+
+- name: Revert postgres to a snapshot (completes at the next activation if it is mounted)
+  jts.tiered_storage.lvm_snapshot:
+    vg: vg_jts
+    state: merged
+    names: [jts_snap_postgres_20261123T013000Z]
+"""
+
+RETURN = r"""
+vg:
+  description: The VG.
+  returned: always
+  type: str
+  sample: vg_jts
+created:
+  description:
+    - The snapshots created (in check mode, that would be); after a failed creation, those that could not be rolled back.
+  returned: when O(state=present)
+  type: list
+  elements: dict
+  sample: [{"name": "jts_snap_postgres_20261123T013000Z", "vg": "vg_jts", "origin": "postgres",
+            "path": "/dev/vg_jts/jts_snap_postgres_20261123T013000Z", "extents": 1280,
+            "size_bytes": 5368709120, "timestamp": "20261123T013000Z"}]
+rolled_back:
+  description: Snapshots created in this call and removed again because a later C(lvcreate) failed.
+  returned: when a creation failed midway
+  type: list
+  elements: dict
+  sample: []
+vg_free_bytes:
+  description: Free bytes in the VG before the set was created.
+  returned: when O(state=present)
+  type: int
+  sample: 42949672960
+needed_bytes:
+  description: Bytes the whole set needs (extent-rounded).
+  returned: when O(state=present)
+  type: int
+  sample: 18253611008
+missing_bytes:
+  description: Bytes the VG lacks for the set (0 when it fits).
+  returned: when O(state=present)
+  type: int
+  sample: 0
+hooks:
+  description: The hooks run, each with C(cmd), C(rc), C(stdout) and C(stderr).
+  returned: when O(state=present) and not in check mode
+  type: dict
+  sample: {"pre": {"cmd": ["/usr/bin/sync"], "rc": 0, "stdout": "", "stderr": ""}}
+removed:
+  description: Snapshots removed (in check mode, that would be), each with the fields of M(jts.tiered_storage.lvm_snapshot_info)'s snapshots and a C(reason).
+  returned: when O(state=pruned) or O(state=absent)
+  type: list
+  elements: dict
+  sample: [{"name": "jts_snap_postgres_20261115T013000Z", "origin": "postgres", "reason": "older than 604800s (created 2026-11-15T01:30:00Z)"}]
+kept:
+  description: This collection's snapshots that retention keeps, each with a C(reason).
+  returned: when O(state=pruned)
+  type: list
+  elements: dict
+  sample: [{"name": "jts_snap_postgres_20261123T013000Z", "origin": "postgres", "reason": "kept"}]
+not_found:
+  description: Names given to O(state=absent) that do not exist (nothing to do for them).
+  returned: when O(state=absent)
+  type: list
+  elements: str
+  sample: []
+foreign_skipped:
+  description: Snapshots of the origins in scope that are not this collection's and were left alone.
+  returned: when O(state=pruned)
+  type: int
+  sample: 1
+findings:
+  description: Problems to alert on, each with C(severity) (V(warning) or V(critical)), C(vg), C(lv), C(origin) and C(message).
+  returned: when O(state=pruned)
+  type: list
+  elements: dict
+  sample: [{"severity": "critical", "vg": "vg_jts", "lv": "jts_snap_mongodb_20261122T013000Z", "origin": "mongodb",
+            "message": "snapshot vg_jts/jts_snap_mongodb_20261122T013000Z of mongodb filled up and became invalid; it is removed"}]
+merges:
+  description: Per snapshot merged, C(name), C(origin), C(started), C(deferred) (completes at the next activation) and C(message).
+  returned: when O(state=merged)
+  type: list
+  elements: dict
+  sample: [{"name": "jts_snap_postgres_20261123T013000Z", "origin": "postgres", "started": true, "deferred": true,
+            "message": "merging ... completes only at the next activation of vg_jts/postgres ..."}]
+merge_deferred:
+  description: True when at least one merge completes only at the next activation of its origin.
+  returned: when O(state=merged)
+  type: bool
+  sample: true
+msg:
+  description: A one-line summary.
+  returned: when O(state=present), O(state=pruned) or O(state=merged)
+  type: str
+  sample: created 3 snapshot(s) in VG vg_jts
+"""
+
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.jts.tiered_storage.plugins.module_utils._lvm_snapshot import (
+    SnapshotError,
+    SnapshotManager,
+    parse_max_age,
+    parse_origins,
+    validate_lv_name,
+    validate_prefix,
+)
+
+ARGUMENT_SPEC = dict(
+    vg=dict(type="str", required=True),
+    state=dict(type="str", choices=["present", "pruned", "absent", "merged"], default="present"),
+    origins=dict(
+        type="list",
+        elements="dict",
+        default=[],
+        options=dict(lv=dict(type="str", required=True), size=dict(type="str")),
+    ),
+    prefix=dict(type="str", default="jts_snap_"),
+    keep=dict(type="int"),
+    max_age=dict(type="str"),
+    names=dict(type="list", elements="str", default=[]),
+    pre_hook=dict(type="list", elements="str", default=[]),
+    post_hook=dict(type="list", elements="str", default=[]),
+    hook_timeout=dict(type="int", default=300),
+)
+
+
+def run(manager, params):
+    """Validate the parameters, then run the state; returns the result dict or raises SnapshotError."""
+    state = params["state"]
+    vg = params["vg"]
+    validate_lv_name(vg, "vg")
+    validate_prefix(params["prefix"])
+    origins = parse_origins(params["origins"], need_size=state == "present")
+    if params["keep"] is not None and params["keep"] < 0:
+        raise SnapshotError("keep: %d must be 0 or more" % params["keep"])
+    if params["hook_timeout"] <= 0:
+        raise SnapshotError("hook_timeout: %d must be more than zero" % params["hook_timeout"])
+    max_age = parse_max_age(params["max_age"])
+    if state == "present":
+        if not origins:
+            raise SnapshotError("origins must list at least one LV with state=present (VG %s)" % vg)
+        return manager.present(
+            vg, origins, params["prefix"], params["pre_hook"], params["post_hook"], params["hook_timeout"]
+        )
+    if state == "pruned":
+        return manager.pruned(vg, origins, params["prefix"], params["keep"], max_age)
+    if state in ("absent", "merged"):
+        if not params["names"]:
+            raise SnapshotError("names must list at least one snapshot with state=%s (VG %s)" % (state, vg))
+        if state == "absent":
+            return manager.absent(vg, params["names"], params["prefix"])
+        return manager.merged(vg, params["names"], params["prefix"])
+    raise SnapshotError("state: unknown value %r" % state)  # pragma: no cover - choices guard it
+
+
+def _diff(result):
+    added = [item["name"] for item in result.get("created") or []]
+    gone = [item["name"] for item in result.get("removed") or []]
+    return {
+        "before": "".join(name + "\n" for name in gone),
+        "after": "".join(name + "\n" for name in added),
+    }
+
+
+def main():
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    manager = SnapshotManager(module, now=time.time())
+    try:
+        result = run(manager, module.params)
+    except SnapshotError as exc:
+        details = dict(exc.details)
+        details.setdefault("vg", module.params["vg"])
+        module.fail_json(msg=exc.msg, **details)
+    for finding in result.get("findings") or []:
+        module.warn(finding["message"])
+    if module._diff and result.get("changed"):
+        result["diff"] = _diff(result)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,56 @@
+"""A stand-in for the LVM command-line tools, shared by the lvm_snapshot module tests.
+
+The fixtures under fixtures/lvm_snapshot/ are LVM 2.03 (Debian 12) JSON reports written in the
+exact shape ``lvs/vgs --reportformat json --units b --nosuffix`` prints: every value a string.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+from pathlib import Path
+
+FIXTURES = Path(__file__).parent / "fixtures" / "lvm_snapshot"
+NOW = datetime.datetime(2026, 11, 23, 2, 30, 0, tzinfo=datetime.timezone.utc).timestamp()
+STAMP = "20261123T023000Z"
+VG_NOT_FOUND = (5, "", '  Volume group "vg_nope" not found\n  Cannot process volume group vg_nope\n')
+
+
+def fixture(name):
+    return (FIXTURES / name).read_text()
+
+
+class FakeLvm:
+    """A stand-in for the LVM tools: answers vgs/lvs from fixtures, records changes, fails on demand."""
+
+    def __init__(self, vgs="vgs_vg_jts.json", lvs="lvs_vg_jts.json", fail=None, hook=None, merge_out=""):
+        self.vgs = vgs
+        self.lvs = lvs
+        self.fail = fail or {}  # (tool, target) -> (rc, out, err)
+        self.hook = hook or {}  # first hook argv element -> (rc, out, err)
+        self.merge_out = merge_out
+        self.calls = []
+
+    def __call__(self, cmd, **kw):
+        assert kw.get("environ_update", {}).get("LC_ALL") == "C", "LVM must run with LC_ALL=C"
+        tool = os.path.basename(cmd[0])
+        self.calls.append((tool, cmd))
+        if tool == "vgs":
+            return self.vgs if isinstance(self.vgs, tuple) else (0, fixture(self.vgs), "")
+        if tool == "lvs":
+            return self.lvs if isinstance(self.lvs, tuple) else (0, fixture(self.lvs), "")
+        if tool == "timeout":
+            return self.hook.get(cmd[3], (0, "hook ok\n", ""))
+        target = cmd[-1]
+        if (tool, target) in self.fail:
+            return self.fail[(tool, target)]
+        if tool == "lvcreate":
+            return 0, '  Logical volume "%s" created.\n' % cmd[cmd.index("--name") + 1], ""
+        if tool == "lvremove":
+            return 0, '  Logical volume "%s" successfully removed.\n' % target.split("/")[1], ""
+        if tool == "lvconvert":
+            return 0, self.merge_out, ""
+        raise AssertionError("unexpected command %s" % cmd)
+
+    def issued(self, tool):
+        return [cmd for name, cmd in self.calls if name == tool]
