@@ -1,0 +1,198 @@
+#!/usr/bin/python
+# Copyright (c) 2026 JTS infrastructure team
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: snapshot_archive
+short_description: Archive a mounted snapshot as tar and zstd with a checksum, verify it, restore it
+version_added: 0.1.0
+description:
+  - "O(state=archived): writes the directory O(src) (typically a read-only mounted LVM snapshot) to
+    O(path) as a C(tar | zstd) stream (numeric owners, ACLs, extended attributes, sparse files, one
+    filesystem), hashing it (SHA-256) while it is written to a temporary name next to O(path). The file
+    is flushed, read back from the disk and compared with that hash, decompressed and listed; only then
+    does it get its final name and a C(<path>.sha256) file in C(sha256sum) format. A failure at any
+    point removes the temporary file; earlier archives are never touched or overwritten."
+  - O(state=verified) checks an existing archive against its C(.sha256) file and lists it.
+  - O(state=restored) verifies the archive, then extracts it into the empty directory O(dest).
+  - The tools run as a pipeline of argument lists, never through a shell.
+author:
+  - JTS infrastructure team (@jts-infra)
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+attributes:
+  check_mode:
+    support: full
+    details: An existing archive is still verified; nothing is written or extracted.
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
+requirements:
+  - GNU tar and zstd on the host.
+options:
+  path:
+    description: The archive; it must end in C(.tar.zst). Its checksum file is C(<path>.sha256).
+    type: path
+    required: true
+  state:
+    description:
+      - V(archived) creates the archive from O(src) (nothing to do when it exists and verifies).
+      - V(verified) checks an existing archive.
+      - V(restored) extracts a verified archive into O(dest).
+    type: str
+    choices: [archived, verified, restored]
+    default: archived
+  src:
+    description: The directory to archive (required with O(state=archived)); paths in the archive are relative to it.
+    type: path
+  dest:
+    description: The directory to restore into (required with O(state=restored)); it must exist and be empty unless O(force).
+    type: path
+  force:
+    description: With O(state=restored), extract into a non-empty O(dest), overwriting files of the same names.
+    type: bool
+    default: false
+  compression_level:
+    description: zstd level, 1 to 22 (levels above 19 use C(--ultra) and much memory).
+    type: int
+    default: 3
+  threads:
+    description: zstd worker threads; V(0) means one per CPU core.
+    type: int
+    default: 0
+  one_file_system:
+    description: Do not descend into other filesystems mounted below O(src).
+    type: bool
+    default: true
+notes:
+  - A restore writes into O(dest) as it reads; restore into an empty directory and move it into place
+    after it succeeded (see the restore procedure in the guide).
+seealso:
+  - module: jts.tiered_storage.lvm_snapshot
+  - name: lvm_snapshot guide
+    description: The backup step, archive layout and the restore procedure.
+    link: https://github.com/jts/tiered_storage/blob/main/docs/lvm_snapshot.md
+"""
+
+EXAMPLES = r"""
+- name: Archive a mounted snapshot into the warm tier
+  jts.tiered_storage.snapshot_archive:
+    src: /run/jts-backup/postgres
+    path: /data/warm-storage/daily-backups/postgres/postgres_20261123T023000Z.tar.zst
+
+- name: Verify it again later
+  jts.tiered_storage.snapshot_archive:
+    path: /data/warm-storage/daily-backups/postgres/postgres_20261123T023000Z.tar.zst
+    state: verified
+
+- name: Restore it into an empty directory
+  jts.tiered_storage.snapshot_archive:
+    path: /data/warm-storage/daily-backups/postgres/postgres_20261123T023000Z.tar.zst
+    state: restored
+    dest: /var/lib/postgres.restored
+"""
+
+RETURN = r"""
+archive:
+  description: The archive.
+  returned: always
+  type: str
+  sample: /data/warm-storage/daily-backups/postgres/postgres_20261123T023000Z.tar.zst
+checksum_file:
+  description: Its checksum file (C(sha256sum -c) can check it from its directory).
+  returned: when O(state=archived) wrote the archive
+  type: str
+  sample: /data/warm-storage/daily-backups/postgres/postgres_20261123T023000Z.tar.zst.sha256
+sha256:
+  description: SHA-256 of the archive file, as read back from the disk.
+  returned: success, except for a new archive in check mode
+  type: str
+  sample: 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08
+size_bytes:
+  description: Size of the archive file.
+  returned: success, except for a new archive in check mode
+  type: int
+  sample: 1048576
+entries:
+  description: Entries (files, directories, links) listed in the archive.
+  returned: success, except for a new archive in check mode
+  type: int
+  sample: 1520
+destination:
+  description: Where the archive was restored.
+  returned: when O(state=restored)
+  type: str
+  sample: /var/lib/postgres.restored
+msg:
+  description: A one-line summary.
+  returned: always
+  type: str
+  sample: archived /run/jts-backup/postgres into /data/warm-storage/daily-backups/postgres/postgres_20261123T023000Z.tar.zst (...)
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.jts.tiered_storage.plugins.module_utils._snapshot_archive import (
+    ArchiveError,
+    create,
+    restore,
+    verify,
+)
+
+ARGUMENT_SPEC = dict(
+    path=dict(type="path", required=True),
+    state=dict(type="str", choices=["archived", "verified", "restored"], default="archived"),
+    src=dict(type="path"),
+    dest=dict(type="path"),
+    force=dict(type="bool", default=False),
+    compression_level=dict(type="int", default=3),
+    threads=dict(type="int", default=0),
+    one_file_system=dict(type="bool", default=True),
+)
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=ARGUMENT_SPEC,
+        required_if=[("state", "archived", ["src"]), ("state", "restored", ["dest"])],
+        supports_check_mode=True,
+    )
+    params = module.params
+    if not 1 <= params["compression_level"] <= 22:
+        module.fail_json(msg="compression_level: %d is outside 1..22" % params["compression_level"])
+    if params["threads"] < 0:
+        module.fail_json(msg="threads: %d must be 0 or more" % params["threads"])
+    zstd_bin = module.get_bin_path("zstd", required=True)
+    tar_bin = module.get_bin_path("tar", required=True)
+    try:
+        if params["state"] == "archived":
+            result = create(
+                params["src"],
+                params["path"],
+                zstd_bin,
+                tar_bin,
+                level=params["compression_level"],
+                threads=params["threads"],
+                one_file_system=params["one_file_system"],
+                check_mode=module.check_mode,
+            )
+        elif params["state"] == "verified":
+            result = verify(params["path"], zstd_bin, tar_bin)
+            result.update(changed=False, msg="archive %s verifies (sha256 %s)" % (params["path"], result["sha256"]))
+        else:
+            result = restore(
+                params["path"], params["dest"], zstd_bin, tar_bin, force=params["force"], check_mode=module.check_mode
+            )
+    except ArchiveError as exc:
+        module.fail_json(msg=str(exc), archive=params["path"])
+    except OSError as exc:
+        module.fail_json(msg="%s: %s" % (exc.filename or params["path"], exc.strerror or exc), archive=params["path"])
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

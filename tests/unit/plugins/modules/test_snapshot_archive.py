@@ -1,0 +1,266 @@
+"""Tests for jts.tiered_storage.snapshot_archive: the real tar and zstd of this host on temp dirs."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import stat
+import subprocess
+
+import pytest
+from ansible.module_utils import basic
+
+from ansible_collections.jts.tiered_storage.plugins.module_utils import _snapshot_archive as sa
+from ansible_collections.jts.tiered_storage.plugins.modules import snapshot_archive
+
+pytestmark = pytest.mark.skipif(
+    not (shutil.which("zstd") and shutil.which("tar")), reason="needs zstd and GNU tar on this host"
+)
+
+
+def tree_digest(root):
+    """Paths, modes, owners and content hashes of a tree: equal trees give equal digests."""
+    out = []
+    for base, dirs, files in os.walk(root):
+        dirs.sort()
+        for name in sorted(dirs + files):
+            path = os.path.join(base, name)
+            st = os.lstat(path)
+            rel = os.path.relpath(path, root)
+            content = ""
+            if stat.S_ISREG(st.st_mode):
+                with open(path, "rb") as handle:
+                    content = hashlib.sha256(handle.read()).hexdigest()
+            elif stat.S_ISLNK(st.st_mode):
+                content = os.readlink(path)
+            out.append((rel, stat.S_IMODE(st.st_mode), stat.S_IFMT(st.st_mode), st.st_uid, st.st_gid, content))
+    return out
+
+
+@pytest.fixture
+def snap(tmp_path):
+    """A small tree standing in for a mounted snapshot, and an empty backup directory."""
+    src = tmp_path / "snap"
+    (src / "base" / "16384").mkdir(parents=True)
+    (src / "base" / "16384" / "1259").write_bytes(os.urandom(200_000))
+    (src / "PG_VERSION").write_text("15\n")
+    (src / "empty").mkdir()
+    (src / "postmaster.opts").write_text("/usr/lib/postgresql/15/bin/postgres\n")
+    os.chmod(src / "postmaster.opts", 0o600)
+    os.symlink("PG_VERSION", src / "link")
+    with open(src / "sparse", "wb") as handle:
+        handle.truncate(8 << 20)
+        handle.write(b"head")
+    backups = tmp_path / "daily-backups" / "postgres"
+    backups.mkdir(parents=True)
+    return src, backups
+
+
+def archive_args(src, backups, name="postgres_20261123T023000Z.tar.zst", **extra):
+    return dict({"src": str(src), "path": str(backups / name)}, **extra)
+
+
+def test_archive_verify_and_restore_give_back_the_same_tree(run_module, snap, tmp_path):
+    src, backups = snap
+    result = run_module(snapshot_archive, archive_args(src, backups))
+    assert result["changed"] is True, result
+    archive = backups / "postgres_20261123T023000Z.tar.zst"
+    assert result["archive"] == str(archive) and result["entries"] == 9
+    assert result["sha256"] == hashlib.sha256(archive.read_bytes()).hexdigest()
+    assert sorted(os.listdir(backups)) == [archive.name, archive.name + ".sha256"]
+    check = subprocess.run(["sha256sum", "-c", archive.name + ".sha256"], cwd=backups, capture_output=True, text=True)
+    assert check.returncode == 0 and check.stdout.strip().endswith(": OK")
+    assert stat.S_IMODE(archive.stat().st_mode) == 0o640
+
+    verified = run_module(snapshot_archive, {"path": str(archive), "state": "verified"})
+    assert verified["changed"] is False and verified["sha256"] == result["sha256"]
+
+    dest = tmp_path / "restored"
+    dest.mkdir()
+    restored = run_module(snapshot_archive, {"path": str(archive), "state": "restored", "dest": str(dest)})
+    assert restored["changed"] is True and restored["destination"] == str(dest)
+    assert tree_digest(dest) == tree_digest(src)
+
+
+def test_archiving_again_is_no_change(run_module, snap):
+    src, backups = snap
+    first = run_module(snapshot_archive, archive_args(src, backups))
+    again = run_module(snapshot_archive, archive_args(src, backups))
+    assert again["changed"] is False and again["sha256"] == first["sha256"]
+    assert "exists and verifies" in again["msg"]
+
+
+def test_check_mode_writes_nothing(run_module, snap, tmp_path):
+    src, backups = snap
+    result = run_module(snapshot_archive, archive_args(src, backups), check_mode=True)
+    assert result["changed"] is True and result["msg"].startswith("would archive")
+    assert os.listdir(backups) == []
+    run_module(snapshot_archive, archive_args(src, backups))
+    dest = tmp_path / "restored"
+    dest.mkdir()
+    archive = str(backups / "postgres_20261123T023000Z.tar.zst")
+    check = run_module(snapshot_archive, {"path": archive, "state": "restored", "dest": str(dest)}, check_mode=True)
+    assert check["changed"] is True and os.listdir(dest) == []
+
+
+def test_failing_compressor_leaves_no_partial_file_and_keeps_earlier_archives(run_module, snap, tmp_path, monkeypatch):
+    src, backups = snap
+    run_module(snapshot_archive, archive_args(src, backups, name="postgres_20261122T023000Z.tar.zst"))
+    before = {name: (backups / name).read_bytes() for name in os.listdir(backups)}
+    broken = tmp_path / "zstd"
+    broken.write_text(
+        "#!/bin/sh\ncat > /dev/null\necho 'zstd: error 70 : Write error : No space left on device' >&2\nexit 70\n"
+    )
+    broken.chmod(0o755)
+    monkeypatch.setattr(
+        basic.AnsibleModule,
+        "get_bin_path",
+        lambda self, name, required=False, opt_dirs=None: str(broken) if name == "zstd" else shutil.which(name),
+    )
+    result = run_module(snapshot_archive, archive_args(src, backups))
+    assert result["failed"] is True
+    assert (
+        result["msg"]
+        == "archiving %s: zstd exited with 70: zstd: error 70 : Write error : No space left on device" % src
+    )
+    assert {name: (backups / name).read_bytes() for name in os.listdir(backups)} == before
+
+
+def test_failing_tar_is_reported(run_module, snap, monkeypatch, tmp_path):
+    src, backups = snap
+    broken = tmp_path / "tar"
+    broken.write_text("#!/bin/sh\necho 'tar: ./base: Cannot open: Input/output error' >&2\nexit 2\n")
+    broken.chmod(0o755)
+    monkeypatch.setattr(
+        basic.AnsibleModule,
+        "get_bin_path",
+        lambda self, name, required=False, opt_dirs=None: str(broken) if name == "tar" else shutil.which(name),
+    )
+    result = run_module(snapshot_archive, archive_args(src, backups))
+    assert (
+        result["failed"] is True and "tar exited with 2: tar: ./base: Cannot open: Input/output error" in result["msg"]
+    )
+    assert os.listdir(backups) == []
+
+
+def test_a_corrupted_archive_fails_verification_and_restore(run_module, snap, tmp_path):
+    src, backups = snap
+    run_module(snapshot_archive, archive_args(src, backups))
+    archive = backups / "postgres_20261123T023000Z.tar.zst"
+    data = bytearray(archive.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    archive.write_bytes(bytes(data))
+    result = run_module(snapshot_archive, {"path": str(archive), "state": "verified"})
+    assert result["failed"] is True and "does not match its checksum" in result["msg"]
+    dest = tmp_path / "restored"
+    dest.mkdir()
+    result = run_module(snapshot_archive, {"path": str(archive), "state": "restored", "dest": str(dest)})
+    assert result["failed"] is True and os.listdir(dest) == []
+    again = run_module(snapshot_archive, archive_args(src, backups))
+    assert again["failed"] is True, "a damaged archive is reported, never overwritten"
+
+
+def test_a_truncated_stream_with_a_matching_checksum_fails_the_listing(run_module, snap):
+    src, backups = snap
+    run_module(snapshot_archive, archive_args(src, backups))
+    archive = backups / "postgres_20261123T023000Z.tar.zst"
+    cut = archive.read_bytes()[:-100]
+    archive.write_bytes(cut)
+    (backups / (archive.name + ".sha256")).write_text("%s  %s\n" % (hashlib.sha256(cut).hexdigest(), archive.name))
+    result = run_module(snapshot_archive, {"path": str(archive), "state": "verified"})
+    assert result["failed"] is True and result["msg"].startswith("listing %s: zstd exited with" % archive)
+
+
+def test_restore_refuses_a_non_empty_destination_unless_forced(run_module, snap, tmp_path):
+    src, backups = snap
+    run_module(snapshot_archive, archive_args(src, backups))
+    archive = str(backups / "postgres_20261123T023000Z.tar.zst")
+    dest = tmp_path / "live"
+    dest.mkdir()
+    (dest / "PG_VERSION").write_text("14\n")
+    result = run_module(snapshot_archive, {"path": archive, "state": "restored", "dest": str(dest)})
+    assert result["failed"] is True and "is not empty" in result["msg"]
+    assert (dest / "PG_VERSION").read_text() == "14\n"
+    forced = run_module(snapshot_archive, {"path": archive, "state": "restored", "dest": str(dest), "force": True})
+    assert forced["changed"] is True and (dest / "PG_VERSION").read_text() == "15\n"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ({"path": "/tmp/x.tar.gz", "src": "/tmp"}, "archive /tmp/x.tar.gz must end in .tar.zst"),
+        ({"path": "/tmp/x.tar.zst", "src": "/nonexistent"}, "source /nonexistent is not a directory"),
+        (
+            {"path": "/nonexistent/x.tar.zst", "src": "/tmp"},
+            "the directory of the archive, /nonexistent, does not exist",
+        ),
+        ({"path": "/tmp/x.tar.zst", "src": "/tmp", "compression_level": 23}, "compression_level: 23 is outside 1..22"),
+        ({"path": "/tmp/x.tar.zst", "src": "/tmp", "threads": -1}, "threads: -1 must be 0 or more"),
+        ({"path": "/tmp/x.tar.zst"}, "state is archived but all of the following are missing: src"),
+        (
+            {"path": "/tmp/x.tar.zst", "state": "restored"},
+            "state is restored but all of the following are missing: dest",
+        ),
+        ({"path": "/nonexistent/x.tar.zst", "state": "verified"}, "archive /nonexistent/x.tar.zst does not exist"),
+        ({"path": "/nonexistent/x.tar.zst", "state": "restored", "dest": "/tmp"}, "does not exist"),
+    ],
+)
+def test_bad_input(run_module, args, message):
+    result = run_module(snapshot_archive, args)
+    assert result["failed"] is True and message in result["msg"]
+
+
+def test_existing_archive_without_checksum_is_never_overwritten(run_module, snap):
+    src, backups = snap
+    archive = backups / "postgres_20261123T023000Z.tar.zst"
+    archive.write_bytes(b"someone's file")
+    result = run_module(snapshot_archive, archive_args(src, backups))
+    assert result["failed"] is True and "exists without its checksum file" in result["msg"]
+    assert archive.read_bytes() == b"someone's file"
+
+
+def test_restore_into_a_missing_directory(run_module, snap, tmp_path):
+    src, backups = snap
+    run_module(snapshot_archive, archive_args(src, backups))
+    archive = str(backups / "postgres_20261123T023000Z.tar.zst")
+    result = run_module(snapshot_archive, {"path": archive, "state": "restored", "dest": str(tmp_path / "nope")})
+    assert result["failed"] is True and result["msg"] == "restore destination %s is not a directory" % (
+        tmp_path / "nope"
+    )
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (None, "cannot read the checksum file"),
+        ("not a checksum\n", "is not a sha256sum line for a.tar.zst"),
+        ("%s  other.tar.zst\n" % ("0" * 64), "is not a sha256sum line for a.tar.zst"),
+    ],
+)
+def test_bad_checksum_files(tmp_path, content, message):
+    archive = tmp_path / "a.tar.zst"
+    archive.write_bytes(b"x")
+    if content is not None:
+        (tmp_path / "a.tar.zst.sha256").write_text(content)
+    with pytest.raises(sa.ArchiveError, match=message):
+        sa.read_checksum(str(archive))
+
+
+def test_binary_checksum_lines_are_read(tmp_path):
+    archive = tmp_path / "a.tar.zst"
+    (tmp_path / "a.tar.zst.sha256").write_text("%s *a.tar.zst\n" % ("a" * 64))
+    assert sa.read_checksum(str(archive)) == "a" * 64
+
+
+def test_pipeline_with_a_missing_tool(tmp_path):
+    with pytest.raises(sa.ArchiveError, match="cannot run /nonexistent/zstd"):
+        sa.run_pipeline([["/bin/echo", "x"], ["/nonexistent/zstd"]], lambda chunk: None)
+
+
+def test_ultra_levels(snap):
+    src, backups = snap
+    result = sa.create(
+        str(src), str(backups / "u.tar.zst"), shutil.which("zstd"), shutil.which("tar"), level=20, threads=1
+    )
+    assert result["changed"] is True and result["entries"] == 9
