@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import marshal
 import os
 import shutil
 import socket
@@ -11,11 +12,13 @@ import subprocess
 import sys
 import threading
 import time
+import zipfile
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+TOOLS = ROOT / "tools"
 spec = importlib.util.spec_from_file_location("jtslab", ROOT / "tools" / "lab.py")
 lab = importlib.util.module_from_spec(spec)
 sys.modules["jtslab"] = lab
@@ -123,6 +126,9 @@ def test_rootfs_configuration(tmp_path, monkeypatch):
     assert "DHCP=yes" in (rootfs / "etc/systemd/network/20-wired.network").read_text()
     keys = rootfs / "root/.ssh/authorized_keys"
     assert keys.read_text().startswith("ssh-ed25519") and oct(keys.stat().st_mode & 0o777) == "0o600"
+    site = rootfs / "usr/lib/python3/dist-packages"
+    assert (site / "jts-lab-zipimport-cache.pth").read_text() == "import jts_lab_zipimport_cache\n"
+    assert (site / "jts_lab_zipimport_cache.py").read_bytes() == (TOOLS / "lab_zipimport_cache.py").read_bytes()
     sshd = (rootfs / "etc/ssh/sshd_config.d/jts-lab.conf").read_text()
     assert "PermitRootLogin prohibit-password" in sshd and "PasswordAuthentication no" in sshd
     assert ("systemctl", "enable", "systemd-networkd.service", "nfs-server.service") in chrooted
@@ -594,3 +600,44 @@ def test_real_vm_boots_with_nvme_and_sata_and_tears_down_cleanly(monkeypatch):
     assert not _alive(info["pid"])
     assert lab.port_is_free(info["port"])
     assert not (Path(info["state_dir"])).exists()
+
+
+def _import_from_zip(tmp_path, cache_dir, source):
+    """Run a fresh Python with the zipimport cache that imports a module from a zip; return its output."""
+    archive = tmp_path / "payload.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("payload_mod.py", source)
+    script = (
+        "import sys; sys.path.insert(0, %r); import lab_zipimport_cache; sys.path.insert(0, %r); "
+        "import payload_mod; print(payload_mod.VALUE)" % (str(TOOLS), str(archive))
+    )
+    env = dict(os.environ, JTS_LAB_ZIPIMPORT_CACHE=str(cache_dir))
+    return subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True).stdout
+
+
+def test_zipimport_cache_reuses_bytecode_and_follows_source_changes(tmp_path):
+    cache_dir = tmp_path / "cache"
+    assert _import_from_zip(tmp_path, cache_dir, "VALUE = 41 + 1\n") == "42\n"
+    entries = list(cache_dir.iterdir()) if cache_dir.exists() else []
+    if os.geteuid() != 0:
+        assert entries == []  # only root writes the cache
+        return
+    assert len(entries) == 1 and not entries[0].name.endswith(".tmp")
+    # the next import loads the entry instead of compiling: swap its code and see it run
+    entries[0].write_bytes(marshal.dumps(compile("VALUE = 'from the cache'", "payload_mod.py", "exec")))
+    assert _import_from_zip(tmp_path, cache_dir, "VALUE = 41 + 1\n") == "from the cache\n"
+    # an entry others could have written is not trusted
+    entries[0].chmod(0o666)
+    assert _import_from_zip(tmp_path, cache_dir, "VALUE = 41 + 1\n") == "42\n"
+    # a corrupt entry is compiled again, not trusted
+    entries[0].write_bytes(b"not marshal data")
+    assert _import_from_zip(tmp_path, cache_dir, "VALUE = 41 + 1\n") == "42\n"
+    # other source, other entry: a cached compile never stands in for changed code
+    assert _import_from_zip(tmp_path, cache_dir, "VALUE = 'changed'\n") == "changed\n"
+    assert len(list(cache_dir.iterdir())) == 2
+
+
+def test_zipimport_cache_falls_back_when_the_cache_cannot_be_written(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("a file where the cache directory should be")
+    assert _import_from_zip(tmp_path, blocker / "cache", "VALUE = 7\n") == "7\n"
