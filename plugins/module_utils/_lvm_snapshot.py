@@ -61,7 +61,7 @@ LV_FIELDS = (
     "origin_size",
     "data_percent",
     "lv_time",
-    "snap_invalid",
+    "lv_snapshot_invalid",
 )
 VG_FIELDS = ("vg_name", "vg_size", "vg_free", "vg_extent_size", "vg_extent_count", "vg_free_count")
 # lv_time as we ask LVM to print it (the default of report/time_format, set explicitly so that a
@@ -139,11 +139,17 @@ def is_merging(row):
 
 
 def is_invalid(row):
-    """True when LVM marks the snapshot invalid (it filled up): ``lv_attr[4]`` I/S or snap_invalid set."""
+    """True when LVM marks the snapshot invalid (it filled up): ``lv_attr[4]`` I/S or lv_snapshot_invalid set.
+
+    LVM 2.03 prints ``lv_snapshot_invalid`` as ``snapshot invalid`` for an invalid snapshot, an
+    empty string for a valid one and ``unknown`` for an LV that is not a snapshot (captured on the
+    lab VM: tests/unit/plugins/modules/fixtures/lvm_snapshot/lvs_vg_jts_lab.json).
+    """
     attr = row.get("lv_attr") or ""
     if is_snapshot(row) and len(attr) > 4 and attr[4] in "IS":
         return True
-    return (row.get("snap_invalid") or "").strip().lower() in ("invalid", "1", "yes", "true")
+    # "1" with report/binary_values_as_numeric=1 in lvm.conf
+    return (row.get("lv_snapshot_invalid") or "").strip().lower() in ("snapshot invalid", "invalid", "1")
 
 
 def is_open(row):

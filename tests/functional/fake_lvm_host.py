@@ -72,7 +72,7 @@ def main(tool, args):
                 "origin_size": row_of(state, origin)["lv_size"],
                 "data_percent": "0.01",
                 "lv_time": now,
-                "snap_invalid": "",
+                "lv_snapshot_invalid": "",
             }
         )
         save(state)

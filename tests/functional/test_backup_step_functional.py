@@ -33,7 +33,7 @@ def lv(name, size, attr="owi-aos---", origin="", lv_time="2026-09-01 10:00:00 +0
         "origin_size": "" if not origin else str(100 << 30),
         "data_percent": "" if not origin else "1.00",
         "lv_time": lv_time,
-        "snap_invalid": "",
+        "lv_snapshot_invalid": "",
     }
 
 

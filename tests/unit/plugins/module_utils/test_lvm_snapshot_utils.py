@@ -15,7 +15,7 @@ ROW = {
     "origin_size": "858993459200",
     "data_percent": "0.52",
     "lv_time": "2026-11-22 01:30:00 +0000",
-    "snap_invalid": "",
+    "lv_snapshot_invalid": "",
 }
 
 
@@ -51,8 +51,8 @@ def test_iso8601():
         ({}, False),
         ({"lv_attr": "swi-I-s---"}, True),
         ({"lv_attr": "swi-S-s---"}, True),  # invalid suspended snapshot
-        ({"snap_invalid": "invalid"}, True),  # lv_attr not (yet) saying so
-        ({"snap_invalid": "1"}, True),  # report/binary_values_as_numeric=1
+        ({"lv_snapshot_invalid": "invalid"}, True),  # lv_attr not (yet) saying so
+        ({"lv_snapshot_invalid": "1"}, True),  # report/binary_values_as_numeric=1
         ({"lv_attr": "swi"}, False),  # short attr from an odd LVM
     ],
 )
@@ -98,3 +98,29 @@ def test_merge_deferred_from_output_or_open_origin():
 def test_parse_max_age():
     assert ls.parse_max_age(None) is None and ls.parse_max_age("") is None
     assert ls.parse_max_age("36h") == 36 * 3600
+
+
+def _lab_fixture(name):
+    from pathlib import Path
+
+    return (Path(__file__).parents[1] / "modules" / "fixtures" / "lvm_snapshot" / name).read_text()
+
+
+def test_report_captured_on_the_lab_vm():
+    """lvs and vgs output of LVM 2.03.16 on the lab VM: an 8 MiB snapshot of mongodb filled until invalid
+    (attr swi-I-s---, lv_snapshot_invalid 'snapshot invalid'), a valid one of postgres, plain LVs
+    ('unknown')."""
+    rows = ls.parse_report(_lab_fixture("lvs_vg_jts_lab.json"), "lv")
+    snaps = {r["lv_name"]: ls.snapshot_info(r, prefix="cap_") for r in rows if ls.is_snapshot(r)}
+    assert sorted(snaps) == ["cap_mongodb_20261123T000000Z", "cap_postgres_20261123T000000Z"]
+    bad, good = snaps["cap_mongodb_20261123T000000Z"], snaps["cap_postgres_20261123T000000Z"]
+    assert bad["valid"] is False and bad["data_percent"] == 100.0 and bad["origin"] == "mongodb"
+    assert good["valid"] is True and good["data_percent"] == 0.02 and good["size_bytes"] == 64 * 1024**2
+    assert good["created"] == "2026-11-23T06:38:38Z" and good["created_epoch"] == 1795415918
+    assert good["origin_size_bytes"] == 512 * 1024**2
+    plain = [r for r in rows if not ls.is_snapshot(r)]
+    assert len(plain) == 7 and not any(ls.is_invalid(r) for r in plain)
+    # the invalid one is recognised by its report field alone, too
+    assert ls.is_invalid(dict(next(r for r in rows if r["lv_name"].startswith("cap_mongodb")), lv_attr="swi-a-s---"))
+    (vg,) = ls.parse_report(_lab_fixture("vgs_vg_jts_lab.json"), "vg")
+    assert vg["vg_free_count"] == "470" and vg["vg_extent_size"] == "4194304"

@@ -63,7 +63,7 @@ def test_creates_the_whole_set_with_extent_rounded_sizes(lvm):
     assert result["created"][0]["timestamp"] == STAMP
     assert result["diff"]["after"].count("\n") == 3 and result["diff"]["before"] == ""
     assert fake.issued("lvs")[0][:6] == ["/usr/bin/lvs", "--reportformat", "json", "--units", "b", "--nosuffix"]
-    assert "snap_invalid" in fake.issued("lvs")[0][-2]
+    assert "lv_snapshot_invalid" in fake.issued("lvs")[0][-2]
 
 
 def test_percentage_size_rounds_up_to_a_whole_extent(lvm):
@@ -378,9 +378,9 @@ def _with_rows(extra):
 def test_merging_and_unreadable_time_snapshots_are_kept(lvm):
     rows = [
         {"lv_name": "jts_snap_redis_20261101T013000Z", "vg_name": "vg_jts", "lv_attr": "Swi-a-s---", "lv_size": "1073741824",
-         "origin": "redis", "origin_size": "53687091200", "data_percent": "5.00", "lv_time": "2026-11-01 01:30:00 +0000", "snap_invalid": ""},
+         "origin": "redis", "origin_size": "53687091200", "data_percent": "5.00", "lv_time": "2026-11-01 01:30:00 +0000", "lv_snapshot_invalid": ""},
         {"lv_name": "jts_snap_kafka_20261101T013000Z", "vg_name": "vg_jts", "lv_attr": "swi-a-s---", "lv_size": "1073741824",
-         "origin": "kafka", "origin_size": "644245094400", "data_percent": "5.00", "lv_time": "Sun Nov  1 01:30:00 2026", "snap_invalid": ""},
+         "origin": "kafka", "origin_size": "644245094400", "data_percent": "5.00", "lv_time": "Sun Nov  1 01:30:00 2026", "lv_snapshot_invalid": ""},
     ]  # fmt: skip
     result, fake = lvm({"state": "pruned", "max_age": "1d"}, fake=FakeLvm(lvs=_with_rows(rows)))
     kept = {item["name"]: item["reason"] for item in result["kept"]}
@@ -455,7 +455,7 @@ def test_merge_of_a_closed_origin_is_done(lvm):
     rows = [dict(r, lv_attr="owi-a-s---") if r["lv_name"] == "kafka" else r for r in rows]
     rows.append(
         {"lv_name": "jts_snap_kafka_20261122T013000Z", "vg_name": "vg_jts", "lv_attr": "swi-a-s---", "lv_size": "1073741824",
-         "origin": "kafka", "origin_size": "644245094400", "data_percent": "5.00", "lv_time": "2026-11-22 01:30:00 +0000", "snap_invalid": ""}
+         "origin": "kafka", "origin_size": "644245094400", "data_percent": "5.00", "lv_time": "2026-11-22 01:30:00 +0000", "lv_snapshot_invalid": ""}
     )  # fmt: skip
     fake = FakeLvm(lvs=(0, json.dumps({"report": [{"lv": rows}]}), ""), merge_out="  vg_jts/kafka: Merged: 100.00%\n")
     result, _ = lvm({"state": "merged", "names": ["jts_snap_kafka_20261122T013000Z"]}, fake=fake)
@@ -482,7 +482,7 @@ def test_merge_check_mode_of_an_open_origin(lvm):
 def test_merge_already_in_progress_is_no_change(lvm):
     rows = [
         {"lv_name": "jts_snap_redis_20261101T013000Z", "vg_name": "vg_jts", "lv_attr": "Swi-a-s---", "lv_size": "1073741824",
-         "origin": "redis", "origin_size": "53687091200", "data_percent": "5.00", "lv_time": "2026-11-01 01:30:00 +0000", "snap_invalid": ""},
+         "origin": "redis", "origin_size": "53687091200", "data_percent": "5.00", "lv_time": "2026-11-01 01:30:00 +0000", "lv_snapshot_invalid": ""},
     ]  # fmt: skip
     result, fake = lvm(
         {"state": "merged", "names": ["jts_snap_redis_20261101T013000Z"]}, fake=FakeLvm(lvs=_with_rows(rows))
