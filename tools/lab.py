@@ -98,7 +98,9 @@ def cache_root() -> Path:
 def image_key(packages=PACKAGES, suite=SUITE, recipe=RECIPE_VERSION) -> str:
     """The image cache key: changes when the package list, the suite, the recipe or a file it copies changes."""
     copied = hashlib.sha256(Path(__file__).with_name("lab_zipimport_cache.py").read_bytes()).hexdigest()
-    material = json.dumps({"packages": sorted(packages), "suite": suite, "recipe": recipe, "files": copied}, sort_keys=True)
+    material = json.dumps(
+        {"packages": sorted(packages), "suite": suite, "recipe": recipe, "files": copied}, sort_keys=True
+    )
     return hashlib.sha256(material.encode()).hexdigest()[:16]
 
 
