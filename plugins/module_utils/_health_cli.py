@@ -1,0 +1,167 @@
+# Copyright (c) 2026 JTS infrastructure team
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""``jts-storage-check``: the storage health check for people and for Nagios/Icinga.
+
+Installed on the host as /usr/local/bin/jts-storage-check (roles/lifecycle/tasks/install_health.yml),
+a small wrapper that puts the installed collection on ``sys.path`` and calls ``main``. It reads a
+JSON config (default /etc/jts/storage-health.json) holding the same data as the
+``storage_health`` module's parameters, prints one status line with perfdata and the report
+(or ``--json``), and exits 0 ok, 1 warning, 2 critical, 3 unknown. It never hangs: every call
+is time-limited, and a timer ends the process with UNKNOWN one second after its time-out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+from ansible_collections.jts.tiered_storage.plugins.module_utils._health import (
+    EXIT_CODES,
+    HealthChecker,
+    HealthError,
+    build_config,
+    render_report,
+)
+from ansible_collections.jts.tiered_storage.plugins.module_utils._health_sinks import (
+    SinkError,
+    build_sinks,
+    deliver,
+    perfdata,
+    status_line,
+)
+from ansible_collections.jts.tiered_storage.plugins.module_utils._timeout import ProbeTimeout
+
+DEFAULT_CONFIG = "/etc/jts/storage-health.json"
+UNKNOWN = EXIT_CODES["unknown"]
+_PATH_DIRS = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")
+
+
+def which(name):
+    """A tool's path, also in the sbin directories a Nagios user's PATH often lacks."""
+    found = shutil.which(name)
+    if found:
+        return found
+    for directory in _PATH_DIRS:
+        candidate = os.path.join(directory, name)
+        if os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
+def subprocess_runner(argv, timeout):
+    """``(rc, stdout, stderr)`` of ``argv`` (C locale); ProbeTimeout after ``timeout`` seconds.
+
+    On a time-out the child is killed and waited for at most half a second: a child stuck in
+    the kernel must not hold the check.
+    """
+    env = dict(os.environ, LC_ALL="C", LANG="C")
+    proc = subprocess.Popen(
+        argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True
+    )
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        try:
+            proc.communicate(timeout=0.5)
+        except subprocess.TimeoutExpired:
+            pass
+        raise ProbeTimeout("%s did not finish within %.1fs" % (os.path.basename(argv[0]), timeout)) from None
+    return proc.returncode, out, err
+
+
+def load_config(path):
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return json.load(handle)
+    except OSError as exc:
+        raise HealthError("cannot read %s: %s" % (path, exc.strerror or exc)) from None
+    except ValueError as exc:
+        raise HealthError("%s is not valid JSON: %s" % (path, exc)) from None
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(
+        prog="jts-storage-check",
+        description="Check the storage tiers (space, inodes, mounts, LVM, NAS, btrfs) the Nagios way: "
+        "exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.",
+    )
+    parser.add_argument("-c", "--config", default=DEFAULT_CONFIG, help="JSON config (default %(default)s)")
+    parser.add_argument("--json", action="store_true", help="print the full result as JSON")
+    parser.add_argument("-t", "--timeout", type=float, help="seconds for the whole check (overrides the config)")
+    parser.add_argument(
+        "--sinks", action="store_true", help="also deliver to the config's sinks (textfile, journal, webhook)"
+    )
+    return parser.parse_args(argv)
+
+
+def _give_up(timeout, stream):
+    def handler(_signum, _frame):
+        stream.write("STORAGE UNKNOWN - the check did not finish within %gs (a stalled call?)\n" % timeout)
+        stream.flush()
+        os._exit(UNKNOWN)
+
+    return handler
+
+
+def run_check(settings, runner=subprocess_runner, which_fn=which, host=None, sinks=False, **checker_args):
+    """Validate, check and (optionally) deliver; returns the full result dict."""
+    config = build_config(settings)
+    sink_settings = build_sinks(settings)
+    result = HealthChecker(config, runner, which_fn, **checker_args).run()
+    host = host or socket.gethostname()
+    result["host"] = host
+    result["report"] = render_report(result, host)
+    result["perfdata"] = perfdata(result)
+    result["status_line"] = status_line(result)
+    if sinks:
+        result["sinks"] = deliver(result, sink_settings, runner, which_fn, host)
+    return result
+
+
+def main(argv=None, stdout=None, **checker_args):
+    """Entry point of jts-storage-check; returns the exit code."""
+    stdout = stdout or sys.stdout
+    args = parse_args(argv)
+    try:
+        settings = load_config(args.config)
+        if args.timeout is not None and isinstance(settings, dict):
+            settings["timeout"] = args.timeout
+        timeout = build_config(settings)["timeout"] if isinstance(settings, dict) else 10.0
+    except HealthError as exc:
+        stdout.write("STORAGE UNKNOWN - config: %s\n" % exc)
+        return UNKNOWN
+    # belt and braces: whatever blocks, the process ends one second after its time-out
+    previous = signal.signal(signal.SIGALRM, _give_up(timeout, stdout))
+    signal.setitimer(signal.ITIMER_REAL, timeout + 0.9)
+    started = time.monotonic()
+    try:
+        result = run_check(settings, sinks=args.sinks, **checker_args)
+    except (HealthError, SinkError) as exc:
+        stdout.write("STORAGE UNKNOWN - config: %s\n" % exc)
+        return UNKNOWN
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    result["wall_seconds"] = round(time.monotonic() - started, 3)
+    if args.json:
+        stdout.write(json.dumps(result, indent=2, sort_keys=True) + "\n")
+    else:
+        stdout.write(result["status_line"] + "\n")
+        stdout.write(result["report"] + "\n")
+        for name, entry in sorted((result.get("sinks") or {}).items()):
+            if entry.get("error"):
+                stdout.write("sink %s: %s\n" % (name, entry["error"]))
+    stdout.flush()
+    return result["exit_code"]
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
