@@ -212,7 +212,7 @@ def build_tier(raw):
         raise HealthError("tier %s: nas_port: %r is not a TCP port" % (name, port))
     tier["nas_port"] = int(port)
     btrfs = raw.get("btrfs_stats")
-    tier["btrfs_stats"] = True if btrfs is None else bool(btrfs)
+    tier["btrfs_stats"] = True if btrfs is None else parse_bool(btrfs, "tier %s: btrfs_stats" % name)
     severity = raw.get("btrfs_error_severity") or "warning"
     if severity not in ("warning", "critical"):
         raise HealthError("tier %s: btrfs_error_severity: %r is not warning or critical" % (name, severity))
@@ -242,6 +242,18 @@ def build_tier(raw):
     if not tier["mounts"] and not tier["paths"] and not tier["vg"] and not tier["nas_server"]:
         raise HealthError("tier %s: nothing to check (give mounts, paths, vg or nas_server)" % name)
     return tier
+
+
+def parse_bool(value, what):
+    """A bool from JSON or YAML-ish text (``true``, ``no``, ``1``); refuses anything else."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "yes", "on", "1"):
+        return True
+    if text in ("false", "no", "off", "0", ""):
+        return False
+    raise HealthError("%s: %r is not a boolean" % (what, value))
 
 
 def _number(settings, key, default, minimum=0.1):

@@ -16,7 +16,7 @@ import tempfile
 import urllib.error
 import urllib.request
 
-from ansible_collections.jts.tiered_storage.plugins.module_utils._health import SEVERITY_RANK
+from ansible_collections.jts.tiered_storage.plugins.module_utils._health import SEVERITY_RANK, HealthError, parse_bool
 
 METRIC_PREFIX = "jts_storage_"
 STATUS_VALUES = {"ok": 0, "warning": 1, "critical": 2, "unknown": 3}
@@ -367,9 +367,13 @@ def build_sinks(settings):
     min_severity = settings.get("webhook_min_severity") or "warning"
     if min_severity not in SEVERITY_RANK:
         raise SinkError("webhook_min_severity: %r is not one of ok, warning, unknown, critical" % (min_severity,))
+    try:
+        journal = parse_bool(settings.get("journal") or False, "journal")
+    except HealthError as exc:
+        raise SinkError(str(exc)) from None
     return {
         "textfile": textfile,
-        "journal": bool(settings.get("journal")),
+        "journal": journal,
         "journal_identifier": identifier,
         "webhook_url": url,
         "webhook_timeout": timeout,

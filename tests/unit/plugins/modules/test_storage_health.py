@@ -704,3 +704,15 @@ def test_module_bad_textfile_name(module_run):
         result["failed"] is True
         and result["msg"] == "textfile: /tmp/jts.txt must end in .prom (node_exporter reads only those)"
     )
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"), [(True, True), ("false", False), ("yes", True), (0, False), ("", False)]
+)
+def test_btrfs_stats_accepts_yaml_booleans(value, expected):
+    assert tier_cfg(btrfs_stats=value)["btrfs_stats"] is expected
+
+
+def test_btrfs_stats_refuses_non_booleans():
+    with pytest.raises(HealthError, match="tier warm: btrfs_stats: 'maybe' is not a boolean"):
+        tier_cfg(btrfs_stats="maybe")

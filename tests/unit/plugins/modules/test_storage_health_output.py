@@ -247,7 +247,8 @@ def test_journal_sink_runs_logger_with_argument_lists():
         issued.append(argv)
         return 0, "", ""
 
-    report = deliver(result, build_sinks({"journal": True}), runner, lambda n: "/usr/bin/" + n, "h")
+    assert build_sinks({"journal": "False"})["journal"] is False
+    report = deliver(result, build_sinks({"journal": "true"}), runner, lambda n: "/usr/bin/" + n, "h")
     assert report == {"journal": {"identifier": "jts-storage-health", "sent": 2}}
     assert issued[0][:6] == ["/usr/bin/logger", "-t", "jts-storage-health", "-p", "user.crit", "--"]
     failing = deliver(result, build_sinks({"journal": True}), lambda a, t: (1, "", "no socket"), lambda n: "/x", "h")
@@ -323,6 +324,7 @@ def test_webhook_errors_never_show_the_url(error, message):
         ({"webhook_timeout": "soon"}, "webhook_timeout: 'soon' is not a number"),
         ({"webhook_min_severity": "loud"}, "webhook_min_severity: 'loud' is not one of"),
         ({"journal_identifier": "two words"}, "journal_identifier: 'two words' must be one word"),
+        ({"journal": "sometimes"}, "journal: 'sometimes' is not a boolean"),
     ],
 )
 def test_bad_sink_settings(settings, message):

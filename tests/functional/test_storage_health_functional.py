@@ -1,0 +1,238 @@
+"""storage_health for real on this host: real statvfs on temporary directories, the real module
+run as Ansible runs it, the lifecycle role's health step and install_health.yml, and the installed
+jts-storage-check command run as a subprocess (exit codes, --json, perfdata, textfile, timing).
+
+No loop devices or mounts are needed: the tiers are directories on whatever filesystem holds the
+temporary directory, and thresholds of 0 and 100 make WARNING and CRITICAL certain.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(os.environ.get("VIRTUAL_ENV", ROOT / ".venv")) / "bin"
+MODULE = ROOT / "plugins" / "modules" / "storage_health.py"
+ENV = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1")
+PERF_ITEM = re.compile(r"^'(?:[^']|'')+'=-?\d+(?:\.\d+)?(?:%|B|s)?;[0-9.]*;[0-9.]*;[0-9.]*;[0-9.]*$")
+SAMPLE = re.compile(r'^jts_storage_[a-z_]+(\{[a-z_]+="(?:[^"\\]|\\.)*"(,[a-z_]+="(?:[^"\\]|\\.)*")*\})? \S+$')
+
+
+def closed_port():
+    """A local TCP port nobody listens on (bound, then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory):
+    """The lifecycle role's install_health.yml run for real into a temporary directory."""
+    if not (BIN / "ansible-playbook").exists():
+        pytest.skip("ansible-playbook not found in %s" % BIN)
+    base = tmp_path_factory.mktemp("health-install")
+    (base / "collections").symlink_to(ROOT / ".collections")
+    play = base / "play.yml"
+    play.write_text(
+        "- hosts: localhost\n  gather_facts: false\n  tasks:\n"
+        "    - name: Install the check\n      ansible.builtin.include_role:\n"
+        "        name: jts.tiered_storage.lifecycle\n        tasks_from: install_health\n"
+    )
+    data = base / "data"
+    data.mkdir()
+    variables = {
+        "lifecycle_install_dir": str(base),
+        "lifecycle_health_config_file": str(base / "storage-health.json"),
+        "lifecycle_health_check_command": str(base / "jts-storage-check"),
+        "lifecycle_health_tiers": [{"name": "warm", "paths": [str(data)], "warning": 100, "critical": 100}],
+        "lifecycle_health_textfile": str(base / "jts_storage.prom"),
+        "ansible_python_interpreter": sys.executable,
+    }
+    cmd = [str(BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local", "-e", json.dumps(variables), str(play)]
+    result = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=ENV, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return base
+
+
+def write_config(tmp_path, tiers, **settings):
+    config = tmp_path / "health.json"
+    config.write_text(json.dumps(dict(settings, tiers=tiers)))
+    return config
+
+
+def check(installed, config, *args):
+    started = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, str(installed / "jts-storage-check"), "--config", str(config), *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=dict(os.environ, PYTHONDONTWRITEBYTECODE="1"),
+    )
+    return result, time.monotonic() - started
+
+
+def test_install_writes_the_config_and_a_managed_wrapper(installed):
+    config = json.loads((installed / "storage-health.json").read_text())
+    assert config["tiers"][0]["name"] == "warm" and config["timeout"] == 10
+    assert config["webhook_url"] is None and config["journal"] is True
+    assert oct((installed / "storage-health.json").stat().st_mode & 0o777) == "0o644"
+    wrapper = (installed / "jts-storage-check").read_text()
+    assert wrapper.startswith("#!/usr/bin/python3\n#") and "Ansible managed" in wrapper
+    assert json.dumps(str(installed / "collections")) in wrapper
+    assert os.access(installed / "jts-storage-check", os.X_OK)
+
+
+def test_installed_command_uses_its_default_config_and_is_fast(installed):
+    # the wrapper passes the installed config; all tiers up: OK in well under a second of checks
+    result, elapsed = check(installed, installed / "storage-health.json")
+    assert result.returncode == 0, result.stdout + result.stderr
+    status, _, perf = result.stdout.splitlines()[0].partition(" | ")
+    assert status == "STORAGE OK - all 1 tier(s) ok"
+    assert all(PERF_ITEM.match(item) for item in re.findall(r"'(?:[^']|'')+'=\S+", perf)), perf
+    duration = float(re.search(r"'duration'=([0-9.]+)s", perf).group(1))
+    assert duration < 1.0, "checks took %.2fs" % duration
+    assert elapsed < 3.0, "the command took %.2fs (interpreter start included)" % elapsed
+
+
+@pytest.mark.parametrize(
+    ("warning", "critical", "code", "word"),
+    [(100, 100, 0, "OK"), (0, 100, 1, "WARNING"), (0, 0, 2, "CRITICAL")],
+)
+def test_exit_codes_follow_the_thresholds(installed, tmp_path, warning, critical, code, word):
+    config = write_config(
+        tmp_path, [{"name": "warm", "paths": [str(tmp_path)], "warning": warning, "critical": critical}]
+    )
+    result, _elapsed = check(installed, config)
+    assert result.returncode == code, result.stdout + result.stderr
+    assert result.stdout.startswith("STORAGE %s - " % word)
+    assert ("'warm %s used'=" % tmp_path) in result.stdout.splitlines()[0]
+
+
+def test_missing_path_is_critical_and_json_is_complete(installed, tmp_path):
+    config = write_config(tmp_path, [{"name": "cold", "paths": [str(tmp_path / "gone")]}])
+    result, _elapsed = check(installed, config, "--json")
+    assert result.returncode == 2
+    data = json.loads(result.stdout)
+    assert data["status"] == "critical" and data["exit_code"] == 2
+    assert data["alerts"] == [
+        {"severity": "critical", "tier": "cold", "path": str(tmp_path / "gone"), "message": "does not exist"}
+    ]
+    assert data["tiers"]["cold"]["paths"][0]["status"] == "critical"
+
+
+def test_nas_away_is_critical_within_the_timeout(installed, tmp_path):
+    port = closed_port()
+    config = write_config(
+        tmp_path,
+        [{"name": "cold", "nas_server": "127.0.0.1", "nas_port": port, "paths": [str(tmp_path)]}],
+        timeout=2,
+        probe_timeout=1,
+    )
+    result, elapsed = check(installed, config)
+    assert result.returncode == 2, result.stdout
+    assert "cold 127.0.0.1:%d: NAS unreachable" % port in result.stdout
+    assert "'cold nas up'=0;;1;0;1" in result.stdout
+    assert elapsed < 2 + 1 + 1.5  # time-out + 1 s + interpreter start
+
+
+def test_bad_config_is_unknown(installed, tmp_path):
+    config = write_config(tmp_path, [{"name": "warm", "paths": [str(tmp_path)], "warning": "eighty"}])
+    result, _elapsed = check(installed, config)
+    assert result.returncode == 3
+    assert result.stdout == (
+        "STORAGE UNKNOWN - config: tier warm: warning: 'eighty' is not a percentage (examples: 80, 80%, 12.5%)\n"
+    )
+    result, _elapsed = check(installed, tmp_path / "missing.json")
+    assert result.returncode == 3 and "cannot read" in result.stdout
+
+
+def test_sinks_write_a_valid_textfile(installed, tmp_path):
+    prom = tmp_path / "jts_storage.prom"
+    config = write_config(tmp_path, [{"name": "warm", "paths": [str(tmp_path)], "warning": 0}], textfile=str(prom))
+    result, _elapsed = check(installed, config, "--sinks")
+    assert result.returncode == 1, result.stdout
+    lines = prom.read_text().splitlines()
+    families = [line.split()[2] for line in lines if line.startswith("# TYPE ")]
+    assert len(families) == len(set(families)) == len([line for line in lines if line.startswith("# HELP ")])
+    assert all(SAMPLE.match(line) for line in lines if not line.startswith("#")), lines
+    assert "jts_storage_status 1" in lines and 'jts_storage_alerts{severity="warning"} 1' in lines
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def run_module(tmp_path, args):
+    """The module as Ansible runs it: ``python storage_health.py args.json``."""
+    args_file = tmp_path / "args.json"
+    args_file.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": args}))
+    env = dict(ENV, PYTHONPATH=str(ROOT / ".collections"))
+    result = subprocess.run(
+        [sys.executable, str(MODULE), str(args_file)], capture_output=True, text=True, env=env, timeout=60
+    )
+    return json.loads(result.stdout)
+
+
+def test_module_for_real(tmp_path):
+    prom = tmp_path / "jts.prom"
+    data = tmp_path / "data"
+    data.mkdir()
+    mounts = {}
+    with open("/proc/self/mounts") as handle:
+        for line in handle:
+            fields = line.split()
+            mounts[fields[1]] = fields[2]
+    root_type = mounts.get("/")
+    tiers = [
+        {"name": "warm", "paths": [str(data)], "warning": 0},
+        {"name": "root", "mounts": [{"path": "/", "fstype": root_type}]},
+        {"name": "gone", "paths": [str(tmp_path / "nope")]},
+    ]
+    result = run_module(tmp_path, {"tiers": tiers, "textfile": str(prom)})
+    assert result.get("failed") is not True, result
+    assert result["status"] == "critical" and result["changed"] is False
+    assert [(a["tier"], a["severity"]) for a in result["alerts"]] == [("warm", "warning"), ("gone", "critical")]
+    assert result["tiers"]["root"]["mounts"][0]["mounted"] is True
+    assert result["sinks"]["textfile"]["written"] is True and "jts_storage_status 2" in prom.read_text()
+    failed = run_module(tmp_path, {"tiers": tiers, "fail_on": "critical"})
+    assert failed["failed"] is True and failed["msg"].startswith("storage health is CRITICAL (fail_on=critical)")
+
+
+def test_health_step_of_the_lifecycle_role(tmp_path):
+    if not (BIN / "ansible-playbook").exists():
+        pytest.skip("ansible-playbook not found in %s" % BIN)
+    if shutil.which("logger") is None:
+        pytest.skip("logger (util-linux) not found")
+    prom = tmp_path / "textfile" / "jts_storage.prom"
+    play = tmp_path / "play.yml"
+    play.write_text(
+        "- hosts: localhost\n  gather_facts: false\n  tasks:\n"
+        "    - name: Run the health step\n      ansible.builtin.include_role:\n"
+        "        name: jts.tiered_storage.lifecycle\n        tasks_from: health\n"
+        "    - name: Show the registered result\n      ansible.builtin.debug:\n"
+        "        msg: 'HEALTH={{ __lifecycle_health.status }}'\n"
+    )
+    variables = {
+        "lifecycle_health_tiers": [{"name": "warm", "paths": [str(tmp_path)], "warning": 0}],
+        "lifecycle_health_textfile": str(prom),
+        "lifecycle_health_journal": False,
+        "ansible_python_interpreter": sys.executable,
+    }
+    base = [str(BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local", "-e", json.dumps(variables), str(play)]
+    result = subprocess.run(base, capture_output=True, text=True, cwd=ROOT, env=ENV, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "HEALTH=warning" in result.stdout and "[warm] WARNING" in result.stdout
+    assert "jts_storage_status 1" in prom.read_text()
+    variables["lifecycle_health_fail_on"] = "warning"
+    base[6] = json.dumps(variables)
+    result = subprocess.run(base, capture_output=True, text=True, cwd=ROOT, env=ENV, timeout=300)
+    assert result.returncode != 0
+    assert "Storage health is WARNING (lifecycle_health_fail_on: warning)" in result.stdout
