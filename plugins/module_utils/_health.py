@@ -970,7 +970,8 @@ def _io_for(source, diskstats):
 
 
 def _pct(ratio):
-    return "-" if ratio is None else "%.1f%%" % (ratio * 100.0)
+    # rounded as in the alert messages, so the report and the alert show the same figure
+    return "-" if ratio is None else "%.1f%%" % round(ratio * 100.0, 2)
 
 
 def render_report(result, host=None):
