@@ -399,7 +399,9 @@ def main():
         if params["state"] == "rolled_back":
             result = rollback(policy, check_mode=module.check_mode, zstd_bin=zstd_bin)
         else:
-            result = migrate(policy, check_mode=module.check_mode, zstd_bin=zstd_bin)
+            result = migrate(
+                policy, check_mode=module.check_mode, zstd_bin=zstd_bin, find_bin=module.get_bin_path("find")
+            )
     except LockBusy as exc:
         module.fail_json(msg=str(exc), locked=True)
     except (MigrateError, JournalError) as exc:

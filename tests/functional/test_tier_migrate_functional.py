@@ -232,6 +232,10 @@ def test_file_appended_during_copy_is_kept_at_the_source(tmp_path, loopfs):
     appended = []
 
     def writer():
+        # Start appending once the copy has begun (a temporary file shows up): appending any
+        # earlier would make the file merely "too young" at selection, which is not this test.
+        while not stop.is_set() and not temp_files(dst):
+            time.sleep(0.0002)
         while not stop.is_set():
             with open(growing, "ab") as handle:
                 handle.write(b"x")

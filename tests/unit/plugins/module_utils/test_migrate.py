@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 import time
 from types import SimpleNamespace
 
@@ -353,6 +354,126 @@ def test_select_files_skips_destination_inside_by_identity(tmp_path):
     sel = m.select_files(_policy(src, tmp_path / "d", tmp_path), dest_id=(st.st_dev, st.st_ino))
     assert sel.skipped["is the destination"] == 1
     assert all(not rel.startswith(b"sub/") for rel, _ in sel.items)
+
+
+FIND = shutil.which("find")
+needs_find = pytest.mark.skipif(FIND is None, reason="GNU find is not installed")
+
+
+def _rich_tree(tmp_path):
+    """Everything the selectors must agree on: odd names, young and old, types, excluded dirs."""
+    src = _tree(tmp_path)
+    _old_file(src / "with space" / "new\nline.log", b"n" * 30, days=9)
+    bad = os.fsencode(str(src)) + b"/latin1-\xe9.log"
+    with open(bad, "wb") as handle:
+        handle.write(b"l" * 7)
+    when = time.time() - 12 * DAY
+    os.utime(bad, (when, when))
+    _old_file(src / "deep" / "a" / "b" / "c" / "old.bin", b"o" * 50, days=100)
+    _old_file(src / "deep" / "a" / "young.bin", b"y", days=0)
+    _old_file(src / "skip" / "inner" / "e.log", b"e", days=50)
+    _old_file(src / ".jts-migrate" / "journal", b"j", days=50)
+    (src / "deep" / "dirlink").symlink_to(src / "sub")
+    _old_file(src / "edge.log", b"z", days=0).touch()
+    return src
+
+
+def _same_selection(a, b):
+    key = lambda d: (d["path"], d["reason"])  # noqa: E731
+    assert [rel for rel, _ in a.items] == [rel for rel, _ in b.items]
+    assert a.skipped == b.skipped
+    assert sorted(a.skipped_files, key=key) == sorted(b.skipped_files, key=key)
+    assert a.scanned == b.scanned
+
+
+@needs_find
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {},
+        {"include": ["*.log"]},
+        {"exclude": ["skip"]},
+        {"exclude": ["sub/*.txt", "deep/a"]},
+        {"exclude": ["*"]},
+        {"older_than": "15d"},
+        {"older_than": "0", "settle_time": "2d"},
+        {"min_size": "5", "max_size": "40"},
+        {"max_files": 3},
+        {"age_stamp": "ctime", "older_than": "0"},
+        {"age_stamp": "atime"},
+        {"one_filesystem": False},
+    ],
+)
+def test_find_selector_agrees_with_the_walk(tmp_path, kw):
+    src = _rich_tree(tmp_path)
+    pol = _policy(src, tmp_path / "dst", tmp_path, **kw)
+    now = time.time()
+    walked = m.select_files(pol, now=now)
+    found = m.select_files(pol, now=now, find_bin=FIND)
+    _same_selection(walked, found)
+
+
+@needs_find
+def test_find_selector_skips_the_destination_inside_the_source(tmp_path):
+    src = _rich_tree(tmp_path)
+    st = os.stat(src / "sub")
+    pol = _policy(src, tmp_path / "d", tmp_path)
+    walked = m.select_files(pol, dest_id=(st.st_dev, st.st_ino))
+    found = m.select_files(pol, dest_path=os.fsencode(str(src / "sub")), find_bin=FIND)
+    assert found.skipped["is the destination"] == 1
+    assert all(not rel.startswith(b"sub/") for rel, _ in found.items)
+    _same_selection(walked, found)
+
+
+@needs_find
+def test_find_selector_runs_find_once_and_lstats_only_candidates(tmp_path, monkeypatch):
+    src = tmp_path / "src"
+    for n in range(50):
+        _old_file(src / ("young%02d" % n), days=0)
+    _old_file(src / "old", days=30)
+    calls = []
+    real_lstat, real_run = os.lstat, m.subprocess.run
+    monkeypatch.setattr(m.os, "lstat", lambda p: calls.append(p) or real_lstat(p))
+    runs = []
+    monkeypatch.setattr(m.subprocess, "run", lambda argv, **kw: runs.append(argv) or real_run(argv, **kw))
+    sel = m.select_files(_policy(src, tmp_path / "d", tmp_path), find_bin=FIND)
+    assert [rel for rel, _ in sel.items] == [b"old"]
+    assert sel.skipped["too young"] == 50 and sel.scanned == 51
+    assert len(runs) == 1 and len(calls) == 2  # the root's device, then the one candidate
+    assert all(isinstance(arg, (str, bytes)) for arg in runs[0])
+
+
+@pytest.mark.parametrize(
+    "script",
+    [
+        "echo 'find: /x: Permission denied' >&2; exit 1",
+        "printf 'fa\\0'; echo 'find: warning: something' >&2",
+        "printf 'Qodd\\0'",
+    ],
+)
+def test_find_selector_falls_back_to_the_walk(tmp_path, script):
+    src = _tree(tmp_path)
+    fake = tmp_path / "fake-find"
+    fake.write_text("#!/bin/sh\n" + script + "\n")
+    fake.chmod(0o755)
+    pol = _policy(src, tmp_path / "d", tmp_path)
+    now = time.time()
+    _same_selection(m.select_files(pol, now=now), m.select_files(pol, now=now, find_bin=str(fake)))
+
+
+def test_find_selector_not_used_for_bracket_or_backslash_excludes(tmp_path, monkeypatch):
+    src = _tree(tmp_path)
+
+    def no_find(*_a, **_kw):
+        raise AssertionError("find must not run")
+
+    sel = m.select_files(_policy(src, tmp_path / "d", tmp_path), find_bin=str(tmp_path / "no-such-find"))
+    assert sel.scanned == 9  # a missing binary falls back to the walk
+    monkeypatch.setattr(m.subprocess, "run", no_find)
+    for pat in ("[s]kip", "sk\\ip"):
+        pol = _policy(src, tmp_path / "d", tmp_path, exclude=[pat])
+        now = time.time()
+        _same_selection(m.select_files(pol, now=now), m.select_files(pol, now=now, find_bin="/usr/bin/find"))
 
 
 def test_select_files_unreadable_directory(tmp_path, monkeypatch):
