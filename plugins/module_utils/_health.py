@@ -882,15 +882,9 @@ class HealthChecker:
             return {"vg": vg, "error": "lvm2 tools not found"}, [
                 alert("unknown", name, "/dev/%s" % vg, "cannot check VG %s: lvs/vgs not found (lvm2)" % vg)
             ]
+        # One lvs call gives the LVs and, on each row, the VG's size and free space: one LVM
+        # start-up less (a few hundred ms on a slow host). vgs only when the VG has no LV.
         try:
-            rc, out, err = self._run(
-                [vgs, "--reportformat", "json", "--units", "b", "--nosuffix", "-o", ",".join(VG_FIELDS), vg]
-            )
-            if rc != 0:
-                raise SnapshotError("vgs failed (rc %d): %s" % (rc, (err or out).strip()))
-            rows = [r for r in parse_report(out, "vg") if r.get("vg_name") == vg]
-            if not rows:
-                raise SnapshotError("VG %s not found" % vg)
             rc, out, err = self._run(
                 [
                     lvs,
@@ -902,13 +896,24 @@ class HealthChecker:
                     "--config",
                     LVM_TIME_CONFIG,
                     "-o",
-                    ",".join(LV_FIELDS),
+                    ",".join((*LV_FIELDS, "vg_size", "vg_free")),
                     vg,
                 ]
             )
             if rc != 0:
                 raise SnapshotError("lvs failed (rc %d): %s" % (rc, (err or out).strip()))
             lv_rows = parse_report(out, "lv")
+            if lv_rows and _given(lv_rows[0].get("vg_size")):
+                rows = [{"vg_name": vg, "vg_size": lv_rows[0]["vg_size"], "vg_free": lv_rows[0].get("vg_free")}]
+            else:
+                rc, out, err = self._run(
+                    [vgs, "--reportformat", "json", "--units", "b", "--nosuffix", "-o", ",".join(VG_FIELDS), vg]
+                )
+                if rc != 0:
+                    raise SnapshotError("vgs failed (rc %d): %s" % (rc, (err or out).strip()))
+                rows = [r for r in parse_report(out, "vg") if r.get("vg_name") == vg]
+                if not rows:
+                    raise SnapshotError("VG %s not found" % vg)
         except ProbeTimeout as exc:
             return {"vg": vg, "error": str(exc)}, [
                 alert("unknown", name, "/dev/%s" % vg, "LVM report of VG %s did not finish: %s" % (vg, exc))

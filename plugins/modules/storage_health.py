@@ -25,7 +25,8 @@ description:
   - "LVM (O(tiers[].vg)): the VG's free space against O(tiers[].vg_free_warning) and
     O(tiers[].vg_free_critical), and every snapshot's fill against O(tiers[].snapshot_warning) and
     O(tiers[].snapshot_critical); an invalid (filled-up) snapshot is V(critical). Read with
-    C(vgs) and C(lvs --reportformat json)."
+    one C(lvs --reportformat json) that also prints the VG's size and free space (C(vgs) only for a VG
+    without LVs)."
   - "NAS (O(tiers[].nas_server)): a TCP connection to the NFS port within the probe time-out; a NAS
     that does not answer is V(critical), and its NFS mounts are then not touched at all (a stat on a
     dead hard mount would hang)."

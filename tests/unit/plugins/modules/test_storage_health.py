@@ -7,6 +7,7 @@ fixtures/storage_health/, LVM reports from the lab VM captures in fixtures/lvm_s
 from __future__ import annotations
 
 import errno
+import json
 from pathlib import Path
 
 import pytest
@@ -384,9 +385,11 @@ def test_all_tiers_ok():
     assert result["tiers"]["warm"]["btrfs"][0]["devices"]["/dev/sda"]["read_io_errs"] == 0
     assert result["tiers"]["warm"]["io"]["/data/warm-storage"]["device"] == "sda"
     assert result["tiers"]["hot"]["mounts"][0]["drift"] is False
-    vgs, lvs, btrfs = fakes.issued
+    # the fixture's lvs rows carry no VG fields, so vgs is asked as well
+    lvs, vgs, btrfs = fakes.issued
     assert vgs[:5] == ["/usr/sbin/vgs", "--reportformat", "json", "--units", "b"] and vgs[-1] == "vg_jts"
     assert "lv_snapshot_invalid" in lvs[lvs.index("-o") + 1] and lvs[-1] == "vg_jts"
+    assert lvs[lvs.index("-o") + 1].endswith(",vg_size,vg_free")
     assert btrfs == ["/usr/sbin/btrfs", "device", "stats", "/data/warm-storage"]
     assert all(timeout <= 3.0 for _path, timeout in fakes.statted)
 
@@ -422,24 +425,49 @@ def test_vg_free_below_minimum():
     assert "below the critical minimum of 2.0 GiB" in vg_alerts[0]["message"]
 
 
+def lvs_with_vg_fields(name):
+    """An lvs capture with the VG's size and free space on each row, as ``-o ...,vg_size,vg_free`` prints."""
+    data = json.loads(text(LVM / name))
+    vg = json.loads(text(LVM / "vgs_vg_jts_lab.json"))["report"][0]["vg"][0]
+    for row in data["report"][0]["lv"]:
+        row.update(vg_size=vg["vg_size"], vg_free=vg["vg_free"])
+    return json.dumps(data)
+
+
+def test_one_lvs_call_when_its_rows_carry_the_vg_fields():
+    fakes = Fakes(commands={"lvs": (0, lvs_with_vg_fields("lvs_vg_jts_lab.json"), "")})
+    result = fakes.check({"tiers": [{"name": "hot", "vg": "vg_jts"}]})
+    assert [c[0] for c in fakes.issued] == ["/usr/sbin/lvs"]
+    lvm = result["tiers"]["hot"]["lvm"]
+    assert (lvm["size_bytes"], lvm["free_bytes"]) == (8585740288, 1971322880)
+    assert len(lvm["snapshots"]) == 2
+
+
 def test_vg_not_found_is_critical_and_lvm_failure_unknown():
-    fakes = Fakes(commands={"vgs": (5, "", '  Volume group "vg_jts" not found\n'), "btrfs": (0, "", "")})
+    fakes = Fakes(commands={"lvs": (5, "", '  Volume group "vg_jts" not found\n'), "btrfs": (0, "", "")})
     result = fakes.check({"tiers": [{"name": "hot", "vg": "vg_jts"}]})
     assert [(a["severity"], a["message"]) for a in result["alerts"]] == [
-        ("critical", 'cannot check VG vg_jts: vgs failed (rc 5): Volume group "vg_jts" not found')
+        ("critical", 'cannot check VG vg_jts: lvs failed (rc 5): Volume group "vg_jts" not found')
     ]
-    fakes = Fakes(commands={"vgs": (0, text(LVM / "vgs_vg_jts_lab.json"), ""), "lvs": (3, "", "locking failed")})
+    fakes = Fakes(commands={"lvs": (3, "", "locking failed")})
     result = fakes.check({"tiers": [{"name": "hot", "vg": "vg_jts"}]})
     assert result["status"] == "unknown" and "lvs failed (rc 3): locking failed" in result["alerts"][0]["message"]
-    fakes = Fakes(commands={"vgs": (0, '{"report": [{"vg": []}]}', "")})
+    empty = (0, '{"report": [{"lv": []}]}', "")
+    fakes = Fakes(commands={"lvs": empty, "vgs": (0, '{"report": [{"vg": []}]}', "")})
     result = fakes.check({"tiers": [{"name": "hot", "vg": "vg_jts"}]})
     assert result["alerts"][0]["message"] == "cannot check VG vg_jts: VG vg_jts not found"
+    fakes = Fakes(commands={"lvs": empty, "vgs": (3, "", "locking failed")})
+    result = fakes.check({"tiers": [{"name": "hot", "vg": "vg_jts"}]})
+    assert result["alerts"][0]["message"] == "cannot check VG vg_jts: vgs failed (rc 3): locking failed"
+    fakes = Fakes(commands={"lvs": empty, "vgs": (0, text(LVM / "vgs_vg_jts_lab.json"), "")})
+    result = fakes.check({"tiers": [{"name": "hot", "vg": "vg_jts"}]})
+    assert result["status"] == "ok" and result["tiers"]["hot"]["lvm"]["snapshots"] == []
 
 
 def test_lvm_tools_missing_or_slow_is_unknown():
     result = Fakes(tools=()).check({"tiers": [{"name": "hot", "vg": "vg_jts"}]})
     assert result["status"] == "unknown" and "lvs/vgs not found" in result["alerts"][0]["message"]
-    fakes = Fakes(commands={"vgs": ProbeTimeout("vgs did not finish within 3.0s")})
+    fakes = Fakes(commands={"lvs": ProbeTimeout("lvs did not finish within 3.0s")})
     result = fakes.check({"tiers": [{"name": "hot", "vg": "vg_jts"}]})
     assert result["alerts"][0]["severity"] == "unknown" and "did not finish" in result["alerts"][0]["message"]
 
@@ -693,9 +721,9 @@ def test_module_sink_failure_is_a_warning(module_run, tmp_path, monkeypatch):
 
 
 def test_module_timeout_exit_code_is_unknown(module_run):
-    module_run.fakes.commands["vgs"] = (137, "", "")
+    module_run.fakes.commands["lvs"] = (137, "", "")
     result = module_run({"tiers": [{"name": "hot", "vg": "vg_jts"}]})
-    assert result["status"] == "unknown" and "vgs did not finish within" in result["alerts"][0]["message"]
+    assert result["status"] == "unknown" and "lvs did not finish within" in result["alerts"][0]["message"]
 
 
 def test_module_bad_textfile_name(module_run):
