@@ -66,11 +66,23 @@ class RsyncTimeout(ArchiveError):
 # --------------------------------------------------------------------------- rsync under a time-out
 
 
-def run_timed(argv, timeout):
+def _die_with_parent():
+    """In the child before exec: SIGKILL when the module dies (Linux prctl PR_SET_PDEATHSIG)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)
+    except Exception:  # noqa: S110 - not Linux, or no libc: the inherited lock still guards the destination
+        pass
+
+
+def run_timed(argv, timeout, keep_fds=()):
     """Run ``argv`` (C locale) in its own process group; return (rc, stdout, stderr).
 
     After ``timeout`` seconds the whole group gets SIGKILL (NFS waits are killable) and RsyncTimeout
-    is raised; we wait at most a few seconds more for the pipes, never for the mount.
+    is raised; we wait at most a few seconds more for the pipes, never for the mount. rsync dies with
+    the module (a killed module must not leave it writing), and ``keep_fds`` (the run's lock) are
+    inherited, so while any rsync process lives no other run can take the destination.
     """
     env = dict(os.environ, LC_ALL="C", LANG="C")
     proc = subprocess.Popen(
@@ -80,6 +92,8 @@ def run_timed(argv, timeout):
         stderr=subprocess.PIPE,
         env=env,
         start_new_session=True,
+        pass_fds=tuple(keep_fds),
+        preexec_fn=_die_with_parent,  # the module is single-threaded, so preexec_fn is safe
     )
     try:
         out, err = proc.communicate(timeout=timeout)
@@ -224,6 +238,7 @@ class Archiver:
         self.mounts = mounts
         self.tcp_fn = tcp_fn
         self.present = []
+        self.lock_fds = ()
         self.dirs = set()
         self.warnings = []
         self.result = {
@@ -367,7 +382,7 @@ class Archiver:
         srcs = [s for s, _has in self.present]
         argv = rsync_argv(self.p, self.rsync_bin, source_args(self.p.relative, srcs, self.dirs), dest, extra, dry_run)
         started = time.monotonic()
-        rc, out, err = (self.runner or run_timed)(argv, self.p.rsync_timeout)
+        rc, out, err = (self.runner or run_timed)(argv, self.p.rsync_timeout, self.lock_fds)
         self.result["rsync_seconds"] = round(self.result["rsync_seconds"] + time.monotonic() - started, 3)
         parsed = parse_rsync_output(out)
         if rc == RC_VANISHED:
@@ -434,6 +449,7 @@ class Archiver:
         target = os.path.join(p.dest, p.name) if p.mode == "snapshot" else p.dest
         lock = FileLock(lock_path_for("nas_archive", target, lock_dir=p.lock_dir), "nas_archive to " + target)
         with lock:
+            self.lock_fds = (lock._fd,)
             if p.mode == "mirror":
                 self.mirror()
             else:

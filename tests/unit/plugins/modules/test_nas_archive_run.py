@@ -42,7 +42,8 @@ class FakeRsync:
         self.answers = answers
         self.calls = []
 
-    def __call__(self, argv, timeout):
+    def __call__(self, argv, timeout, keep_fds=()):
+        assert timeout > 0 and len(keep_fds) == 1
         self.calls.append(argv)
         if "--checksum" in argv:
             kind = "verify"
