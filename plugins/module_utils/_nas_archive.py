@@ -171,7 +171,7 @@ def delete_guard(
     deletions are above ``max_delete_percent`` of the destination's entries and more than
     ``grace_count`` (``force`` overrides this one).
     """
-    percent = 100.0 * deletions / dest_entries if dest_entries > 0 else (100.0 if deletions else 0.0)
+    percent = 100.0 * deletions / dest_entries if dest_entries else (100.0 if deletions else 0.0)
     verdict = {
         "ok": True,
         "reason": "",
@@ -184,11 +184,17 @@ def delete_guard(
         "forced": False,
     }
     where = (" " + label) if label else ""
-    if source_entries is not None and source_entries <= 0 and (deletions > 0 or dest_entries > 0):
+    if source_entries is not None and source_entries <= 0 and (deletions > 0 or dest_entries != 0):
+        # dest_entries None: not counted (refused before rsync looked at the destination).
+        what = (
+            "everything at the destination"
+            if dest_entries is None
+            else "all %d entries of the destination" % max(deletions, dest_entries)
+        )
         verdict["ok"] = False
         verdict["reason"] = (
             "delete guard: the source%s is empty (unmounted or wiped?): mirroring it with delete would remove "
-            "all %d entries of the destination; refusing, nothing was done" % (where, max(deletions, dest_entries))
+            "%s; refusing, nothing was done" % (where, what)
         )
         return verdict
     if deletions == 0 or deletions <= grace_count or percent <= max_delete_percent:

@@ -465,7 +465,7 @@ class Archiver:
         if p.delete:
             if not has_entries:
                 # Refused before rsync even looks: an empty (unmounted, wiped) source never drives --delete.
-                verdict = delete_guard(0, 1, p.max_delete_percent, p.delete_grace_count, source_entries=0, label=src)
+                verdict = delete_guard(0, None, p.max_delete_percent, p.delete_grace_count, source_entries=0, label=src)
                 r["guard"] = verdict
                 raise ArchiveError(verdict["reason"], **r)
             dry = self.rsync(["--delete"], p.dest, dry_run=True)

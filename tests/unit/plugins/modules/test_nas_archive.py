@@ -144,6 +144,7 @@ def test_retention_keeps_protected_and_newest():
         ((0, 0, 20), {"source_entries": 0}, True, ""),  # empty source, empty archive: nothing to lose
         ((10, 10, 100), {"source_entries": 0}, False, "is empty"),  # empty source: refused even at 100 %
         ((10, 10, 100), {"source_entries": 0, "force": True}, False, "is empty"),  # force does not help
+        ((0, None, 20), {"source_entries": 0}, False, "would remove everything at the destination;"),
         ((1, 3, 50), {"source_entries": 2}, True, ""),
         ((2, 3, 50.5), {"label": "/data/x"}, False, "max_delete_percent 50.5%"),
     ],
