@@ -227,9 +227,7 @@ def _point_latest(root, name):
 class Archiver:
     """One run of nas_archive. ``run()`` returns the result dict or raises ArchiveError / Skipped."""
 
-    def __init__(
-        self, policy, rsync_bin="rsync", check_mode=False, runner=None, now=None, mounts=None, tcp_fn=tcp_probe
-    ):
+    def __init__(self, policy, rsync_bin="rsync", check_mode=False, runner=None, now=None, mounts=None, tcp_fn=None):
         self.p = policy
         self.rsync_bin = rsync_bin
         self.check_mode = check_mode
@@ -296,7 +294,7 @@ class Archiver:
         """NAS reachable, destination mounted and answering, else Skipped; sources present, else ArchiveError."""
         p = self.p
         if p.nas_host:
-            ok, reason = self.tcp_fn(p.nas_host, p.nas_port, p.probe_timeout)
+            ok, reason = (self.tcp_fn or tcp_probe)(p.nas_host, p.nas_port, p.probe_timeout)
             if not ok:
                 raise Skipped("NAS %s is not reachable (%s); nothing was done" % (p.nas_host, reason))
         entry = None

@@ -218,7 +218,6 @@ def test_lock_busy(run_module, tree, fake):
 
 def test_skipped_when_nas_unreachable(run_module, tree, fake, monkeypatch):
     monkeypatch.setattr(run, "tcp_probe", lambda h, p, t: (False, "no answer"))
-    monkeypatch.setattr(run.Archiver.__init__, "__defaults__", ("rsync", False, None, None, None, run.tcp_probe))
     rsync = fake()
     result = run_module(nas_archive, dict(tree[2], nas_host="nas.lan"))
     assert result["skipped"] is True and result["changed"] is False and "NAS nas.lan is not reachable" in result["msg"]
