@@ -29,8 +29,10 @@ import re
 import stat
 import subprocess
 import tempfile
+import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 from ansible_collections.jts.tiered_storage.plugins.module_utils._lock import FileLock, LockBusy, lock_path_for
 from ansible_collections.jts.tiered_storage.plugins.module_utils._migrate_copy import (
@@ -705,25 +707,34 @@ class Outcome:
         self.failed_count = 0
         self.failed_bytes = 0
         self.warnings = []
+        self._lock = threading.Lock()  # the staging and the finishing thread both report
 
     def ok(self, job):
-        self.done_count += 1
-        self.done_bytes += job.size
-        if len(self.done) < REPORT_LIMIT:
-            self.done.append({"src": display(job.src), "dst": display(job.dst), "size": job.size})
+        with self._lock:
+            self.done_count += 1
+            self.done_bytes += job.size
+            if len(self.done) < REPORT_LIMIT:
+                self.done.append({"src": display(job.src), "dst": display(job.dst), "size": job.size})
 
     def skip(self, job, reason):
-        self.skipped_count += 1
-        self.skipped_bytes += job.size
-        self.skipped[reason] = self.skipped.get(reason, 0) + 1
-        if len(self.skipped_files) < REPORT_LIMIT:
-            self.skipped_files.append({"path": display(job.src), "reason": reason, "size": job.size})
+        with self._lock:
+            self.skipped_count += 1
+            self.skipped_bytes += job.size
+            self.skipped[reason] = self.skipped.get(reason, 0) + 1
+            if len(self.skipped_files) < REPORT_LIMIT:
+                self.skipped_files.append({"path": display(job.src), "reason": reason, "size": job.size})
 
     def fail(self, job, reason):
-        self.failed_count += 1
-        self.failed_bytes += job.size
-        if len(self.failed_files) < REPORT_LIMIT:
-            self.failed_files.append({"path": display(job.src), "reason": reason, "size": job.size})
+        with self._lock:
+            self.failed_count += 1
+            self.failed_bytes += job.size
+            if len(self.failed_files) < REPORT_LIMIT:
+                self.failed_files.append({"path": display(job.src), "reason": reason, "size": job.size})
+
+    def warn(self, message):
+        with self._lock:
+            if message not in self.warnings:
+                self.warnings.append(message)
 
 
 class _Skip(Exception):
@@ -823,8 +834,8 @@ class Transfer:
             if job.expect is not None and job.digest != job.expect:
                 raise CopyError("content does not match the journal's checksum")
             warning = copy_metadata(tfd, st, self.keep_owner)
-            if warning and warning not in self.outcome.warnings:
-                self.outcome.warnings.append(warning)
+            if warning:
+                self.outcome.warn(warning)
         except BaseException:
             if tfd is not None:
                 os.close(tfd)
@@ -891,7 +902,7 @@ class Transfer:
         except FileNotFoundError:
             return True
         if not same_stat(now, job.st):
-            self.outcome.warnings.append(
+            self.outcome.warn(
                 "%s changed after it was copied; both copies kept, the destination holds the earlier content"
                 % display(job.src)
             )
@@ -901,7 +912,43 @@ class Transfer:
 
     def run_batch(self, jobs):
         """Transfer ``jobs``; raise DestinationFull when the destination filled up."""
-        staged, full = [], None
+        staged, full = self.stage_batch(jobs)
+        self.finish_batch(staged)
+        self._raise_full(full)
+
+    def run_all(self, batch_iter):
+        """Transfer every batch, staging the next one while the previous one is finished.
+
+        Step 1 (copy, hash) of batch N+1 runs in this thread while steps 2-6 of batch N (flush,
+        read back, place, journal, remove the sources) run in a second one; the per-file
+        protocol is unchanged and at most two batches are in flight. The flushes of batch N
+        also write out what batch N+1 has copied so far, which costs nothing in safety: only
+        batch N's files are read back, placed and journalled after that flush.
+        """
+        full = None
+        pending = None
+        pool = ThreadPoolExecutor(max_workers=1)
+        try:
+            for batch in batch_iter:
+                staged, full = self.stage_batch(batch)
+                if pending is not None:
+                    pending.result()
+                    pending = None
+                if staged:
+                    pending = pool.submit(self.finish_batch, staged)
+                if full is not None:
+                    break
+            if pending is not None:
+                pending.result()
+        finally:
+            # After an error while staging, the batch in flight still finishes (its own error,
+            # if any, is not raised over the one that stopped the run).
+            pool.shutdown(wait=True)
+        self._raise_full(full)
+
+    def stage_batch(self, jobs):
+        """Step 1 for each job; return the staged jobs and the ENOSPC error that stopped it, if any."""
+        staged = []
         for job in jobs:
             try:
                 self.stage(job)
@@ -912,9 +959,12 @@ class Transfer:
                 self.outcome.fail(job, exc.reason)
             except OSError as exc:
                 if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-                    full = exc
-                    break
+                    return staged, exc
                 self.outcome.fail(job, "%s" % (exc.strerror or exc))
+        return staged, None
+
+    def finish_batch(self, staged):
+        """Steps 2 to 6 for the staged jobs of one batch."""
         if staged:
             syncfs(self.dst_root)
         placed = []
@@ -936,6 +986,8 @@ class Transfer:
         if placed:
             syncfs(self.dst_root)
             self.commit(placed)
+
+    def _raise_full(self, full):
         if full is not None:
             raise DestinationFull(
                 "destination %s is full (%s); the run stopped, files not yet moved stay at the source"
@@ -1052,8 +1104,7 @@ def migrate(policy, check_mode=False, zstd_bin=None, now=None, mounts=None, stat
         )
         error = None
         try:
-            for batch in batches(jobs, policy.batch_files, policy.batch_bytes):
-                transfer.run_batch(batch)
+            transfer.run_all(batches(jobs, policy.batch_files, policy.batch_bytes))
         except (DestinationFull, JournalError) as exc:
             error = str(exc)
         finally:
@@ -1160,8 +1211,7 @@ def rollback(policy, check_mode=False, zstd_bin=None):
             journal.append([{"op": "undo", "run": run_id, "dst": encode_path(j.src)} for j in done_now])
         error = None
         try:
-            for batch in batches(todo, policy.batch_files, policy.batch_bytes):
-                transfer.run_batch(batch)
+            transfer.run_all(batches(todo, policy.batch_files, policy.batch_bytes))
         except (DestinationFull, JournalError) as exc:
             error = str(exc)
         finally:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import os
 import shutil
+import threading
 import time
 from types import SimpleNamespace
 
@@ -502,6 +503,76 @@ def test_batches():
     jobs = [SimpleNamespace(size=s) for s in (5, 5, 5, 20, 1)]
     sizes = [[j.size for j in b] for b in m.batches(jobs, max_files=2, max_bytes=12)]
     assert sizes == [[5, 5], [5], [20], [1]]
+
+
+class _ScriptedTransfer(m.Transfer):
+    """A Transfer whose steps only log: shows how run_all interleaves and stops."""
+
+    def __init__(self, log, full_at=None, finish_error_at=None):
+        self.outcome = m.Outcome()
+        self.dst_root = b"/dst"
+        self.log = log
+        self.full_at = full_at
+        self.finish_error_at = finish_error_at
+        self.finishing = threading.Event()
+        self.release = threading.Event()
+
+    def stage_batch(self, jobs):
+        self.log.append(("stage", jobs[0]))
+        if jobs[0] == 2:
+            # batch 2 is staged while batch 1 is still being finished in the other thread
+            assert self.finishing.wait(5)
+            self.log.append(("stage-overlaps-finish", 1))
+            self.release.set()
+        if jobs[0] == self.full_at:
+            return [], OSError(errno.ENOSPC, "No space left on device")
+        return list(jobs), None
+
+    def finish_batch(self, staged):
+        if staged[0] == 1:
+            self.finishing.set()
+            assert self.release.wait(5)
+        if staged[0] == self.finish_error_at:
+            raise m.JournalError("journal: disk gone")
+        self.log.append(("finish", staged[0]))
+
+
+def test_run_all_stages_the_next_batch_while_the_previous_finishes():
+    log = []
+    _ScriptedTransfer(log).run_all(iter([[1], [2], [3]]))
+    assert log.index(("stage-overlaps-finish", 1)) < log.index(("finish", 1))
+    assert [e for e in log if e[0] == "finish"] == [("finish", 1), ("finish", 2), ("finish", 3)]
+
+
+def test_run_all_finishes_what_was_staged_then_reports_a_full_destination():
+    log = []
+    with pytest.raises(m.DestinationFull, match="files not yet moved stay at the source"):
+        _ScriptedTransfer(log, full_at=3).run_all(iter([[1], [2], [3], [4]]))
+    assert ("finish", 2) in log and ("stage", 4) not in log
+
+
+def test_run_all_raises_an_error_of_the_finishing_thread_and_stops():
+    log = []
+    with pytest.raises(m.JournalError, match="disk gone"):
+        _ScriptedTransfer(log, finish_error_at=2).run_all(iter([[1], [2], [3], [4]]))
+    assert ("finish", 1) in log and ("stage", 4) not in log
+
+
+def test_outcome_counts_from_two_threads():
+    outcome = m.Outcome()
+    job = SimpleNamespace(src=b"/s", dst=b"/d", size=1)
+
+    def report():
+        for _ in range(2000):
+            outcome.ok(job)
+            outcome.skip(job, "r")
+
+    threads = [threading.Thread(target=report) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert outcome.done_count == outcome.skipped_count == outcome.skipped["r"] == 8000
 
 
 def test_display_non_utf8():
