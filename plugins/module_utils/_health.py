@@ -37,6 +37,7 @@ from ansible_collections.jts.tiered_storage.plugins.module_utils._lvm_snapshot i
 )
 from ansible_collections.jts.tiered_storage.plugins.module_utils._timeout import (
     ProbeTimeout,
+    statvfs_in_process,
     statvfs_with_timeout,
     tcp_probe,
 )
@@ -324,6 +325,24 @@ def mount_of(path, mounts):
         if inside and (best is None or len(target) > len(best)):
             best = target
     return best
+
+
+# Filesystems on local block devices: statvfs on them cannot block on a vanished server.
+LOCAL_FSTYPES = frozenset(("ext2", "ext3", "ext4", "xfs", "btrfs", "f2fs", "vfat", "tmpfs"))
+
+
+def is_local_mount_point(path, mounts):
+    """True when ``path`` is itself a mount point of a local filesystem and no mount above it is
+    anything else: its statvfs then needs no child process with a time-out (the path walk only
+    crosses local filesystems). Anything else, network or unknown, goes through the time-out."""
+    path = os.path.normpath(path)
+    if not mounts or path not in mounts:
+        return False
+    for target, live in mounts.items():
+        above = target == "/" or path == target or path.startswith(target.rstrip("/") + "/")
+        if above and live["fstype"] not in LOCAL_FSTYPES:
+            return False
+    return True
 
 
 def option_reported(option, live):
@@ -696,6 +715,8 @@ class HealthChecker:
         self.which = which
         self.read_file = read_file or _read_text
         self.statvfs = statvfs or statvfs_with_timeout
+        # Injected statvfs (tests) replaces both; by default local mount points are read directly.
+        self.local_statvfs = None if statvfs else statvfs_in_process
         self.probe = probe or tcp_probe
         self.clock = clock
         self.deadline = Deadline(config["timeout"], config["probe_timeout"], clock)
@@ -848,7 +869,10 @@ class HealthChecker:
             entry["error"] = "not checked: the run's time-out of %gs was used up" % self.config["timeout"]
             return entry, [alert("unknown", name, path, entry["error"])]
         try:
-            st = self.statvfs(path, budget)
+            if self.local_statvfs is not None and is_local_mount_point(path, mounts):
+                st = self.local_statvfs(path)  # local mount point: cannot hang, no fork needed
+            else:
+                st = self.statvfs(path, budget)
         except ProbeTimeout:
             reason = "%s did not answer within %.1fs (stalled mount?)" % (mount or path, budget)
             if mount:

@@ -104,7 +104,8 @@ def _reap(pid):
         pass
 
 
-def _statvfs(path):
+def statvfs_in_process(path):
+    """``os.statvfs`` as the dict the time-limited variant returns; only for paths that cannot block."""
     st = os.statvfs(path)
     return {
         "f_bsize": st.f_bsize,
@@ -125,7 +126,7 @@ def _stat(path):
 
 def statvfs_with_timeout(path, timeout=5.0):
     """``os.statvfs`` as a dict, or ProbeTimeout when the filesystem does not answer."""
-    return call_with_timeout(_statvfs, (path,), timeout)
+    return call_with_timeout(statvfs_in_process, (path,), timeout)
 
 
 def stat_with_timeout(path, timeout=5.0):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import json
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -627,6 +628,7 @@ def test_report_shows_paths_vg_nas_and_alerts():
 def module_run(monkeypatch, run_module):
     fakes = Fakes(commands=lab_commands())
     monkeypatch.setattr(_health, "statvfs_with_timeout", fakes.statvfs)
+    monkeypatch.setattr(_health, "statvfs_in_process", lambda path: fakes.statvfs(path, None))
     monkeypatch.setattr(_health, "tcp_probe", fakes.probe)
     monkeypatch.setattr(_health, "_read_text", fakes.read_file)
 
@@ -672,7 +674,6 @@ def test_module_rejects_bad_thresholds(module_run):
 
 
 def test_module_webhook_url_never_shown(module_run, monkeypatch):
-    from ansible_collections.jts.tiered_storage.plugins.module_utils import _health_sinks
 
     url = "https://hooks.example.com/T0KEN-s3cret"
 
@@ -680,7 +681,7 @@ def test_module_webhook_url_never_shown(module_run, monkeypatch):
         assert request.full_url == url and timeout == 2.0
         raise OSError("connect to %s failed" % url)
 
-    monkeypatch.setattr(_health_sinks.urllib.request, "urlopen", refuse)
+    monkeypatch.setattr(urllib.request, "urlopen", refuse)
     result = module_run({"tiers": LAB_TIERS, "webhook_url": url, "webhook_timeout": 2, "webhook_min_severity": "ok"})
     assert result["sinks"]["webhook"] == {
         "sent": False,
@@ -744,3 +745,46 @@ def test_btrfs_stats_accepts_yaml_booleans(value, expected):
 def test_btrfs_stats_refuses_non_booleans():
     with pytest.raises(HealthError, match="tier warm: btrfs_stats: 'maybe' is not a boolean"):
         tier_cfg(btrfs_stats="maybe")
+
+
+# ------------------------------------------------------------------------------ which statvfs
+
+
+@pytest.mark.parametrize(
+    ("path", "local"),
+    [
+        ("/var/lib/postgres", True),  # an ext4 mount point under local mounts only
+        ("/var/lib/postgres/", True),
+        ("/var/lib/postgres/sub", False),  # not itself a mount point: the time-out variant
+        ("/mnt/synology", False),  # NFS
+        ("/mnt/synology/jts/local", False),  # a local mount below an NFS one: the walk crosses NFS
+        ("/srv/fuse", False),  # unknown filesystem types are treated as remote
+    ],
+)
+def test_is_local_mount_point(path, local):
+    mounts = _health.parse_mounts(
+        "/dev/vda / ext4 rw 0 0\n"
+        "/dev/mapper/vg_jts-postgres /var/lib/postgres ext4 rw,noatime 0 0\n"
+        "127.0.0.1:/srv/nas /mnt/synology nfs rw,hard 0 0\n"
+        "/dev/sdc1 /mnt/synology/jts/local xfs rw 0 0\n"
+        "sshfs#x /srv/fuse fuse.sshfs rw 0 0\n"
+    )
+    assert _health.is_local_mount_point(path, mounts) is local
+    assert _health.is_local_mount_point(path, None) is False
+
+
+def test_local_mount_points_are_read_without_a_child_process(monkeypatch):
+    calls = []
+    monkeypatch.setattr(_health, "statvfs_in_process", lambda path: calls.append(("direct", path)) or vfs(GIB, 0))
+    checker = HealthChecker.__new__(HealthChecker)
+    checker.local_statvfs = _health.statvfs_in_process
+    checker.statvfs = lambda path, timeout: calls.append(("timed", path)) or vfs(GIB, 0)
+    checker.stalled = {}
+    checker.config = {"timeout": 10}
+    checker.deadline = _health.Deadline(10, 3)
+    tier = _health.build_tier({"name": "t", "paths": ["/data"]})
+    mounts = _health.parse_mounts("/dev/vda / ext4 rw 0 0\n/dev/sdb /data xfs rw 0 0\nsrv:/x /nas nfs rw 0 0\n")
+    for path in ("/data", "/nas", "/data/sub"):
+        entry, alerts = checker.check_path(tier, path, mounts, nas_down=False)
+        assert entry["status"] == "ok" and alerts == []
+    assert calls == [("direct", "/data"), ("timed", "/nas"), ("timed", "/data/sub")]
