@@ -12,6 +12,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 LAB       := $(PY) tools/lab.py
 LAB_NAME  ?= lab
+LAB_NAME_ARG = $(if $(filter-out lab,$(LAB_NAME)), LAB_NAME=$(LAB_NAME))
 LAB_INV   = $(shell $(LAB) inventory-path --name $(LAB_NAME) 2>/dev/null)
 BUILD     ?= build
 COLL_DIR  := $(BUILD)/ansible_collections/jts/tiered_storage
@@ -91,8 +92,8 @@ lab: venv deps
 	  lvs vg_jts; findmnt --kernel --noheadings --output TARGET,OPTIONS /mnt/synology; fi' || true
 	@echo
 	@echo "Lab VM '$(LAB_NAME)' is up."
-	@echo "  log in:   $(LAB) ssh --name $(LAB_NAME)     (or: make lab-ssh)"
-	@echo "  stop it:  $(LAB) down --name $(LAB_NAME)    (or: make lab-down)"
+	@echo "  log in:   $(LAB) ssh --name $(LAB_NAME)     (or: make lab-ssh$(LAB_NAME_ARG))"
+	@echo "  stop it:  $(LAB) down --name $(LAB_NAME)    (or: make lab-down$(LAB_NAME_ARG))"
 
 lab-ssh: venv
 	$(LAB) ssh --name $(LAB_NAME)
