@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import os
 import shutil
+import sys
 import threading
 import time
 from types import SimpleNamespace
@@ -556,6 +557,47 @@ def test_run_all_raises_an_error_of_the_finishing_thread_and_stops():
     with pytest.raises(m.JournalError, match="disk gone"):
         _ScriptedTransfer(log, finish_error_at=2).run_all(iter([[1], [2], [3], [4]]))
     assert ("finish", 1) in log and ("stage", 4) not in log
+
+
+def test_run_all_restores_the_switch_interval_also_after_an_error():
+    before = sys.getswitchinterval()
+    with pytest.raises(m.JournalError):
+        _ScriptedTransfer([], finish_error_at=2).run_all(iter([[1], [2], [3]]))
+    assert sys.getswitchinterval() == before
+
+
+def test_finish_batch_queues_every_read_back_before_verifying_the_first(monkeypatch, tmp_path):
+    calls = []
+    monkeypatch.setattr(m, "syncfs", lambda _path: calls.append("syncfs"))
+    monkeypatch.setattr(m, "prefetch", lambda fd: calls.append("prefetch") or True)
+
+    def read_back(fd, codec, zstd_bin, prefetched=False):
+        calls.append(("read_back", prefetched))
+        return "d", 1
+
+    monkeypatch.setattr(m, "read_back", read_back)
+    t = m.Transfer("copy", b"/s", bytes(tmp_path), None, "run", None, m.Outcome())
+    monkeypatch.setattr(t, "place", lambda job: calls.append("place"))
+    monkeypatch.setattr(t, "commit", lambda placed: calls.append(("commit", len(placed))))
+    jobs = []
+    for name in (b"a", b"b"):
+        job = m.Job(name, b"/s/" + name, bytes(tmp_path / name.decode()))
+        job.tmp = bytes(tmp_path / ("t" + name.decode()))
+        open(job.tmp, "wb").close()
+        job.digest, job.length = "d", 1
+        jobs.append(job)
+    t.finish_batch(jobs)
+    assert calls == [
+        "syncfs",
+        "prefetch",
+        "prefetch",
+        ("read_back", True),
+        "place",
+        ("read_back", True),
+        "place",
+        "syncfs",
+        ("commit", 2),
+    ]
 
 
 def test_outcome_counts_from_two_threads():

@@ -169,6 +169,42 @@ def test_drop_cache_failure_is_tolerated(monkeypatch):
     assert c.drop_cache(0) is False
 
 
+def test_read_back_drops_the_cache_unless_prefetched_and_keeps_reading_ahead(monkeypatch, tmp_path):
+    data = os.urandom(5 * c.CHUNK + 123)
+    f = tmp_path / "f"
+    f.write_bytes(data)
+    advice = []
+    real = os.posix_fadvise
+
+    def fadvise(fd, offset, length, what):
+        advice.append((offset, length, what))
+        real(fd, offset, length, what)
+
+    monkeypatch.setattr(c.os, "posix_fadvise", fadvise)
+    monkeypatch.setattr(c, "READ_AHEAD", 2 * c.CHUNK)
+    fd = os.open(f, os.O_RDONLY)
+    try:
+        assert c.read_back(fd) == (hashlib.sha256(data).hexdigest(), len(data))
+        dropped = [a for a in advice if a[2] == os.POSIX_FADV_DONTNEED]
+        ahead = [a[0] for a in advice if a[2] == os.POSIX_FADV_WILLNEED]
+        assert len(dropped) == 1
+        # queued from the start, then a window further each time the reader is half a window from the end
+        assert ahead == [0, 2 * c.CHUNK, 4 * c.CHUNK, 6 * c.CHUNK]
+        advice.clear()
+        assert c.read_back(fd, prefetched=True)[1] == len(data)
+        assert not [a for a in advice if a[2] == os.POSIX_FADV_DONTNEED]
+    finally:
+        os.close(fd)
+
+
+def test_prefetch_reports_when_the_cache_cannot_be_dropped(monkeypatch):
+    def boom(*_a):
+        raise OSError(errno.ESPIPE, "pipe")
+
+    monkeypatch.setattr(c.os, "posix_fadvise", boom)
+    assert c.prefetch(0) is False
+
+
 def test_same_stat(tmp_path):
     f = tmp_path / "f"
     f.write_bytes(b"x")
