@@ -14,64 +14,28 @@ from __future__ import annotations
 
 from ansible.errors import AnsibleFilterError
 
-# Read by mount(8) or systemd, never passed to the kernel, so never in /proc/mounts.
-USERSPACE_OPTIONS = frozenset(
-    ["_netdev", "nofail", "auto", "noauto", "defaults", "user", "nouser", "users", "owner", "group", "bg", "fg"]
+from ansible_collections.jts.tiered_storage.plugins.module_utils._mount_options import (
+    is_userspace,
+    options_missing,
 )
-USERSPACE_PREFIXES = ("x-", "comment=", "X-", "helper=")
-# NFS transfer sizes: the kernel reports what the server agreed to, at most what was asked.
-NEGOTIATED_MAXIMA = frozenset(["rsize", "wsize"])
-
-
-def _userspace(option):
-    return option in USERSPACE_OPTIONS or option.startswith(USERSPACE_PREFIXES)
-
-
-def _reported(option, live_set):
-    """Whether the kernel reports ``option``; NFS ``vers=4`` is reported as the minor version it negotiated."""
-    if option in live_set:
-        return True
-    if option in ("vers=4", "nfsvers=4"):
-        return any(o.startswith("vers=4") for o in live_set)
-    if option.startswith("nfsvers="):
-        return "vers=" + option.split("=", 1)[1] in live_set
-    name, _, value = option.partition("=")
-    if name in NEGOTIATED_MAXIMA and value.isdigit():
-        # the server may lower rsize/wsize to its own maximum; more than asked is a change
-        for live in live_set:
-            live_name, _, live_value = live.partition("=")
-            if live_name == name and live_value.isdigit():
-                return int(live_value) <= int(value)
-    return False
+from ansible_collections.jts.tiered_storage.plugins.module_utils._mount_options import (
+    split_options as _split,
+)
 
 
 def split_options(value, what="mount options"):
     """``'a,b=1'`` or ``['a', 'b=1']`` -> ``['a', 'b=1']`` (empty items dropped)."""
-    if value is None:
-        return []
-    if isinstance(value, str):
-        items = value.split(",")
-    elif isinstance(value, (list, tuple)):
-        items = []
-        for part in value:
-            if not isinstance(part, str):
-                raise AnsibleFilterError("%s: %r is not a mount option" % (what, part))
-            items.extend(part.split(","))
-    else:
-        raise AnsibleFilterError("%s: %r is neither a comma-separated string nor a list" % (what, value))
-    return [item.strip() for item in items if item.strip()]
+    try:
+        return _split(value, what)
+    except ValueError as exc:
+        raise AnsibleFilterError(str(exc)) from exc
 
 
 def mount_options_missing(wanted, live, ignore=None):
     """Options of ``wanted`` the kernel should report but ``live`` lacks, in ``wanted``'s order."""
-    ignored = set(split_options(ignore, "ignore"))
-    live_set = set(split_options(live, "live"))
-    missing = []
-    for option in split_options(wanted, "wanted"):
-        if _userspace(option) or option in ignored or _reported(option, live_set):
-            continue
-        missing.append(option)
-    return missing
+    return options_missing(
+        split_options(wanted, "wanted"), split_options(live, "live"), split_options(ignore, "ignore")
+    )
 
 
 def mounts_to_remount(volumes, filesystems, ignore=None, target_key="mount", opts_key="mount_opts"):
@@ -91,7 +55,7 @@ def mounts_to_remount(volumes, filesystems, ignore=None, target_key="mount", opt
             continue
         missing = mount_options_missing(volume.get(opts_key), live[target], ignore)
         if missing:
-            opts = ",".join(o for o in split_options(volume.get(opts_key)) if not _userspace(o))
+            opts = ",".join(o for o in split_options(volume.get(opts_key)) if not is_userspace(o))
             result.append({"target": target, "opts": opts, "missing": missing})
     return result
 

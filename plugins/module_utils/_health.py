@@ -35,6 +35,15 @@ from ansible_collections.jts.tiered_storage.plugins.module_utils._lvm_snapshot i
     is_snapshot,
     parse_report,
 )
+from ansible_collections.jts.tiered_storage.plugins.module_utils._mount_options import (
+    UNREPORTED_DEFAULTS,
+)
+from ansible_collections.jts.tiered_storage.plugins.module_utils._mount_options import (
+    options_missing as _options_missing,
+)
+from ansible_collections.jts.tiered_storage.plugins.module_utils._mount_options import (
+    split_options as _split_options,
+)
 from ansible_collections.jts.tiered_storage.plugins.module_utils._timeout import (
     ProbeTimeout,
     statvfs_in_process,
@@ -58,17 +67,6 @@ DEFAULT_PROBE_TIMEOUT = 3.0
 NFS_PORT = 2049
 MOUNTS_FILE = "/proc/self/mounts"
 DISKSTATS_FILE = "/proc/diskstats"
-
-# Read by mount(8) or systemd, never passed to the kernel, so never in /proc/mounts (same rules
-# as plugins/filter/mount_opts.py, which runs on the controller and cannot be imported here).
-USERSPACE_OPTIONS = frozenset(
-    ["_netdev", "nofail", "auto", "noauto", "defaults", "user", "nouser", "users", "owner", "group", "bg", "fg"]
-)
-USERSPACE_PREFIXES = ("x-", "comment=", "X-", "helper=")
-# Defaults the kernel does not echo.
-UNREPORTED_DEFAULTS = frozenset(["data=ordered"])
-# NFS transfer sizes: the kernel reports what the server agreed to, at most what was asked.
-NEGOTIATED_MAXIMA = frozenset(["rsize", "wsize"])
 
 TIER_KEYS = frozenset(
     [
@@ -151,19 +149,10 @@ def _free_pair(tier, prefix, warning, critical):
 
 def split_options(value, what="options"):
     """``'a,b=1'`` or ``['a', 'b=1']`` -> ``['a', 'b=1']``."""
-    if value is None:
-        return []
-    if isinstance(value, str):
-        items = value.split(",")
-    elif isinstance(value, (list, tuple)):
-        items = []
-        for part in value:
-            if not isinstance(part, str):
-                raise HealthError("%s: %r is not a mount option" % (what, part))
-            items.extend(part.split(","))
-    else:
-        raise HealthError("%s: %r is neither a comma-separated string nor a list" % (what, value))
-    return [item.strip() for item in items if item.strip()]
+    try:
+        return _split_options(value, what)
+    except ValueError as exc:
+        raise HealthError(str(exc)) from exc
 
 
 def _abs_path(tier, key, value):
@@ -345,32 +334,9 @@ def is_local_mount_point(path, mounts):
     return True
 
 
-def option_reported(option, live):
-    """Whether the live option list satisfies ``option`` (see the module constants)."""
-    if option in live:
-        return True
-    if option in ("vers=4", "nfsvers=4"):
-        return any(o.startswith("vers=4") for o in live)
-    if option.startswith("nfsvers="):
-        return "vers=" + option.split("=", 1)[1] in live
-    name, _, value = option.partition("=")
-    if name in NEGOTIATED_MAXIMA and value.isdigit():
-        for item in live:
-            live_name, _, live_value = item.partition("=")
-            if live_name == name and live_value.isdigit():
-                return int(live_value) <= int(value)
-    return False
-
-
 def options_missing(wanted, live):
-    """Options of ``wanted`` the kernel should report but ``live`` lacks."""
-    missing = []
-    for option in wanted:
-        if option in USERSPACE_OPTIONS or option.startswith(USERSPACE_PREFIXES) or option in UNREPORTED_DEFAULTS:
-            continue
-        if not option_reported(option, live):
-            missing.append(option)
-    return missing
+    """Options of ``wanted`` the kernel should report but ``live`` lacks (ext4's unechoed defaults too)."""
+    return _options_missing(wanted, live, UNREPORTED_DEFAULTS)
 
 
 def parse_btrfs_stats(text):
