@@ -214,8 +214,8 @@ def will_need(fd, offset, length):
         pass
 
 
-def prefetch(fd, window=None):
-    """Drop the (flushed) file's cached pages, then start reading its first ``window`` bytes back.
+def prefetch(fd):
+    """Drop the (flushed) file's cached pages, then start reading its first ``READ_AHEAD`` bytes back.
 
     The read is queued, not waited for: calling this for every file of a batch before reading
     any of them lets the device work on many small files at once instead of one at a time.
@@ -224,7 +224,7 @@ def prefetch(fd, window=None):
     """
     if not drop_cache(fd):
         return False
-    will_need(fd, 0, window or READ_AHEAD)
+    will_need(fd, 0, READ_AHEAD)
     return True
 
 
@@ -238,9 +238,13 @@ def read_back(fd, codec="none", zstd_bin=None, prefetched=False):
     if not prefetched:
         prefetch(fd)
     os.lseek(fd, 0, os.SEEK_SET)
+    return _hash_content(open_reader(fd, codec, zstd_bin, ahead=READ_AHEAD))
+
+
+def _hash_content(chunks):
     digest = hashlib.sha256()
     length = 0
-    for data in open_reader(fd, codec, zstd_bin, ahead=READ_AHEAD):
+    for data in chunks:
         digest.update(data)
         length += len(data)
     return digest.hexdigest(), length
@@ -252,12 +256,7 @@ def hash_path(path, codec="none", zstd_bin=None, drop=False):
     try:
         if drop:
             return read_back(fd, codec, zstd_bin)
-        digest = hashlib.sha256()
-        length = 0
-        for data in open_reader(fd, codec, zstd_bin):
-            digest.update(data)
-            length += len(data)
-        return digest.hexdigest(), length
+        return _hash_content(open_reader(fd, codec, zstd_bin))
     finally:
         os.close(fd)
 
