@@ -13,7 +13,6 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 LAB       := $(PY) tools/lab.py
 LAB_NAME  ?= lab
 LAB_NAME_ARG = $(if $(filter-out lab,$(LAB_NAME)), LAB_NAME=$(LAB_NAME))
-LAB_INV   = $(shell $(LAB) inventory-path --name $(LAB_NAME) 2>/dev/null)
 BUILD     ?= build
 COLL_DIR  := $(BUILD)/ansible_collections/jts/tiered_storage
 HOST_PACKAGES := qemu-system-x86 qemu-utils debootstrap rsync zstd btrfs-progs xfsprogs \
@@ -81,15 +80,16 @@ molecule: venv deps
 test: lint unit functional doc sanity molecule
 	@echo "Lint, unit, functional, doc, sanity and Molecule layers passed."
 
+# The inventory path is asked for after `up` has made the VM, by the shell at run time: a make
+# variable would be expanded before the recipe's first line runs (tests/lab checks `make -n lab`).
 lab: venv deps
 	$(LAB) up --name $(LAB_NAME)
-	$(BIN)/ansible-playbook -i inventories/lab -i "$(LAB_INV)" playbooks/site.yml
-	$(BIN)/ansible-playbook -i inventories/lab -i "$(LAB_INV)" playbooks/lifecycle.yml
-	@echo; echo "Health report:"
-	@$(LAB) ssh --name $(LAB_NAME) -- sh -c 'if command -v jts-storage-check >/dev/null; then jts-storage-check; else \
-	  echo "(jts-storage-check is not installed yet: tiers as the kernel and LVM see them)"; \
-	  df -h --output=target,fstype,size,used,avail,pcent /var/lib/postgres /var/lib/kafka /data/warm-storage /mnt/synology; \
-	  lvs vg_jts; findmnt --kernel --noheadings --output TARGET,OPTIONS /mnt/synology; fi' || true
+	inv=$$($(LAB) inventory-path --name $(LAB_NAME)); \
+	  $(BIN)/ansible-playbook -i inventories/lab -i "$$inv" playbooks/site.yml && \
+	  $(BIN)/ansible-playbook -i inventories/lab -i "$$inv" playbooks/lifecycle.yml
+	@echo; echo "Health report of the lab VM (jts-storage-check; exit 0 OK, 1 WARNING, 2 CRITICAL):"
+	@rc=0; $(LAB) ssh --name $(LAB_NAME) -- jts-storage-check || rc=$$?; \
+	  if [ $$rc -gt 1 ]; then echo "The lab's storage is not healthy (jts-storage-check exit $$rc)."; exit $$rc; fi
 	@echo
 	@echo "Lab VM '$(LAB_NAME)' is up."
 	@echo "  log in:   $(LAB) ssh --name $(LAB_NAME)     (or: make lab-ssh$(LAB_NAME_ARG))"

@@ -969,8 +969,57 @@ def _pct(ratio):
     return "-" if ratio is None else "%.1f%%" % round(ratio * 100.0, 2)
 
 
+def _mount_verdict(mount):
+    """What the report says of a mount against the layout: as expected, or what differs."""
+    if mount is None:
+        return "-"
+    if not mount["mounted"]:
+        return "NOT MOUNTED"
+    if not mount["drift"]:
+        return "as expected"
+    parts = []
+    if mount["fstype"] and mount["expected_fstype"] and not mount["fstype"].startswith(mount["expected_fstype"]):
+        parts.append("%s, expected %s" % (mount["fstype"], mount["expected_fstype"]))
+    if mount["missing_options"]:
+        parts.append("missing %s" % ",".join(mount["missing_options"]))
+    return "; ".join(parts) or "source differs"
+
+
+def _path_table(tier):
+    """One row per path of a tier: mount, fstype, size, used, free, inodes, options verdict."""
+    mounts = {m["path"]: m for m in tier.get("mounts", [])}
+    rows = []
+    measured = set()
+    for entry in tier["paths"]:
+        measured.add(entry["path"])
+        has_size = entry.get("size_bytes") is not None
+        rows.append(
+            (
+                entry["path"],
+                entry.get("fstype") or "?",
+                format_bytes(entry["size_bytes"]) if has_size else "-",
+                _pct(entry.get("used_ratio")),
+                format_bytes(entry["free_bytes"]) if has_size else "-",
+                _pct(entry.get("inode_ratio")),
+                _mount_verdict(mounts.get(entry["path"])),
+            )
+        )
+    for path, mount in mounts.items():  # not measured: not mounted
+        if path not in measured:
+            rows.append((path, mount["expected_fstype"] or "?", "-", "-", "-", "-", _mount_verdict(mount)))
+    if not rows:
+        return []
+    header = ("MOUNT", "FSTYPE", "SIZE", "USED", "FREE", "INODES", "OPTIONS")
+    table = [header, *rows]
+    widths = [max(len(str(row[i])) for row in table) for i in range(len(header) - 1)]
+    return [
+        "  " + " ".join(str(cell).ljust(widths[i]) for i, cell in enumerate(row[:-1])) + " " + row[-1] for row in table
+    ]
+
+
 def render_report(result, host=None):
-    """A short report: one header line, then per tier its paths, VG, NAS and alerts."""
+    """A short report: one header line, then per tier a table of its paths (mount, filesystem,
+    size, used, free, inodes, and whether the mount options are as expected), VG, NAS and alerts."""
     counts = result["alert_counts"]
     lines = [
         "Storage health%s: %s (%d critical, %d warning, %d unknown) in %.2fs"
@@ -991,19 +1040,7 @@ def render_report(result, host=None):
     for name in result["tier_order"]:
         tier = result["tiers"][name]
         lines.append("[%s] %s" % (name, tier["status"].upper()))
-        for entry in tier["paths"]:
-            if entry.get("used_ratio") is not None or entry.get("size_bytes") is not None:
-                lines.append(
-                    "  %-28s %-6s %6s used, %s free of %s, inodes %s"
-                    % (
-                        entry["path"],
-                        entry.get("fstype") or "?",
-                        _pct(entry.get("used_ratio")),
-                        format_bytes(entry["free_bytes"]),
-                        format_bytes(entry["size_bytes"]),
-                        _pct(entry.get("inode_ratio")),
-                    )
-                )
+        lines.extend(_path_table(tier))
         lvm = tier.get("lvm")
         if lvm and "size_bytes" in lvm:
             snaps = lvm["snapshots"]

@@ -93,7 +93,7 @@ EXAMPLES = r"""
   jts.tiered_storage.snapshot_archive:
     path: /data/warm-storage/daily-backups/postgres/postgres_20261123T023000Z.tar.zst
     state: restored
-    dest: /var/lib/postgres.restored
+    dest: /var/lib/postgresql.restored
 """
 
 RETURN = r"""
@@ -126,7 +126,7 @@ destination:
   description: Where the archive was restored.
   returned: when O(state=restored)
   type: str
-  sample: /var/lib/postgres.restored
+  sample: /var/lib/postgresql.restored
 msg:
   description: A one-line summary.
   returned: always

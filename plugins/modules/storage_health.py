@@ -207,7 +207,7 @@ EXAMPLES = r"""
         vg: vg_jts
         vg_free_warning: 5%
         mounts:
-          - {path: /var/lib/postgres, fstype: ext4, options: [noatime, commit=60]}
+          - {path: /var/lib/postgresql, fstype: ext4, options: [noatime, commit=60]}
       - name: warm
         mounts:
           - {path: /data/warm-storage, fstype: btrfs, options: [compress=zstd:3, noatime]}

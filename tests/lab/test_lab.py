@@ -641,3 +641,28 @@ def test_zipimport_cache_falls_back_when_the_cache_cannot_be_written(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("a file where the cache directory should be")
     assert _import_from_zip(tmp_path, blocker / "cache", "VALUE = 7\n") == "7\n"
+
+
+def test_make_lab_asks_for_the_inventory_after_the_vm_is_up(cache):
+    """`make lab` on a fresh machine: no VM yet when make expands the recipe.
+
+    A make variable for the inventory path was expanded before `up` ran, so the playbooks got
+    ``-i ""`` and parsed the whole checkout as an inventory. The recipe must ask the shell, after
+    `up`, and give every playbook the same path.
+    """
+    result = subprocess.run(
+        ["make", "-n", "lab", "LAB_NAME=never-booted-%d" % os.getpid()],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    text = result.stdout
+    assert '-i ""' not in text and "-i ''" not in text
+    up = text.index("tools/lab.py up --name never-booted")
+    asked = text.index("tools/lab.py inventory-path --name never-booted")
+    site = text.index("playbooks/site.yml")
+    nightly = text.index("playbooks/lifecycle.yml")
+    assert up < asked < site < nightly
+    assert text.count('-i "$inv"') == 2
+    assert "jts-storage-check" in text

@@ -74,3 +74,79 @@ def test_hot_tier_dirs_are_mount_points_and_sub_directories_with_the_volume_owne
         {"path": "/var/lib/docker-jts/volumes", "owner": "root", "group": "docker", "mode": "0750"},
         {"path": "/var/lib/docker-jts/containers", "owner": "root", "group": "docker", "mode": "0750"},
     ]
+
+
+def trust_all(value):
+    """Trust nested strings too, as Ansible trusts everything a role's defaults file holds."""
+    if isinstance(value, str):
+        return trust(value)
+    if isinstance(value, list):
+        return [trust_all(v) for v in value]
+    if isinstance(value, dict):
+        return {k: trust_all(v) for k, v in value.items()}
+    return value
+
+
+def render_lifecycle(expression, **overrides):
+    variables = {}
+    for path in sorted((ROOT / "roles" / "lifecycle" / "defaults" / "main").glob("*.yml")):
+        variables.update(yaml.safe_load(path.read_text()) or {})
+    variables.update(yaml.safe_load((ROOT / "roles" / "lifecycle" / "vars" / "main.yml").read_text()))
+    variables.update(overrides)
+    return Templar(loader=DataLoader(), variables=trust_all(variables)).template(trust(expression))
+
+
+OTHER_HOST = {
+    "hot_tier_vg": "vg_data",
+    "hot_tier_volumes": [
+        {
+            "name": "pg",
+            "fstype": "ext4",
+            "mount": "/srv/pg",
+            "mount_opts": "noatime",
+            "subdirs": ["logs"],
+            "snapshot_size": "128M",
+        },
+    ],
+    "warm_tier_mount": "/srv/warm",
+    "cold_tier_server": "nas2.internal",
+    "cold_tier_mount": "/mnt/nas",
+}
+
+
+def test_the_nightly_run_derives_from_the_tier_variables_only():
+    got = render_lifecycle(
+        "{{ [lifecycle_backup_vg, lifecycle_backup_volumes, lifecycle_backup_dir, lifecycle_steps,"
+        " lifecycle_health_tiers | map(attribute='name') | list, lifecycle_health_tiers[0].mounts[0].path,"
+        " lifecycle_migrate_moves | map(attribute='source') | list, lifecycle_archive_nas_host,"
+        " lifecycle_archive_destination_mount, lifecycle_archive_mirrors[0].destination,"
+        " lifecycle_cleanup_temp_paths[0].path] }}",
+        **OTHER_HOST,
+    )
+    assert got == [
+        "vg_data",
+        [{"lv": "pg", "size": "128M"}],
+        "/srv/warm/daily-backups",
+        ["health", "backup", "migrate", "archive", "cleanup"],
+        ["hot", "warm", "cold"],
+        "/srv/pg",
+        ["/srv/pg/logs", "/srv/warm/daily-backups"],
+        "nas2.internal",
+        "/mnt/nas",
+        "/mnt/nas/jts/development/datasets",
+        "/srv/warm/temp-processing",
+    ]
+
+
+def test_directory_mode_has_no_backup_step():
+    steps = render_lifecycle("{{ lifecycle_steps }}", hot_tier_mode="directory")
+    assert steps == ["health", "migrate", "archive", "cleanup"]
+
+
+def test_an_explicit_lifecycle_variable_still_wins():
+    assert render_lifecycle("{{ lifecycle_backup_vg }}", lifecycle_backup_vg="vg_other", **OTHER_HOST) == "vg_other"
+
+
+def test_tuning_trims_the_hot_mounts_of_the_layout():
+    assert render("tuning", "{{ tuning_fstrim_mounts }}", **OTHER_HOST) == ["/srv/pg"]
+    assert render("tuning", "{{ tuning_fstrim_mounts }}", hot_tier_mode="directory") == []

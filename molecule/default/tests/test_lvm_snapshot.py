@@ -9,7 +9,7 @@ mount left behind by either.
 from __future__ import annotations
 
 BACKUPS = "/data/warm-storage/daily-backups/postgres"
-DATA = "/var/lib/postgres/sidefx-backup.bin"
+DATA = "/var/lib/postgresql/sidefx-backup.bin"
 RESTORED = "/root/sidefx-restore/sidefx-backup.bin"
 
 

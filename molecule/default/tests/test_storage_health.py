@@ -60,7 +60,7 @@ def test_textfile_after_cleanup_is_valid_and_healthy(host):
     assert 0 < one(families, "jts_storage_used_ratio", tier="warm", mount="/data/warm-storage") < 0.8
     assert one(families, "jts_storage_mount_ok", tier="cold", mount="/mnt/synology") == 1
     assert {lab["mount"] for lab, _v in families["jts_storage_free_bytes"]} >= {
-        "/var/lib/postgres",
+        "/var/lib/postgresql",
         "/data/warm-storage",
         "/mnt/synology",
     }

@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-TIER_ROOTS = ["/var/lib/postgres", "/data/warm-storage", "/mnt/synology/jts"]
+TIER_ROOTS = ["/var/lib/postgresql", "/data/warm-storage", "/mnt/synology/jts"]
 
 
 def test_zstd_is_installed(host):
@@ -27,7 +27,7 @@ def test_no_temporary_files_left(host, root):
 @pytest.mark.parametrize(
     "path",
     [
-        "/var/lib/postgres/sidefx-logs",
+        "/var/lib/postgresql/sidefx-logs",
         "/data/warm-storage/logs/sidefx",
         "/data/warm-storage/daily-backups/sidefx",
         "/mnt/synology/jts/archives/database/sidefx",
