@@ -13,6 +13,8 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 LAB       := $(PY) tools/lab.py
 LAB_NAME  ?= lab
 LAB_NAME_ARG = $(if $(filter-out lab,$(LAB_NAME)), LAB_NAME=$(LAB_NAME))
+# The lab's layout (inventories/lab); the Molecule scenario `layouts` runs `make lab` with its own.
+LAB_INVENTORY ?= inventories/lab
 BUILD     ?= build
 COLL_DIR  := $(BUILD)/ansible_collections/jts/tiered_storage
 HOST_PACKAGES := qemu-system-x86 qemu-utils debootstrap rsync zstd btrfs-progs xfsprogs \
@@ -73,8 +75,11 @@ sanity: venv
 	  $(CURDIR)/$(BIN)/ansible-test sanity --python 3.11 --test validate-modules --test compile --test import \
 	    --test yamllint --test shebang --test line-endings --test symlinks
 
+# default: the lab layout, every side effect; layouts: `make lab` from a VM that is not up yet
+# with another layout (directory mode, then another VG and LVs), the nightly run from its unit.
 molecule: venv deps
 	cd $(CURDIR) && $(BIN)/molecule test --scenario-name default
+	cd $(CURDIR) && $(BIN)/molecule test --scenario-name layouts
 
 # The fast layers first, so a lint or unit failure does not wait for the VM; Molecule last.
 test: lint unit functional doc sanity molecule
@@ -85,10 +90,10 @@ test: lint unit functional doc sanity molecule
 lab: venv deps
 	$(LAB) up --name $(LAB_NAME)
 	inv=$$($(LAB) inventory-path --name $(LAB_NAME)); \
-	  $(BIN)/ansible-playbook -i inventories/lab -i "$$inv" playbooks/site.yml && \
-	  $(BIN)/ansible-playbook -i inventories/lab -i "$$inv" playbooks/lifecycle.yml
+	  $(BIN)/ansible-playbook -i $(LAB_INVENTORY) -i "$$inv" playbooks/site.yml && \
+	  $(BIN)/ansible-playbook -i $(LAB_INVENTORY) -i "$$inv" playbooks/lifecycle.yml
 	@echo; echo "Health report of the lab VM (jts-storage-check; exit 0 OK, 1 WARNING, 2 CRITICAL):"
-	@rc=0; $(LAB) ssh --name $(LAB_NAME) -- jts-storage-check || rc=$$?; \
+	@rc=0; $(LAB) ssh --name $(LAB_NAME) -- jts-storage-check --report || rc=$$?; \
 	  if [ $$rc -gt 1 ]; then echo "The lab's storage is not healthy (jts-storage-check exit $$rc)."; exit $$rc; fi
 	@echo
 	@echo "Lab VM '$(LAB_NAME)' is up."

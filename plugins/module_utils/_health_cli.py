@@ -95,6 +95,11 @@ def parse_args(argv):
     )
     parser.add_argument("-c", "--config", default=DEFAULT_CONFIG, help="JSON config (default %(default)s)")
     parser.add_argument("--json", action="store_true", help="print the full result as JSON")
+    parser.add_argument(
+        "--report",
+        action="store_true",
+        help="print the report for people only (a table per tier), without the Nagios status line",
+    )
     parser.add_argument("-t", "--timeout", type=float, help="seconds for the whole check (overrides the config)")
     parser.add_argument(
         "--sinks", action="store_true", help="also deliver to the config's sinks (textfile, journal, webhook)"
@@ -154,7 +159,8 @@ def main(argv=None, stdout=None, **checker_args):
     if args.json:
         stdout.write(json.dumps(result, indent=2, sort_keys=True) + "\n")
     else:
-        stdout.write(result["status_line"] + "\n")
+        if not args.report:
+            stdout.write(result["status_line"] + "\n")
         stdout.write(result["report"] + "\n")
         for name, entry in sorted((result.get("sinks") or {}).items()):
             if entry.get("error"):

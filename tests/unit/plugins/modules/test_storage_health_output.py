@@ -369,6 +369,28 @@ def test_cli_exit_codes(tmp_path, used, code, word):
     assert lines[1].startswith("Storage health of jts-lab: %s" % word)
 
 
+def test_cli_report_is_a_table_per_tier_for_people(tmp_path):
+    """`make lab` ends with this: mount, size, used, free, and options as expected or not."""
+    mounts = (
+        "/dev/mapper/vg_jts-postgres /var/lib/postgres ext4 rw,relatime 0 0\n"
+        "/dev/sda /data/warm-storage btrfs rw,noatime,compress=zstd:3,autodefrag 0 0\n"
+        "127.0.0.1:/srv/nas /mnt/synology nfs rw,hard,vers=3,rsize=1048576,wsize=1048576,timeo=600,retrans=2 0 0\n"
+    )
+    fakes = Fakes(commands=lab_commands(), statvfs={"/data/warm-storage": vfs(10 * GIB, 9 * GIB)})
+    original = fakes.read_file
+    fakes.read_file = lambda path: mounts if path == "/proc/self/mounts" else original(path)
+    code, out = run_cli(tmp_path, {"tiers": LAB_TIERS}, "--report", fakes=fakes)
+    lines = out.splitlines()
+    assert code == 2
+    assert lines[0].startswith("Storage health of jts-lab: CRITICAL"), "no Nagios line for people"
+    header = lines.index("[hot] WARNING") + 1
+    assert lines[header].split() == ["MOUNT", "FSTYPE", "SIZE", "USED", "FREE", "INODES", "OPTIONS"]
+    row = lines[header + 1]
+    assert row.split()[0] == "/var/lib/postgres" and row.endswith("missing noatime,commit=60")
+    warm = next(line for line in lines if line.strip().startswith("/data/warm-storage"))
+    assert " 90.0% " in warm and warm.endswith("as expected")
+
+
 def test_cli_json(tmp_path):
     code, out = run_cli(tmp_path, {"tiers": LAB_TIERS}, "--json")
     data = json.loads(out)
