@@ -104,14 +104,18 @@ def test_stale_lock_is_taken_over(tmp_path, temp_tree):
     assert not any(p.exists() for p in old)
 
 
-def test_missing_mount_skips_the_path(tmp_path, temp_tree):
+def test_missing_mount_skips_the_path_and_fails_the_run(tmp_path, temp_tree):
+    """A night that could not do its work must not look like one that did: the run fails."""
     old, _new = temp_tree
     result = run_lifecycle(
         tmp_path, {"lifecycle_cleanup_temp_paths": [{"path": str(tmp_path / "temp"), "mount": str(tmp_path / "temp")}]}
     )
-    assert result.returncode == 0, result.stdout
+    assert result.returncode != 0, result.stdout
     assert "is not mounted" in result.stdout
+    assert "Step cleanup skipped work because a tier is missing" in result.stdout
+    assert "skipped for a missing tier" in result.stdout
     assert all(p.exists() for p in old)
+    assert not (tmp_path / "lock.d").exists()
 
 
 def test_bad_age_is_refused_with_the_variable_name(tmp_path, temp_tree):
