@@ -59,7 +59,11 @@ from ansible_collections.jts.tiered_storage.plugins.module_utils._migrate_journa
     pending_undo,
     runs,
 )
-from ansible_collections.jts.tiered_storage.plugins.module_utils._timeout import ProbeTimeout, stat_with_timeout
+from ansible_collections.jts.tiered_storage.plugins.module_utils._timeout import (
+    ProbeTimeout,
+    stat_with_timeout,
+    statvfs_with_timeout,
+)
 from ansible_collections.jts.tiered_storage.plugins.module_utils._units import (
     UnitError,
     parse_age,
@@ -254,6 +258,21 @@ def _probe_dir(path, name, timeout, stat_fn):
     return st
 
 
+def _probe_server(path, name, timeout, statfs_fn):
+    """A ``statfs`` of ``path`` within ``timeout``: unlike ``stat``, which the NFS client answers
+    from its attribute cache for up to ``acdirmax`` seconds after the last access, ``statfs``
+    always asks the server, so a NAS that just went away is found here, not half-way through."""
+    try:
+        statfs_fn(path, timeout)
+    except ProbeTimeout as exc:
+        raise MigrateError(
+            "%s %s does not answer within %.0fs (a stalled NFS mount?); nothing was moved"
+            % (name, display(path), timeout)
+        ) from exc
+    except OSError as exc:
+        raise MigrateError("%s %s: %s; nothing was moved" % (name, display(path), exc.strerror or exc)) from exc
+
+
 def _ancestors(path):
     """``path`` and each parent up to ``/`` (bytes, real path)."""
     out = [path]
@@ -318,11 +337,12 @@ def check_bind_overlap(policy, rs, rd, s_mount, d_mount):
             )
 
 
-def preflight(policy, mounts=None, stat_fn=stat_with_timeout, root_dev=None):
+def preflight(policy, mounts=None, stat_fn=stat_with_timeout, root_dev=None, statfs_fn=statvfs_with_timeout):
     """Check both ends; return (info dict, warnings). Raise MigrateError when a run must not start."""
     warnings = []
     _probe_dir(policy.source, "source", policy.probe_timeout, stat_fn)
     d_st = _probe_dir(policy.dest, "destination", policy.probe_timeout, stat_fn)
+    _probe_server(policy.dest, "destination", policy.probe_timeout, statfs_fn)
     rs, rd = check_overlap(policy.source, policy.dest)
     if mounts is None:
         mounts = read_mounts()

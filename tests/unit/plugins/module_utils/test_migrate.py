@@ -258,6 +258,36 @@ def test_preflight_probe_errors(tmp_path, side, exc, message):
         m.preflight(pol, mounts=_mounts_for(tmp_path), stat_fn=stat_fn)
 
 
+def test_preflight_asks_the_server_when_stat_comes_from_the_cache(tmp_path):
+    """The NAS went away seconds after the destination was last read: the NFS client still answers
+    ``stat`` from its attribute cache, but the run must be refused before it starts, not hang in
+    its first uncached call (seen on the lab VM: a move to the absent NAS hung for 120 s)."""
+    (tmp_path / "s").mkdir()
+    (tmp_path / "d").mkdir()
+    pol = _policy(tmp_path / "s", tmp_path / "d", tmp_path)
+    asked = []
+
+    def statfs_fn(path, timeout):
+        asked.append(path)
+        raise ProbeTimeout("statfs did not finish within %gs" % timeout)
+
+    with pytest.raises(m.MigrateError, match=r"destination .* does not answer within .*nothing was moved"):
+        m.preflight(pol, mounts=_mounts_for(tmp_path), stat_fn=_local_stat, statfs_fn=statfs_fn)
+    assert asked == [pol.dest]
+
+
+def test_preflight_statfs_error_is_refused(tmp_path):
+    (tmp_path / "s").mkdir()
+    (tmp_path / "d").mkdir()
+    pol = _policy(tmp_path / "s", tmp_path / "d", tmp_path)
+
+    def statfs_fn(path, timeout):
+        raise OSError(errno.EIO, "Input/output error")
+
+    with pytest.raises(m.MigrateError, match="Input/output error; nothing was moved"):
+        m.preflight(pol, mounts=_mounts_for(tmp_path), stat_fn=_local_stat, statfs_fn=statfs_fn)
+
+
 def test_preflight_not_a_directory(tmp_path):
     (tmp_path / "s").write_text("file")
     (tmp_path / "d").mkdir()
