@@ -13,6 +13,7 @@ the lifecycle role (lifecycle.yml from a controller) derives the same layout as 
 
 from __future__ import annotations
 
+import functools
 import os
 
 import yaml
@@ -28,8 +29,13 @@ WARM_LOGS = "logs"
 WARM_TEMP = "temp-processing"
 
 
+@functools.lru_cache(maxsize=None)
 def tier_defaults(roles_dir=_ROLES_DIR):
-    """The tier roles' defaults, read from their ``defaults/main.yml`` (plain values, no Jinja)."""
+    """The tier roles' defaults, read from their ``defaults/main.yml`` (plain values, no Jinja).
+
+    Read once per controller process: every derived lifecycle default asks for the layout, and
+    the files do not change during a run. Callers copy before they change anything.
+    """
     values = {}
     for role in TIER_ROLES:
         path = os.path.join(roles_dir, role, "defaults", "main.yml")
@@ -140,7 +146,7 @@ def storage_layout(tier_vars, roles_dir=None):
     """
     if not isinstance(tier_vars, dict):
         raise AnsibleFilterError("storage_layout expects a dict of tier variables (got %r)" % (tier_vars,))
-    values = tier_defaults(roles_dir or _ROLES_DIR)
+    values = dict(tier_defaults(roles_dir or _ROLES_DIR))
     values.update({k: v for k, v in tier_vars.items() if k.startswith(tuple(r + "_" for r in TIER_ROLES))})
     return {"hot": _hot(values), "warm": _warm(values), "cold": _cold(values)}
 

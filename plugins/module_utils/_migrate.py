@@ -241,9 +241,10 @@ def _fstype_matches(actual, expected):
 # --------------------------------------------------------------------------- preflight
 
 
-def _probe_dir(path, name, timeout, stat_fn):
+def _probe(path, name, timeout, probe_fn):
+    """``probe_fn(path, timeout)`` with its failures turned into refusals that name the end."""
     try:
-        st = stat_fn(path, timeout)
+        return probe_fn(path, timeout)
     except ProbeTimeout as exc:
         raise MigrateError(
             "%s %s does not answer within %.0fs (a stalled NFS mount?); nothing was moved"
@@ -253,24 +254,13 @@ def _probe_dir(path, name, timeout, stat_fn):
         raise MigrateError("%s %s does not exist; nothing was moved" % (name, display(path))) from exc
     except OSError as exc:
         raise MigrateError("%s %s: %s; nothing was moved" % (name, display(path), exc.strerror or exc)) from exc
+
+
+def _probe_dir(path, name, timeout, stat_fn):
+    st = _probe(path, name, timeout, stat_fn)
     if not stat.S_ISDIR(st["st_mode"]):
         raise MigrateError("%s %s is not a directory; nothing was moved" % (name, display(path)))
     return st
-
-
-def _probe_server(path, name, timeout, statfs_fn):
-    """A ``statfs`` of ``path`` within ``timeout``: unlike ``stat``, which the NFS client answers
-    from its attribute cache for up to ``acdirmax`` seconds after the last access, ``statfs``
-    always asks the server, so a NAS that just went away is found here, not half-way through."""
-    try:
-        statfs_fn(path, timeout)
-    except ProbeTimeout as exc:
-        raise MigrateError(
-            "%s %s does not answer within %.0fs (a stalled NFS mount?); nothing was moved"
-            % (name, display(path), timeout)
-        ) from exc
-    except OSError as exc:
-        raise MigrateError("%s %s: %s; nothing was moved" % (name, display(path), exc.strerror or exc)) from exc
 
 
 def _ancestors(path):
@@ -342,7 +332,10 @@ def preflight(policy, mounts=None, stat_fn=stat_with_timeout, root_dev=None, sta
     warnings = []
     _probe_dir(policy.source, "source", policy.probe_timeout, stat_fn)
     d_st = _probe_dir(policy.dest, "destination", policy.probe_timeout, stat_fn)
-    _probe_server(policy.dest, "destination", policy.probe_timeout, statfs_fn)
+    # The NFS client answers stat from its attribute cache for up to acdirmax seconds after the
+    # last access; statfs always asks the server, so a NAS that just went away is found here,
+    # not in the run's first uncached call.
+    _probe(policy.dest, "destination", policy.probe_timeout, statfs_fn)
     rs, rd = check_overlap(policy.source, policy.dest)
     if mounts is None:
         mounts = read_mounts()
