@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import errno
 import fnmatch
+import json
 import operator
 import os
 import re
@@ -35,18 +36,16 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
-from ansible_collections.jts.tiered_storage.plugins.module_utils._lock import FileLock, LockBusy, lock_path_for
+from ansible_collections.jts.tiered_storage.plugins.module_utils._lock import DEFAULT_LOCK_DIR, LockBusy, TreeLock
 from ansible_collections.jts.tiered_storage.plugins.module_utils._migrate_copy import (
     CODECS,
     SUFFIXES,
     CodecError,
     CopyError,
     copy_metadata,
-    hash_path,
     open_reader,
     prefetch,
     read_back,
-    rename_noreplace,
     same_stat,
     syncfs,
     write_stream,
@@ -63,6 +62,15 @@ from ansible_collections.jts.tiered_storage.plugins.module_utils._timeout import
     ProbeTimeout,
     stat_with_timeout,
     statvfs_with_timeout,
+)
+from ansible_collections.jts.tiered_storage.plugins.module_utils._tree import (
+    Tree,
+    UnsafePath,
+    append_private,
+    read_private,
+    rename_noreplace_at,
+    split,
+    truncate_private,
 )
 from ansible_collections.jts.tiered_storage.plugins.module_utils._units import (
     UnitError,
@@ -149,6 +157,7 @@ def build_policy(params):
     if mode not in ("move", "copy"):
         raise MigrateError("mode: %r is not one of move, copy" % (mode,))
     journal = p.get("journal")
+    journal_default = not journal
     journal = _abs(journal, "journal") if journal else os.path.join(dest, STATE_DIR, b"journal.jsonl")
     return Policy(
         source=source,
@@ -173,10 +182,12 @@ def build_policy(params):
         min_free=min_free,
         check_space=bool(p.get("check_space", True)),
         journal=journal,
+        journal_default=journal_default,
         run_id=p.get("run_id") or None,
         one_filesystem=bool(p.get("one_filesystem", True)),
         probe_timeout=float(p.get("probe_timeout") or 10),
-        lock_dir=os.fsdecode(p.get("lock_dir") or "/run/lock"),
+        lock_dir=os.fsdecode(p.get("lock_dir") or DEFAULT_LOCK_DIR),
+        drop_metadata=bool(p.get("drop_unsupported_metadata", False)),
         batch_files=int(p.get("batch_files") or 1000),
         batch_bytes=batch_bytes,
     )
@@ -627,15 +638,20 @@ def dest_codec_for(rel, codec):
 
 
 class Job:
-    """One file to transfer: ``src`` -> ``dst`` (bytes), content codecs on each side."""
+    """One file to transfer: ``src_rel`` below the source tree -> ``dst_rel`` below the destination
+    tree (bytes), content codecs on each side. ``links`` are other names of the same file (hard
+    links) that follow it; ``src``/``dst`` are the full paths, for reports and the journal."""
 
     __slots__ = (
         "digest",
         "dst",
         "dst_codec",
+        "dst_dir",
+        "dst_rel",
         "expect",
         "length",
         "level",
+        "links",
         "prefetched",
         "record",
         "rel",
@@ -643,6 +659,8 @@ class Job:
         "size",
         "src",
         "src_codec",
+        "src_dir",
+        "src_rel",
         "st",
         "tmp",
     )
@@ -651,6 +669,8 @@ class Job:
         self.rel = rel
         self.src = src
         self.dst = dst
+        self.src_rel = None
+        self.dst_rel = None
         self.src_codec = src_codec
         self.dst_codec = dst_codec
         self.level = level
@@ -663,49 +683,86 @@ class Job:
         self.length = None
         self.record = None
         self.prefetched = False
+        self.src_dir = None
+        self.dst_dir = None
+        self.links = []
+
+    def at(self, src_tree, dst_tree):
+        """Set the paths relative to the two trees (from the full paths)."""
+        self.src_rel = _rel_below(self.src, src_tree.root)
+        self.dst_rel = _rel_below(self.dst, dst_tree.root)
+        return self
+
+
+def _rel_below(path, root):
+    rel = os.path.relpath(path, root)
+    if rel == b"." or rel.startswith(b"../") or rel == b"..":
+        raise MigrateError("%s is not below %s" % (display(path), display(root)))
+    return rel
 
 
 class TempRegistry:
-    """Remembers (durably) the directories where temporary files were made, to clean them later."""
+    """Remembers (durably) the directories where temporary files were made, to clean them later.
+
+    One JSON line per directory (a tree root and the directory below it), so any name works; a
+    directory is walked to again without following links before anything in it is removed.
+    """
 
     def __init__(self, path):
         self.path = path
         self.known = set()
 
-    def add(self, directory):
-        if directory in self.known:
+    def add(self, root, rel_dir):
+        key = (root, rel_dir)
+        if key in self.known:
             return
-        self.known.add(directory)
-        os.makedirs(os.path.dirname(self.path), mode=0o700, exist_ok=True)
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        self.known.add(key)
+        line = json.dumps({"root": encode_path(root), "dir": encode_path(rel_dir)}, ensure_ascii=True) + "\n"
+        append_private(self.path, line.encode("ascii"))
+
+    def entries(self):
+        found = set(self.known)
         try:
-            os.write(fd, directory + b"\n")
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+            data = read_private(self.path)
+        except FileNotFoundError:
+            data = b""
+        for raw in data.split(b"\n"):
+            try:
+                rec = json.loads(raw.decode("ascii"))
+                found.add((decode_path(rec["root"]), decode_path(rec["dir"])))
+            except (ValueError, UnicodeDecodeError, KeyError, TypeError):
+                continue  # a torn line: that directory is found by the next add
+        return found
 
     def clean(self):
         """Remove our temporary files from every registered directory; return how many."""
         removed = 0
-        try:
-            with open(self.path, "rb") as handle:
-                dirs = set(line.rstrip(b"\n") for line in handle if line.strip())
-        except FileNotFoundError:
-            dirs = set()
-        for directory in dirs | self.known:
+        by_root = {}
+        for root, rel_dir in self.entries():
+            by_root.setdefault(root, set()).add(rel_dir)
+        for root, dirs in by_root.items():
             try:
-                names = os.listdir(directory)
+                tree = Tree(root)
             except OSError:
                 continue
-            for name in names:
-                if name.startswith(TMP_PREFIX) and name.endswith(TMP_SUFFIX):
+            with tree:
+                for rel_dir in dirs:
                     try:
-                        os.unlink(os.path.join(directory, name))
-                        removed += 1
-                    except FileNotFoundError:
-                        pass
-        if os.path.exists(self.path):
-            os.truncate(self.path, 0)
+                        handle = tree.acquire(rel_dir)
+                    except (OSError, UnsafePath):
+                        continue
+                    try:
+                        for name in os.listdir(handle.fd):
+                            name = os.fsencode(name)
+                            if name.startswith(TMP_PREFIX) and name.endswith(TMP_SUFFIX):
+                                try:
+                                    os.unlink(name, dir_fd=handle.fd)
+                                    removed += 1
+                                except FileNotFoundError:
+                                    pass
+                    finally:
+                        tree.release(handle)
+        truncate_private(self.path)
         self.known = set()
         return removed
 
@@ -724,6 +781,7 @@ class Outcome:
         self.failed_files = []
         self.failed_count = 0
         self.failed_bytes = 0
+        self.links_split = 0
         self.warnings = []
         self._lock = threading.Lock()  # the staging and the finishing thread both report
 
@@ -759,62 +817,64 @@ class _Skip(Exception):
     pass
 
 
+_UNSAFE_SRC = "a parent directory at the source is a symlink or not a directory; not followed"
+_UNSAFE_DST = "a directory on the way at the destination is a symlink or not a directory; left alone"
+
+
 class Transfer:
     """Runs batches of Jobs through the verified-copy protocol.
 
-    ``op`` is ``move``, ``copy`` or ``undo``; ``src_root``/``dst_root`` are the trees (for
-    creating missing directories with the source's owner and mode, and for the flushes).
+    ``op`` is ``move``, ``copy`` or ``undo``; ``src``/``dst`` are the two Trees: every file is
+    reached from their roots without following symlinks and every operation is made relative
+    to a directory descriptor, so nothing a user plants below a root can send a write or an
+    unlink elsewhere. Directories made at the destination take the owner and mode of the same
+    directory at the source.
     """
 
-    def __init__(self, op, src_root, dst_root, journal, run_id, registry, outcome, zstd_bin=None, keep_owner=None):
+    def __init__(self, op, src, dst, journal, run_id, registry, outcome, zstd_bin=None, drop_metadata=False):
         self.op = op
-        self.src_root = src_root
-        self.dst_root = dst_root
+        self.src = src
+        self.dst = dst
         self.journal = journal
         self.run_id = run_id
         self.registry = registry
         self.outcome = outcome
         self.zstd_bin = zstd_bin
-        self.keep_owner = os.geteuid() == 0 if keep_owner is None else keep_owner
-        self._dirs = set()
+        self.keep_owner = dst.keep_owner
+        self.drop_metadata = drop_metadata
         self._counter = 0
         self._tag = run_id.encode("ascii", "replace")[-8:].replace(b"/", b"_")
 
-    # -- directories
-    def _ensure_dir(self, directory):
-        if directory in self._dirs:
-            return
-        missing = []
-        probe = directory
-        while not os.path.isdir(probe):
-            missing.append(probe)
-            parent = os.path.dirname(probe)
-            if parent == probe:
-                break
-            probe = parent
-        for path in reversed(missing):
-            rel = os.path.relpath(path, self.dst_root)
-            mirror = os.path.join(self.src_root, rel) if not rel.startswith(b"..") else None
-            try:
-                os.mkdir(path, 0o700)
-            except FileExistsError:
-                continue
-            try:
-                st = os.stat(mirror) if mirror else None
-            except OSError:
-                st = None
-            if st is not None:
-                if self.keep_owner:
-                    os.chown(path, st.st_uid, st.st_gid)
-                os.chmod(path, stat.S_IMODE(st.st_mode))
-            else:
-                os.chmod(path, 0o755)  # noqa: S103 - a plain directory, like mkdir -p
-        self._dirs.add(directory)
+    # -- directory handles held by a job from its staging to its end
+    def _open_dirs(self, job):
+        src_parent, _name = split(job.src_rel)
+        try:
+            job.src_dir = self.src.acquire(src_parent)
+        except UnsafePath as exc:
+            raise _Skip(_UNSAFE_SRC) from exc
+        except FileNotFoundError as exc:
+            raise _Skip("vanished before the copy") from exc
+        dst_parent, _name = split(job.dst_rel)
+        try:
+            job.dst_dir = self.dst.acquire(dst_parent, create=True)
+        except UnsafePath as exc:
+            raise _Skip(_UNSAFE_DST) from exc
+
+    def _close_dirs(self, job):
+        for each in (job, *job.links):
+            self._close_dirs_of(each)
+
+    def _drop_tmp(self, job):
+        if job.tmp is not None and job.dst_dir is not None:
+            _unlink_quiet(job.tmp, job.dst_dir.fd)
+        job.tmp = None
 
     # -- step 1
     def stage(self, job):
+        self._open_dirs(job)
+        name = split(job.src_rel)[1]
         try:
-            fd = os.open(job.src, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+            fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, dir_fd=job.src_dir.fd)
         except FileNotFoundError as exc:
             raise _Skip("vanished before the copy") from exc
         except OSError as exc:
@@ -829,12 +889,15 @@ class Transfer:
             if job.sel_st is not None and not same_stat(st, job.sel_st):
                 raise _Skip("changed since it was selected")
             job.st = st
-            directory = os.path.dirname(job.dst)
-            self._ensure_dir(directory)
-            self.registry.add(directory)
+            self.registry.add(self.dst.root, split(job.dst_rel)[0])
             self._counter += 1
-            job.tmp = os.path.join(directory, TMP_PREFIX + self._tag + b"-%d" % self._counter + TMP_SUFFIX)
-            tfd = os.open(job.tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+            job.tmp = TMP_PREFIX + self._tag + b"-%d" % self._counter + TMP_SUFFIX
+            tfd = os.open(
+                job.tmp,
+                os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                0o600,
+                dir_fd=job.dst_dir.fd,
+            )
             try:
                 chunks = open_reader(fd, job.src_codec, self.zstd_bin)
                 job.digest, job.length = write_stream(chunks, tfd, job.dst_codec, job.level, self.zstd_bin)
@@ -851,27 +914,49 @@ class Transfer:
                 raise _Skip("changed during the copy (left at the source)")
             if job.expect is not None and job.digest != job.expect:
                 raise CopyError("content does not match the journal's checksum")
-            warning = copy_metadata(tfd, st, self.keep_owner)
+            warning = copy_metadata(tfd, st, self.keep_owner)  # WIRE: src_fd=fd, drop_unsupported=self.drop_metadata
             if warning:
                 self.outcome.warn(warning)
+            self._open_links(job)
         except BaseException:
             if tfd is not None:
                 os.close(tfd)
                 tfd = None
-            if job.tmp is not None:
-                _unlink_quiet(job.tmp)
-                job.tmp = None
+            self._drop_tmp(job)
             raise
         finally:
             if tfd is not None:
                 os.close(tfd)
             os.close(fd)
 
+    def _open_links(self, job):
+        """Directory handles for the other names of a hard-linked file; a name that cannot be
+        reached safely stays where it is (and is reported)."""
+        kept = []
+        for link in job.links:
+            try:
+                self._open_dirs(link)
+                kept.append(link)
+            except _Skip as exc:
+                self._close_dirs_of(link)
+                self.outcome.skip(link, str(exc))
+        job.links = kept
+
+    def _close_dirs_of(self, link):
+        for attr, tree in (("src_dir", self.src), ("dst_dir", self.dst)):
+            handle = getattr(link, attr)
+            if handle is not None:
+                tree.release(handle)
+                setattr(link, attr, None)
+
     # -- steps 3 and 4
+    def _open_tmp(self, job):
+        return os.open(job.tmp, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=job.dst_dir.fd)
+
     def prefetch(self, job):
         """Drop the flushed copy's cached pages and queue its read from the disk (no wait)."""
         try:
-            fd = os.open(job.tmp, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            fd = self._open_tmp(job)
         except OSError:
             return  # verify() reports it
         try:
@@ -880,7 +965,7 @@ class Transfer:
             os.close(fd)
 
     def verify(self, job):
-        fd = os.open(job.tmp, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        fd = self._open_tmp(job)
         try:
             digest, length = read_back(fd, job.dst_codec, self.zstd_bin, prefetched=job.prefetched)
         finally:
@@ -888,36 +973,79 @@ class Transfer:
         if digest != job.digest or length != job.length:
             raise CopyError("verification failed: the copy read back from the disk differs")
 
-    def place(self, job):
-        """Link the verified temporary file to its final name; return False when skipped."""
+    def _still_same(self, job):
         try:
-            now = os.lstat(job.src)
+            now = os.lstat(split(job.src_rel)[1], dir_fd=job.src_dir.fd)
         except FileNotFoundError as exc:
             raise _Skip("vanished during the copy") from exc
         if not same_stat(now, job.st):
             raise _Skip("changed during the copy (left at the source)")
+
+    def place(self, job):
+        """Link the verified temporary file to its final name, never over anything."""
+        self._still_same(job)
+        name = split(job.dst_rel)[1]
+        fd = job.dst_dir.fd
         try:
-            rename_noreplace(job.tmp, job.dst)
+            rename_noreplace_at(fd, job.tmp, fd, name)
         except FileExistsError:
             self._existing(job)
+            self._place_links(job)
             return
         except OSError as exc:
             if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK):
                 raise
             # No hard links here (some FUSE/SMB filesystems): check, then a plain rename.
-            if os.path.lexists(job.dst):
+            try:
+                os.lstat(name, dir_fd=fd)
                 self._existing(job)
                 return
-            os.rename(job.tmp, job.dst)
+            except FileNotFoundError:
+                os.rename(job.tmp, name, src_dir_fd=fd, dst_dir_fd=fd)
         job.tmp = None
+        self._place_links(job)
+
+    def _place_links(self, job):
+        """Give the placed copy the other names the source file has (hard links)."""
+        placed = []
+        for link in job.links:
+            link.st, link.digest, link.length = job.st, job.digest, job.length
+            try:
+                os.link(
+                    split(job.dst_rel)[1],
+                    split(link.dst_rel)[1],
+                    src_dir_fd=job.dst_dir.fd,
+                    dst_dir_fd=link.dst_dir.fd,
+                    follow_symlinks=False,
+                )
+            except FileExistsError:
+                have = os.lstat(split(link.dst_rel)[1], dir_fd=link.dst_dir.fd)
+                mine = os.lstat(split(job.dst_rel)[1], dir_fd=job.dst_dir.fd)
+                if (have.st_dev, have.st_ino) != (mine.st_dev, mine.st_ino):
+                    self.outcome.skip(link, "destination exists; this hard link left at the source")
+                    self._close_dirs_of(link)
+                    continue
+            except OSError as exc:
+                self.outcome.skip(link, "hard link not made at the destination (%s); left at the source" % exc.strerror)
+                self._close_dirs_of(link)
+                continue
+            placed.append(link)
+        job.links = placed
 
     def _existing(self, job):
-        _unlink_quiet(job.tmp)
-        job.tmp = None
+        self._drop_tmp(job)
+        name = split(job.dst_rel)[1]
         try:
-            if stat.S_ISLNK(os.lstat(job.dst).st_mode):
+            have = os.lstat(name, dir_fd=job.dst_dir.fd)
+            if stat.S_ISLNK(have.st_mode):
                 raise _Skip("destination exists (a symlink); left alone")
-            digest, length = hash_path(job.dst, job.dst_codec, self.zstd_bin)
+            if (have.st_dev, have.st_ino) == (job.st.st_dev, job.st.st_ino):
+                raise CopyError("the destination is the source file itself (reached through a link); nothing removed")
+            fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=job.dst_dir.fd)
+            try:
+                digest, length = read_back(fd, job.dst_codec, self.zstd_bin)
+            finally:
+                os.close(fd)
         except (OSError, CodecError) as exc:
             raise _Skip("destination exists and cannot be compared: %s" % exc) from exc
         if digest != job.digest or length != job.length:
@@ -926,17 +1054,24 @@ class Transfer:
 
     # -- step 6
     def remove_source(self, job):
-        try:
-            now = os.lstat(job.src)
-        except FileNotFoundError:
-            return True
-        if not same_stat(now, job.st):
-            self.outcome.warn(
-                "%s changed after it was copied; both copies kept, the destination holds the earlier content"
-                % display(job.src)
-            )
-            return False
-        os.unlink(job.src)
+        """Remove the source (every name of it), each checked to be the file copied; False if kept."""
+        names = [job, *job.links]
+        for each in names:
+            try:
+                now = os.lstat(split(each.src_rel)[1], dir_fd=each.src_dir.fd)
+            except FileNotFoundError:
+                continue
+            if not same_stat(now, job.st):
+                self.outcome.warn(
+                    "%s changed after it was copied; both copies kept, the destination holds the earlier content"
+                    % display(each.src)
+                )
+                return False
+        for each in names:
+            try:
+                os.unlink(split(each.src_rel)[1], dir_fd=each.src_dir.fd)
+            except FileNotFoundError:
+                pass
         return True
 
     def run_batch(self, jobs):
@@ -983,66 +1118,81 @@ class Transfer:
     def stage_batch(self, jobs):
         """Step 1 for each job; return the staged jobs and the ENOSPC error that stopped it, if any."""
         staged = []
-        for job in jobs:
+        for i, job in enumerate(jobs):
             try:
                 self.stage(job)
                 staged.append(job)
+                continue
             except _Skip as exc:
                 self.outcome.skip(job, str(exc))
             except (CopyError, CodecError) as exc:
                 self.outcome.fail(job, exc.reason)
             except OSError as exc:
                 if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                    for left in jobs[i:]:
+                        self._close_dirs(left)
                     return staged, exc
                 self.outcome.fail(job, "%s" % (exc.strerror or exc))
+            self._close_dirs(job)
         return staged, None
 
     def finish_batch(self, staged):
         """Steps 2 to 6 for the staged jobs of one batch."""
-        if staged:
-            syncfs(self.dst_root)
-        for job in staged:
-            self.prefetch(job)
-        placed = []
-        for job in staged:
-            try:
-                self.verify(job)
-                self.place(job)
-                placed.append(job)
-            except _Skip as exc:
-                self.outcome.skip(job, str(exc))
-            except (CopyError, CodecError) as exc:
-                self.outcome.fail(job, exc.reason)
-            except OSError as exc:
-                self.outcome.fail(job, "%s" % (exc.strerror or exc))
-            finally:
-                if job.tmp is not None:
-                    _unlink_quiet(job.tmp)
-                    job.tmp = None
-        if placed:
-            syncfs(self.dst_root)
-            self.commit(placed)
+        try:
+            if staged:
+                syncfs(self.dst.root)
+            for job in staged:
+                self.prefetch(job)
+            placed = []
+            for job in staged:
+                try:
+                    self.verify(job)
+                    self.place(job)
+                    placed.append(job)
+                except _Skip as exc:
+                    self.outcome.skip(job, str(exc))
+                except (CopyError, CodecError) as exc:
+                    self.outcome.fail(job, exc.reason)
+                except OSError as exc:
+                    self.outcome.fail(job, "%s" % (exc.strerror or exc))
+                finally:
+                    self._drop_tmp(job)
+            if placed:
+                syncfs(self.dst.root)
+                self.commit(placed)
+        finally:
+            for job in staged:
+                self._close_dirs(job)
 
     def _raise_full(self, full):
         if full is not None:
             raise DestinationFull(
                 "destination %s is full (%s); the run stopped, files not yet moved stay at the source"
-                % (display(self.dst_root), full.strerror or full)
+                % (display(self.dst.root), full.strerror or full)
             )
 
     def commit(self, placed):
         if self.op == "undo":
+            # The originals are back and flushed; the tier copies go, each checked to be unchanged.
+            undone = []
             for job in placed:
-                os.unlink(job.src)  # the tier copy; the original is back and flushed
+                if not self.remove_source(job):
+                    self.outcome.skip(job, "the tier copy changed after it was read back (both kept)")
+                    continue
+                undone.append(job)
                 self.outcome.ok(job)
-            self.journal.append([{"op": "undo", "run": self.run_id, "dst": encode_path(j.src)} for j in placed])
+            self.journal.append([{"op": "undo", "run": self.run_id, "dst": encode_path(j.src)} for j in undone])
             return
-        self.journal.append([self.record(job) for job in placed])
+        self.journal.append([self.record(each) for job in placed for each in (job, *job.links)])
         for job in placed:
+            if job.st.st_nlink > 1 + len(job.links):
+                self.outcome.links_split += 1
             if self.op == "move" and not self.remove_source(job):
-                self.outcome.skip(job, "changed after the copy (both kept)")
+                for each in (job, *job.links):
+                    self.outcome.skip(each, "changed after the copy (both kept)")
                 continue
-            self.outcome.ok(job)
+            for each in (job, *job.links):
+                self.outcome.ok(each)
 
     def record(self, job):
         return {
@@ -1056,11 +1206,29 @@ class Transfer:
         }
 
 
-def _unlink_quiet(path):
+def _unlink_quiet(name, dir_fd):
     try:
-        os.unlink(path)
+        os.unlink(name, dir_fd=dir_fd)
     except OSError:
         pass
+
+
+def group_links(jobs):
+    """Fold the other names of a hard-linked file into the first job's ``links``."""
+    leaders = {}
+    out = []
+    for job in jobs:
+        st = job.sel_st
+        if st is not None and st.st_nlink > 1:
+            key = (st.st_dev, st.st_ino)
+            leader = leaders.get(key)
+            if leader is not None and leader.dst_codec == job.dst_codec:
+                job.size = 0  # the bytes travel once
+                leader.links.append(job)
+                continue
+            leaders[key] = job
+        out.append(job)
+    return out
 
 
 def batches(jobs, max_files, max_bytes):
@@ -1082,80 +1250,111 @@ def new_run_id():
     return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + uuid.uuid4().hex[:6]
 
 
-def _lock(policy):
-    path = lock_path_for("tier_migrate", os.fsdecode(policy.source), os.fsdecode(policy.dest), lock_dir=policy.lock_dir)
-    return FileLock(path, "tier_migrate %s -> %s" % (display(policy.source), display(policy.dest)))
+def _lock(policy, real_source, real_dest):
+    """One lock per tree: a run conflicts with every run whose source or destination contains,
+    equals or lies inside either of this run's trees, whichever role each plays."""
+    return TreeLock(
+        [real_source, real_dest],
+        "tier_migrate %s -> %s" % (display(policy.source), display(policy.dest)),
+        lock_dir=policy.lock_dir,
+    )
 
 
 def _registry(policy):
     return TempRegistry(policy.journal + b".tmpdirs")
 
 
+def _resolve(policy, real_source, real_dest, warnings=None):
+    """Work on the real paths of the two roots from here on (resolved once, the same way for the
+    selection and the transfer); the journal's default place follows the real destination."""
+    for name, given, real in (("source", policy.source, real_source), ("destination", policy.dest, real_dest)):
+        if given != real and warnings is not None:
+            warnings.append("%s %s is reached through a symlink; %s was used" % (name, display(given), display(real)))
+    policy.source, policy.dest = real_source, real_dest
+    if policy.journal_default:
+        policy.journal = os.path.join(real_dest, STATE_DIR, b"journal.jsonl")
+
+
 def migrate(policy, check_mode=False, zstd_bin=None, now=None, mounts=None, stat_fn=stat_with_timeout, find_bin=None):
     """Run one migration; return a result dict. Raises MigrateError / LockBusy / JournalError."""
     info, warnings = preflight(policy, mounts=mounts, stat_fn=stat_fn)
-    d_st = os.stat(info["dest_real"])
-    lock = _lock(policy)
-    with lock:
+    _resolve(policy, info["source_real"], info["dest_real"], warnings)
+    d_st = os.stat(policy.dest)
+    with _lock(policy, policy.source, policy.dest):
         registry = _registry(policy)
         cleaned = 0 if check_mode else registry.clean()
         sel = select_files(
-            policy, now=now, dest_id=(d_st.st_dev, d_st.st_ino), dest_path=info["dest_real"], find_bin=find_bin
+            policy, now=now, dest_id=(d_st.st_dev, d_st.st_ino), dest_path=policy.dest, find_bin=find_bin
         )
-        jobs = []
-        for rel, st in sel.items:
-            codec = dest_codec_for(rel, policy.codec)
-            dst = os.path.join(policy.dest, rel) + SUFFIXES[codec]
-            if policy.mode == "copy" and _already_copied(dst, st, codec):
-                sel.skipped["already at the destination"] = sel.skipped.get("already at the destination", 0) + 1
-                continue
-            jobs.append(Job(rel, os.path.join(policy.source, rel), dst, "none", codec, policy.level, st))
-        selected_bytes = sum(job.size for job in jobs)
-        free, total = free_bytes(policy.dest)
-        margin = check_space(policy, selected_bytes, free, total) if policy.check_space else 0
-        outcome = Outcome()
-        outcome.warnings.extend(warnings)
-        result = {
-            "run_id": None,
-            "journal": display(policy.journal),
-            "scanned": sel.scanned,
-            "selected": len(jobs),
-            "selected_bytes": selected_bytes,
-            "free_bytes": free,
-            "margin_bytes": margin,
-            "cleaned_temp_files": cleaned,
-            "selection_skipped": sel.skipped,
-            "selection_skipped_files": sel.skipped_files,
-        }
-        if check_mode:
-            outcome.done = [{"src": display(j.src), "dst": display(j.dst), "size": j.size} for j in jobs[:REPORT_LIMIT]]
-            outcome.done_count = len(jobs)
-            outcome.done_bytes = selected_bytes
-            result.update(_summary(outcome, policy.mode))
-            return result
-        run_id = policy.run_id or new_run_id()
-        result["run_id"] = run_id
-        transfer = Transfer(
-            policy.mode, policy.source, policy.dest, Journal(policy.journal), run_id, registry, outcome, zstd_bin
-        )
-        error = None
-        try:
-            transfer.run_all(batches(jobs, policy.batch_files, policy.batch_bytes))
-        except (DestinationFull, JournalError) as exc:
-            error = str(exc)
-        finally:
-            registry.clean()
+        with Tree(policy.source) as src_tree, Tree(policy.dest, mirror=src_tree) as dst_tree:
+            jobs = []
+            for rel, st in sel.items:
+                codec = dest_codec_for(rel, policy.codec)
+                dst_rel = rel + SUFFIXES[codec]
+                if policy.mode == "copy" and _already_copied(dst_tree, dst_rel, st, codec):
+                    sel.skipped["already at the destination"] = sel.skipped.get("already at the destination", 0) + 1
+                    continue
+                job = Job(rel, src_tree.path(rel), dst_tree.path(dst_rel), "none", codec, policy.level, st)
+                job.src_rel, job.dst_rel = rel, dst_rel
+                jobs.append(job)
+            jobs = group_links(jobs)
+            selected_bytes = sum(job.size for job in jobs)
+            free, total = free_bytes(policy.dest, lambda path: statvfs_with_timeout(path, policy.probe_timeout))
+            margin = check_space(policy, selected_bytes, free, total) if policy.check_space else 0
+            outcome = Outcome()
+            outcome.warnings.extend(warnings)
+            result = {
+                "run_id": None,
+                "journal": display(policy.journal),
+                "scanned": sel.scanned,
+                "selected": sum(1 + len(job.links) for job in jobs),
+                "selected_bytes": selected_bytes,
+                "free_bytes": free,
+                "margin_bytes": margin,
+                "cleaned_temp_files": cleaned,
+                "selection_skipped": sel.skipped,
+                "selection_skipped_files": sel.skipped_files,
+            }
+            if check_mode:
+                every = [each for job in jobs for each in (job, *job.links)]
+                outcome.done = [
+                    {"src": display(j.src), "dst": display(j.dst), "size": j.size} for j in every[:REPORT_LIMIT]
+                ]
+                outcome.done_count = len(every)
+                outcome.done_bytes = selected_bytes
+                result.update(_summary(outcome, policy.mode))
+                return result
+            run_id = policy.run_id or new_run_id()
+            result["run_id"] = run_id
+            transfer = Transfer(
+                policy.mode,
+                src_tree,
+                dst_tree,
+                Journal(policy.journal),
+                run_id,
+                registry,
+                outcome,
+                zstd_bin,
+                drop_metadata=policy.drop_metadata,
+            )
+            error = None
+            try:
+                transfer.run_all(batches(jobs, policy.batch_files, policy.batch_bytes))
+            except (DestinationFull, JournalError) as exc:
+                error = str(exc)
+            finally:
+                registry.clean()
         result.update(_summary(outcome, policy.mode))
         if error:
             result["error"] = error
         return result
 
 
-def _already_copied(dst, st, codec):
+def _already_copied(tree, rel, st, codec):
     """Copy mode: the destination already holds this version (same mtime; same size unless compressed)."""
     try:
-        have = os.lstat(dst)
-    except OSError:
+        have = tree.lstat(rel)
+    except (OSError, UnsafePath):
         return False
     if not stat.S_ISREG(have.st_mode) or have.st_mtime_ns != st.st_mtime_ns:
         return False
@@ -1176,18 +1375,45 @@ def _summary(outcome, mode):
         "failed_count": outcome.failed_count,
         "failed_bytes": outcome.failed_bytes,
         "failed_files": outcome.failed_files,
+        "hard_links_split": outcome.links_split,
         "warnings": outcome.warnings,
     }
 
 
-def _under(path, root):
-    return path.startswith(root.rstrip(b"/") + b"/")
+def _rel_under(path, roots):
+    """``path`` relative to the first of ``roots`` it lies below, or None."""
+    for root in roots:
+        if path.startswith(root.rstrip(b"/") + b"/"):
+            return path[len(root.rstrip(b"/")) + 1 :]
+    return None
+
+
+def _hash_at(tree, rel, codec, zstd_bin):
+    """(sha256, length, stat) of a file below ``tree``, opened without following links."""
+    fd = tree.open_file(rel, os.O_RDONLY)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise CopyError("not a regular file")
+        digest, length = read_back(fd, codec, zstd_bin)
+        return digest, length, st
+    finally:
+        os.close(fd)
+
+
+def _lexists(tree, rel):
+    try:
+        tree.lstat(rel)
+        return True
+    except FileNotFoundError:
+        return False
 
 
 def rollback(policy, check_mode=False, zstd_bin=None):
     """Put the files of one journalled run back where they were, with the same checks."""
-    lock = _lock(policy)
-    with lock:
+    given = (policy.source, policy.dest)
+    _resolve(policy, os.path.realpath(policy.source), os.path.realpath(policy.dest))
+    with _lock(policy, policy.source, policy.dest):
         journal = Journal(policy.journal)
         records, damaged = journal.read()
         all_runs = runs(records)
@@ -1201,62 +1427,106 @@ def rollback(policy, check_mode=False, zstd_bin=None):
         outcome = Outcome()
         if damaged:
             outcome.warnings.append("%d damaged line(s) in the journal were ignored" % damaged)
-        jobs = []
-        for rec in pending_undo(records, run_id):
-            orig, copy = decode_path(rec["src"]), decode_path(rec["dst"])
-            if not (_under(orig, policy.source) and _under(copy, policy.dest)):
-                raise MigrateError(
-                    "journal record %s -> %s is not under source %s and destination %s; refusing"
-                    % (display(orig), display(copy), display(policy.source), display(policy.dest))
-                )
-            job = Job(os.path.relpath(orig, policy.source), copy, orig, rec.get("codec", "none"), "none")
-            job.expect = rec["sha256"]
-            job.size = int(rec.get("size", 0))
-            jobs.append(job)
-        result = {"run_id": run_id, "journal": display(policy.journal), "cleaned_temp_files": cleaned}
-        todo = []
-        done_now = []
-        for job in jobs:
-            have_orig = os.path.lexists(job.dst)
-            have_copy = os.path.lexists(job.src)
-            if have_orig:
+        with Tree(policy.dest) as tier, Tree(policy.source, mirror=tier) as home:
+            jobs = []
+            for rec in pending_undo(records, run_id):
+                orig, copy = decode_path(rec["src"]), decode_path(rec["dst"])
+                orig_rel = _rel_under(orig, (given[0], policy.source))
+                copy_rel = _rel_under(copy, (given[1], policy.dest))
+                if orig_rel is None or copy_rel is None:
+                    raise MigrateError(
+                        "journal record %s -> %s is not under source %s and destination %s; refusing"
+                        % (display(orig), display(copy), display(given[0]), display(given[1]))
+                    )
+                job = Job(orig_rel, tier.path(copy_rel), home.path(orig_rel), rec.get("codec", "none"), "none")
+                job.src_rel, job.dst_rel = copy_rel, orig_rel
+                job.expect = rec["sha256"]
+                job.size = int(rec.get("size", 0))
+                jobs.append(job)
+            result = {"run_id": run_id, "journal": display(policy.journal), "cleaned_temp_files": cleaned}
+            todo, done_now = [], []
+            for job in jobs:
                 try:
-                    digest, _n = hash_path(job.dst)
-                except OSError as exc:
-                    outcome.fail(job, "cannot read the original path: %s" % (exc.strerror or exc))
+                    state = _undo_state(job, tier, home, zstd_bin)
+                except _Skip as exc:
+                    outcome.skip(job, str(exc))
                     continue
-                if digest != job.expect:
-                    outcome.skip(job, "the original path holds a different file; left alone")
+                except (OSError, CopyError, CodecError, UnsafePath) as exc:
+                    outcome.fail(job, "%s" % (getattr(exc, "reason", None) or getattr(exc, "strerror", None) or exc))
                     continue
-                done_now.append(job)  # already back (an earlier undo stopped half-way, or mode copy)
-            elif have_copy:
-                todo.append(job)
-            else:
-                outcome.fail(job, "neither the original nor the tier copy exists")
-        if check_mode:
-            for job in todo + done_now:
-                outcome.ok(job)
-            result.update(_summary(outcome, "undo"))
-            result["restored"] = outcome.done_count
-            return result
-        transfer = Transfer("undo", policy.dest, policy.source, journal, run_id, registry, outcome, zstd_bin)
-        if done_now:
-            for job in done_now:
-                _unlink_quiet(job.src)
-                outcome.ok(job)
-            journal.append([{"op": "undo", "run": run_id, "dst": encode_path(j.src)} for j in done_now])
-        error = None
-        try:
-            transfer.run_all(batches(todo, policy.batch_files, policy.batch_bytes))
-        except (DestinationFull, JournalError) as exc:
-            error = str(exc)
-        finally:
-            registry.clean()
+                if state == "todo":
+                    todo.append(job)
+                elif state == "back":
+                    done_now.append(job)
+                else:
+                    outcome.fail(job, "neither the original nor the tier copy exists")
+            if check_mode:
+                for job in todo + done_now:
+                    outcome.ok(job)
+                result.update(_summary(outcome, "undo"))
+                result["restored"] = outcome.done_count
+                return result
+            transfer = Transfer("undo", tier, home, journal, run_id, registry, outcome, zstd_bin)
+            if done_now:
+                finished = []
+                for job in done_now:
+                    if _remove_checked(tier, job):
+                        finished.append(job)
+                        outcome.ok(job)
+                    else:
+                        outcome.skip(job, "the tier copy changed while it was checked (both kept)")
+                journal.append([{"op": "undo", "run": run_id, "dst": encode_path(j.src)} for j in finished])
+            error = None
+            try:
+                transfer.run_all(batches(todo, policy.batch_files, policy.batch_bytes))
+            except (DestinationFull, JournalError) as exc:
+                error = str(exc)
+            finally:
+                registry.clean()
         result.update(_summary(outcome, "undo"))
         result["restored"] = outcome.done_count
         if error:
             result["error"] = error
         return result
+
+
+def _undo_state(job, tier, home, zstd_bin):
+    """``todo`` (only the tier copy is there), ``back`` (the original is back: the tier copy, if
+    any, is the journal's content and can go) or ``lost``; raise _Skip to keep both."""
+    try:
+        have_orig = _lexists(home, job.dst_rel)
+    except UnsafePath as exc:
+        raise _Skip("a directory on the way to the original is a symlink or not a directory; not followed") from exc
+    have_copy = _lexists(tier, job.src_rel)
+    if not have_orig:
+        return "todo" if have_copy else "lost"
+    digest, _n, _st = _hash_at(home, job.dst_rel, "none", zstd_bin)
+    if digest != job.expect:
+        raise _Skip("the original path holds a different file; left alone")
+    if have_copy:
+        digest, _n, job.st = _hash_at(tier, job.src_rel, job.src_codec, zstd_bin)
+        if digest != job.expect:
+            raise _Skip("the tier copy was changed since the move; both kept")
+    return "back"
+
+
+def _remove_checked(tree, job):
+    """Remove the tier copy of an undone job if it is still the file that was hashed."""
+    if job.st is None:
+        return True  # it was already gone
+    parent, name = split(job.src_rel)
+    handle = tree.acquire(parent)
+    try:
+        try:
+            now = os.lstat(name, dir_fd=handle.fd)
+        except FileNotFoundError:
+            return True
+        if not same_stat(now, job.st):
+            return False
+        os.unlink(name, dir_fd=handle.fd)
+        return True
+    finally:
+        tree.release(handle)
 
 
 __all__ = [

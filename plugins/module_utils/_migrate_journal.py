@@ -11,7 +11,8 @@ Records used by tier_migrate:
 * ``{"op": "move"|"copy", "run": ID, "src": ..., "dst": ..., "size": N, "sha256": ..., "codec": ...}``
 * ``{"op": "undo", "run": ID, "dst": ...}`` once a file was put back.
 
-A line cut short by a crash is ignored when reading (and reported as ``damaged``).
+A line cut short by a crash is ignored when reading (and reported as ``damaged``); the next
+append starts on a new line, so the record after it is kept whole.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import json
 import os
 import time
 
-from ansible_collections.jts.tiered_storage.plugins.module_utils._migrate_copy import fsync_dir
+from ansible_collections.jts.tiered_storage.plugins.module_utils._tree import UnsafePath, append_private, read_private
 
 
 class JournalError(Exception):
@@ -36,7 +37,11 @@ def decode_path(text):
 
 
 class Journal:
-    """Append records with one fsync per batch; read them back."""
+    """Append records with one fsync per batch; read them back.
+
+    The journal's directory must belong to this user and be writable by it alone; it is reached
+    without following symlinks (see ``_tree.open_private_dir``).
+    """
 
     def __init__(self, path):
         self.path = path
@@ -45,11 +50,6 @@ class Journal:
         """Append ``records`` (dicts) and flush them to disk before returning."""
         if not records:
             return
-        directory = os.path.dirname(self.path)
-        created = False
-        if directory and not os.path.isdir(directory):
-            os.makedirs(directory, mode=0o700, exist_ok=True)
-            created = True
         now = round(time.time(), 3)
         lines = []
         for record in records:
@@ -57,47 +57,43 @@ class Journal:
             rec.setdefault("time", now)
             lines.append(json.dumps(rec, ensure_ascii=True, sort_keys=True))
         data = ("\n".join(lines) + "\n").encode("ascii")
-        existed = os.path.exists(self.path)
         try:
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            append_private(self.path, data)
+        except UnsafePath as exc:
+            raise JournalError("journal %s refused: %s" % (_show(self.path), exc)) from exc
         except OSError as exc:
-            raise JournalError("cannot open journal %s: %s" % (self.path, exc.strerror)) from exc
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
-        except OSError as exc:
-            raise JournalError("cannot write journal %s: %s" % (self.path, exc.strerror)) from exc
-        finally:
-            os.close(fd)
-        if not existed or created:
-            fsync_dir(directory or ".")
+            raise JournalError("cannot write journal %s: %s" % (_show(self.path), exc.strerror or exc)) from exc
 
     def read(self):
         """Return (records, damaged_line_count). A missing journal reads as empty."""
         records = []
         damaged = 0
         try:
-            with open(self.path, "rb") as handle:
-                for raw in handle:
-                    raw = raw.strip()
-                    if not raw:
-                        continue
-                    try:
-                        rec = json.loads(raw.decode("ascii"))
-                    except (ValueError, UnicodeDecodeError):
-                        damaged += 1
-                        continue
-                    if isinstance(rec, dict) and "op" in rec:
-                        records.append(rec)
-                    else:
-                        damaged += 1
+            data = read_private(self.path)
         except FileNotFoundError:
             return [], 0
+        except UnsafePath as exc:
+            raise JournalError("journal %s refused: %s" % (_show(self.path), exc)) from exc
         except OSError as exc:
-            raise JournalError("cannot read journal %s: %s" % (self.path, exc.strerror)) from exc
+            raise JournalError("cannot read journal %s: %s" % (_show(self.path), exc.strerror or exc)) from exc
+        for raw in data.split(b"\n"):
+            raw = raw.strip()
+            if not raw:
+                continue
+            try:
+                rec = json.loads(raw.decode("ascii"))
+            except (ValueError, UnicodeDecodeError):
+                damaged += 1
+                continue
+            if isinstance(rec, dict) and "op" in rec:
+                records.append(rec)
+            else:
+                damaged += 1
         return records, damaged
+
+
+def _show(path):
+    return os.fsdecode(path)
 
 
 def runs(records):

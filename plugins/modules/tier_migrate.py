@@ -23,11 +23,23 @@ description:
     place without overwriting anything, the filesystem is flushed again, the move is recorded in a
     JSON-lines journal (fsync), and only then is the source removed."
   - A source that changed during its copy stays at the source and is reported. Symlinks are never
-    followed. A file that cannot be read is reported and the others go on.
+    followed, at either end and at any depth; every directory below O(source) and O(destination) is
+    reached one component at a time without following links and every file operation is made
+    relative to an open directory, so a symlink planted by another user (also between two steps of
+    the run) cannot send a write or an unlink outside the trees. A file that cannot be read is
+    reported and the others go on.
+  - "Metadata kept: owner, group, mode, times, extended attributes (C(user.*), C(security.*) such as
+    file capabilities, C(trusted.*) as root) and POSIX ACLs; holes of sparse files (uncompressed
+    copies); hard links whose names are all selected arrive as hard links. Where the destination
+    cannot hold an attribute or ACL the file stays at the source and is reported, unless
+    O(drop_unsupported_metadata=true); a mode is never widened (without its ACL a file gets the
+    owning group's own permissions, not the ACL mask)."
   - A crash or kill at any moment leaves each file at the source or complete at the destination
     (perhaps both); the next run removes its own temporary files and finishes without duplicates.
   - O(state=rolled_back) puts the files of a journalled run back where they were, with the same checks.
-  - One run at a time per source/destination pair (a C(flock) lock in O(lock_dir)).
+  - "One run at a time per tree: each of O(source) and O(destination) is locked (C(flock)) together
+    with every directory above it, so runs conflict whenever one's tree contains or equals the
+    other's in either role (S to D against D to S, or S to D1 against S to D2)."
 author:
   - JTS infrastructure team (@jts-infra)
 extends_documentation_fragment:
@@ -160,9 +172,19 @@ options:
     type: float
     default: 10
   lock_dir:
-    description: Directory for the per-pair lock file.
+    description:
+      - Directory for the lock files. It is created (mode 0700) when missing, reached without
+        following symlinks, and must belong to the user the module runs as and be writable by it
+        alone; a world-writable directory such as C(/run/lock) is refused.
     type: path
-    default: /run/lock
+    default: /run/jts
+  drop_unsupported_metadata:
+    description:
+      - Move a file even when the destination cannot hold one of its extended attributes or its
+        POSIX ACL (NFSv3, vfat); the result's warnings name what was dropped. By default such a
+        file stays at the source and is reported in RV(failed_files).
+    type: bool
+    default: false
   batch_files:
     description: Files per batch between two flushes of the destination filesystem.
     type: int
@@ -319,6 +341,13 @@ failed_files:
   type: list
   elements: dict
   sample: [{"path": "/var/log/app/c.log", "reason": "cannot open: Permission denied", "size": 10}]
+hard_links_split:
+  description:
+    - Files moved whose hard links were not all moved with them (another name outside the
+      selection); the content now exists under both names, nothing is lost.
+  returned: success
+  type: int
+  sample: 0
 cleaned_temp_files:
   description: Temporary files left by an interrupted earlier run and removed by this one.
   returned: success
@@ -341,6 +370,7 @@ from ansible_collections.jts.tiered_storage.plugins.module_utils._migrate import
     rollback,
 )
 from ansible_collections.jts.tiered_storage.plugins.module_utils._migrate_journal import JournalError
+from ansible_collections.jts.tiered_storage.plugins.module_utils._tree import UnsafePath
 
 ARGUMENT_SPEC = dict(
     source=dict(type="path", required=True),
@@ -369,7 +399,8 @@ ARGUMENT_SPEC = dict(
     run_id=dict(type="str"),
     one_filesystem=dict(type="bool", default=True),
     probe_timeout=dict(type="float", default=10),
-    lock_dir=dict(type="path", default="/run/lock"),
+    lock_dir=dict(type="path", default="/run/jts"),
+    drop_unsupported_metadata=dict(type="bool", default=False),
     batch_files=dict(type="int", default=1000),
     batch_bytes=dict(type="str", default="256M"),
 )
@@ -404,7 +435,7 @@ def main():
             )
     except LockBusy as exc:
         module.fail_json(msg=str(exc), locked=True)
-    except (MigrateError, JournalError) as exc:
+    except (MigrateError, JournalError, UnsafePath) as exc:
         module.fail_json(msg=str(exc))
     except OSError as exc:
         module.fail_json(msg="tier_migrate: %s: %s" % (exc.filename or "", exc.strerror or exc))

@@ -317,9 +317,9 @@ def test_second_run_is_locked(tmp_path, loopfs):
     from ansible_collections.jts.tiered_storage.plugins.module_utils import _migrate
 
     policy = _migrate.build_policy({"source": str(src), "destination": str(dst), "lock_dir": str(tmp_path / "locks")})
-    with _migrate._lock(policy):
+    with _migrate._lock(policy, policy.source, policy.dest):
         result = run_tm(tmp_path, {"source": str(src), "destination": str(dst)})
-    assert result["failed"] is True and result["locked"] is True and "locked by another run" in result["msg"]
+    assert result["failed"] is True and result["locked"] is True and "in use by another run" in result["msg"]
     assert (src / "a.log").exists()
 
 

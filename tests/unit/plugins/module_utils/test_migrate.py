@@ -15,6 +15,7 @@ import pytest
 from ansible_collections.jts.tiered_storage.plugins.module_utils import _migrate as m
 from ansible_collections.jts.tiered_storage.plugins.module_utils._lock import LockBusy
 from ansible_collections.jts.tiered_storage.plugins.module_utils._migrate_copy import hash_path
+from ansible_collections.jts.tiered_storage.plugins.module_utils._tree import Tree
 from ansible_collections.jts.tiered_storage.plugins.module_utils._migrate_journal import Journal
 from ansible_collections.jts.tiered_storage.plugins.module_utils._timeout import ProbeTimeout
 
@@ -541,7 +542,7 @@ class _ScriptedTransfer(m.Transfer):
 
     def __init__(self, log, full_at=None, finish_error_at=None):
         self.outcome = m.Outcome()
-        self.dst_root = b"/dst"
+        self.dst = SimpleNamespace(root=b"/dst")
         self.log = log
         self.full_at = full_at
         self.finish_error_at = finish_error_at
@@ -606,14 +607,16 @@ def test_finish_batch_queues_every_read_back_before_verifying_the_first(monkeypa
         return "d", 1
 
     monkeypatch.setattr(m, "read_back", read_back)
-    t = m.Transfer("copy", b"/s", bytes(tmp_path), None, "run", None, m.Outcome())
+    dst = Tree(bytes(tmp_path))
+    t = m.Transfer("copy", Tree(b"/"), dst, None, "run", None, m.Outcome())
     monkeypatch.setattr(t, "place", lambda job: calls.append("place"))
     monkeypatch.setattr(t, "commit", lambda placed: calls.append(("commit", len(placed))))
     jobs = []
     for name in (b"a", b"b"):
         job = m.Job(name, b"/s/" + name, bytes(tmp_path / name.decode()))
-        job.tmp = bytes(tmp_path / ("t" + name.decode()))
-        open(job.tmp, "wb").close()
+        job.dst_dir = dst.acquire(b"")
+        job.tmp = b"t" + name
+        (tmp_path / ("t" + name.decode())).write_bytes(b"")
         job.digest, job.length = "d", 1
         jobs.append(job)
     t.finish_batch(jobs)
@@ -747,7 +750,7 @@ def test_migrate_finishes_a_half_done_move(tmp_path):
     (dst / "a.log").write_bytes(b"same")
     (dst / ".jts-migrate-old-1.tmp").write_bytes(b"partial")
     registry = m.TempRegistry(bytes(dst / ".jts-migrate" / "journal.jsonl") + b".tmpdirs")
-    registry.add(bytes(dst))
+    registry.add(bytes(dst), b"")
     res = _run(src, dst, tmp_path)
     assert res["moved"] == 1 and res["cleaned_temp_files"] == 1
     assert not (src / "a.log").exists()
@@ -761,10 +764,10 @@ def test_migrate_unreadable_file_is_reported_and_rest_go_on(tmp_path, monkeypatc
     dst.mkdir()
     real_open = os.open
 
-    def fake_open(path, flags, *a):
+    def fake_open(path, flags, *a, **kw):
         if os.fsencode(path).endswith(b"secret.log"):
             raise PermissionError(errno.EACCES, "Permission denied")
-        return real_open(path, flags, *a)
+        return real_open(path, flags, *a, **kw)
 
     monkeypatch.setattr(m.os, "open", fake_open)
     res = _run(src, dst, tmp_path)
@@ -828,7 +831,7 @@ def test_migrate_is_locked(tmp_path):
     src.mkdir()
     dst.mkdir()
     pol = _policy(src, dst, tmp_path)
-    with m._lock(pol), pytest.raises(LockBusy, match="is locked by another run"):
+    with m._lock(pol, bytes(src), bytes(dst)), pytest.raises(LockBusy, match="is in use by another run"):
         m.migrate(pol, mounts=_mounts_for(tmp_path))
 
 

@@ -34,7 +34,7 @@ def test_missing_journal_reads_empty(tmp_path):
 
 def test_unwritable_journal(tmp_path):
     (tmp_path / "dir.jsonl").mkdir()
-    with pytest.raises(j.JournalError, match="cannot open journal"):
+    with pytest.raises(j.JournalError, match="cannot write journal"):
         j.Journal(str(tmp_path / "dir.jsonl")).append([{"op": "move"}])
     with pytest.raises(j.JournalError, match="cannot read journal"):
         j.Journal(str(tmp_path / "dir.jsonl")).read()

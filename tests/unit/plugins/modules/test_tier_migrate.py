@@ -98,9 +98,9 @@ def test_unmounted_destination_is_refused(run_module, tmp_path):
 def test_locked(run_module, tree):
     _src, _dst, args = tree
     policy = _migrate.build_policy(args)
-    with _migrate._lock(policy):
+    with _migrate._lock(policy, policy.source, policy.dest):
         result = run_module(tier_migrate, args)
-    assert result["failed"] is True and result["locked"] is True and "is locked by another run" in result["msg"]
+    assert result["failed"] is True and result["locked"] is True and "is in use by another run" in result["msg"]
 
 
 def test_destination_full_fails_with_counts(run_module, tree, monkeypatch):
@@ -119,10 +119,10 @@ def test_unreadable_file_is_a_warning_not_a_failure(run_module, tree, monkeypatc
     _src, _dst, args = tree
     real_open = os.open
 
-    def fake_open(path, flags, *a):
+    def fake_open(path, flags, *a, **kw):
         if os.fsencode(path).endswith(b"a.log"):
             raise PermissionError(13, "Permission denied")
-        return real_open(path, flags, *a)
+        return real_open(path, flags, *a, **kw)
 
     warnings = []
     monkeypatch.setattr(AnsibleModule, "warn", lambda self, text: warnings.append(text))
