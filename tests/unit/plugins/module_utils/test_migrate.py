@@ -15,9 +15,9 @@ import pytest
 from ansible_collections.jts.tiered_storage.plugins.module_utils import _migrate as m
 from ansible_collections.jts.tiered_storage.plugins.module_utils._lock import LockBusy
 from ansible_collections.jts.tiered_storage.plugins.module_utils._migrate_copy import hash_path
-from ansible_collections.jts.tiered_storage.plugins.module_utils._tree import Tree
 from ansible_collections.jts.tiered_storage.plugins.module_utils._migrate_journal import Journal
 from ansible_collections.jts.tiered_storage.plugins.module_utils._timeout import ProbeTimeout
+from ansible_collections.jts.tiered_storage.plugins.module_utils._tree import Tree
 
 DAY = 86400
 
