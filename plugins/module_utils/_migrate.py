@@ -1176,11 +1176,14 @@ class Transfer:
             # The originals are back and flushed; the tier copies go, each checked to be unchanged.
             undone = []
             for job in placed:
+                names = (job, *job.links)
                 if not self.remove_source(job):
-                    self.outcome.skip(job, "the tier copy changed after it was read back (both kept)")
+                    for each in names:
+                        self.outcome.skip(each, "the tier copy changed after it was read back (both kept)")
                     continue
-                undone.append(job)
-                self.outcome.ok(job)
+                undone.extend(names)
+                for each in names:
+                    self.outcome.ok(each)
             self.journal.append([{"op": "undo", "run": self.run_id, "dst": encode_path(j.src)} for j in undone])
             return
         self.journal.append([self.record(each) for job in placed for each in (job, *job.links)])
@@ -1299,7 +1302,9 @@ def migrate(policy, check_mode=False, zstd_bin=None, now=None, mounts=None, stat
                 jobs.append(job)
             jobs = group_links(jobs)
             selected_bytes = sum(job.size for job in jobs)
-            free, total = free_bytes(policy.dest, lambda path: statvfs_with_timeout(path, policy.probe_timeout))
+            free, total = free_bytes(
+                policy.dest, lambda path: _probe(path, "destination", policy.probe_timeout, statvfs_with_timeout)
+            )
             margin = check_space(policy, selected_bytes, free, total) if policy.check_space else 0
             outcome = Outcome()
             outcome.warnings.extend(warnings)
@@ -1455,6 +1460,7 @@ def rollback(policy, check_mode=False, zstd_bin=None):
                     outcome.fail(job, "%s" % (getattr(exc, "reason", None) or getattr(exc, "strerror", None) or exc))
                     continue
                 if state == "todo":
+                    job.sel_st = tier.lstat(job.src_rel)  # so that hard links travel back as links
                     todo.append(job)
                 elif state == "back":
                     done_now.append(job)
@@ -1467,6 +1473,7 @@ def rollback(policy, check_mode=False, zstd_bin=None):
                 result["restored"] = outcome.done_count
                 return result
             transfer = Transfer("undo", tier, home, journal, run_id, registry, outcome, zstd_bin)
+            todo = group_links(todo)
             if done_now:
                 finished = []
                 for job in done_now:
