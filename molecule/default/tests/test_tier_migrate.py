@@ -44,7 +44,7 @@ def test_nas_answers_after_the_outage(host):
 
 def test_no_lock_is_held(host):
     cmd = host.run(
-        'for f in /run/lock/jts-tier_migrate-*.lock; do [ -e "$f" ] || continue; '
+        'for f in /run/jts/jts-tree-*.lock; do [ -e "$f" ] || continue; '
         'flock -n "$f" true || echo "held: $f"; done'
     )
     assert cmd.rc == 0 and "held" not in cmd.stdout, cmd.stdout
@@ -67,3 +67,9 @@ def test_check_mode_on_the_vm_lists_aged_files(host):
         assert not host.file("/data/warm-storage/temp-processing/tm-verify/old.log").exists
     finally:
         host.run("rm -rf /root/tm-verify /data/warm-storage/temp-processing/tm-verify")
+
+
+def test_lock_directory_is_root_only(host):
+    """Locks live where no other user can plant or hold one (issue 14, case 10)."""
+    lock_dir = host.file("/run/jts")
+    assert lock_dir.is_directory and lock_dir.user == "root" and lock_dir.mode == 0o700
