@@ -15,7 +15,13 @@ The building blocks:
   (``posix_fadvise(DONTNEED)``, which only works once the data is on disk, so call it after a
   flush) and hash the content from the disk again. ``prefetch(fd)`` does the drop and queues
   the read ahead of time, so a batch of small files is read back in parallel.
-* ``copy_metadata``, ``fsync_dir``, ``syncfs``: owner/group/mode/times and flushes.
+* ``copy_metadata``: owner, group, extended attributes (``user.*``, ``security.*`` such as
+  ``security.capability``, ``trusted.*`` as root, POSIX ACLs), mode and times. What the
+  destination refuses fails the file (``MetadataError``) unless the caller allows dropping it;
+  a dropped POSIX ACL never leaves the mode wider than the owning group's ACL entry.
+* ``fsync_dir``, ``syncfs``: flushes.
+
+Raw copies (codec ``none``) keep holes: blocks of zeros are skipped, not written.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ import hashlib
 import io
 import os
 import stat
+import struct
 import subprocess
 import zlib
 
@@ -36,6 +43,9 @@ READ_AHEAD = 16 << 20  # how far read_back asks the kernel to read ahead of its 
 CODECS = ("none", "zstd", "gzip")
 SUFFIXES = {"none": b"", "zstd": b".zst", "gzip": b".gz"}
 DEFAULT_LEVELS = {"none": 0, "zstd": 3, "gzip": 6}
+BLOCK = 4096  # a run of zeros this long, at a multiple of it, is left as a hole in a raw copy
+_ZERO_BLOCK = bytes(BLOCK)
+_ZEROS = bytes(CHUNK)
 
 
 class CopyError(Exception):
@@ -49,6 +59,10 @@ class CopyError(Exception):
 
 class CodecError(CopyError):
     """The compressor or decompressor failed (bad data, missing tool)."""
+
+
+class MetadataError(CopyError):
+    """The destination cannot keep some of the file's metadata (extended attributes, ACLs)."""
 
 
 _SPARE_BUFFERS = []
@@ -132,19 +146,64 @@ def _write_all(fd, data):
         view = view[written:]
 
 
+def _can_punch(fd):
+    """True when ``fd`` is a seekable file with nothing at or after its offset (a new copy)."""
+    try:
+        return os.fstat(fd).st_size <= os.lseek(fd, 0, os.SEEK_CUR)
+    except OSError:
+        return False  # a pipe
+
+
+def _write_sparse(fd, data):
+    """Write ``data`` at the offset of ``fd``, seeking over (not writing) its blocks of zeros.
+
+    The file must hold nothing past the offset, so what is skipped reads back as zeros.
+    Blocks are ``BLOCK`` bytes from the start of ``data`` (chunks start at multiples of it).
+    """
+    whole = bytes(data)  # a copy, so the comparisons below are memcmp
+    size = len(whole)
+    if whole == (_ZEROS if size == CHUNK else bytes(size)):
+        os.lseek(fd, size, os.SEEK_CUR)
+        return
+    if _ZERO_BLOCK not in whole:
+        _write_all(fd, whole)
+        return
+    view = memoryview(whole)
+    pending = 0  # start of the data not written yet
+    for start in range(0, size, BLOCK):
+        end = min(start + BLOCK, size)
+        if whole[start:end] == _ZERO_BLOCK[: end - start]:
+            if pending < start:
+                _write_all(fd, view[pending:start])
+            os.lseek(fd, end - start, os.SEEK_CUR)
+            pending = end
+    if pending < size:
+        _write_all(fd, view[pending:])
+
+
 def write_stream(chunks, dst_fd, codec="none", level=None, zstd_bin=None):
     """Write ``chunks`` to ``dst_fd`` (compressed with ``codec``); return (sha256 hex, length).
 
     The hash and length are those of the uncompressed content, so a copy and its
     compressed form compare equal. Raises OSError from the writes (ENOSPC and friends).
+    With codec ``none`` into a new file, blocks of zeros become holes (a sparse source stays
+    sparse; the content read back is the same).
     """
     digest = hashlib.sha256()
     length = 0
     if codec == "none":
+        sparse = _can_punch(dst_fd)
         for data in chunks:
             digest.update(data)
-            _write_all(dst_fd, data)
+            if sparse:
+                _write_sparse(dst_fd, data)
+            else:
+                _write_all(dst_fd, data)
             length += len(data)
+        if sparse:
+            end = os.lseek(dst_fd, 0, os.SEEK_CUR)
+            if os.fstat(dst_fd).st_size < end:
+                os.ftruncate(dst_fd, end)  # the content ends in a hole
         return digest.hexdigest(), length
     if codec == "gzip":
         raw = os.fdopen(os.dup(dst_fd), "wb", buffering=0)
@@ -261,21 +320,175 @@ def hash_path(path, codec="none", zstd_bin=None, drop=False):
         os.close(fd)
 
 
-def copy_metadata(fd, st, keep_owner=True):
-    """Give the file at ``fd`` the owner, group, mode and times of ``st``.
+ACL_ACCESS = "system.posix_acl_access"
+ACL_DEFAULT = "system.posix_acl_default"
+# Never copied: written by the kernel (evm), obsolete XFS forms of ACLs and capabilities (the
+# system.* ones are copied instead), and filesystem properties that are the destination's own
+# business (btrfs.compression): the same list as /etc/xattr.conf of the attr package, plus btrfs.
+_NOT_COPIED = ("security.evm", "trusted.SGI_", "xfsroot.", "afs.", "btrfs.")
+# Copied where the destination takes it, else left to it: the destination's policy or mount
+# labels the file (as cp/mv do with the SELinux context).
+_BEST_EFFORT = ("security.selinux",)
+_NFS4_ACLS = ("system.nfs4_acl", "system.nfs4_dacl", "system.nfs4_sacl")
+_REFUSALS = {
+    errno.EOPNOTSUPP: "not supported by the destination",
+    errno.ENOTSUP: "not supported by the destination",
+    errno.EPERM: "not permitted",
+    errno.EACCES: "not permitted",
+    errno.EINVAL: "refused by the destination",
+    errno.E2BIG: "too large for the destination",
+    errno.ENOSPC: "too large for the destination",
+    errno.ERANGE: "too large for the destination",
+}
+_FULL_BELOW = 1 << 20  # ENOSPC with less free than this is a full filesystem, not a size limit
+_ACL_GROUP_OBJ, _ACL_MASK = 0x04, 0x10
 
-    Returns a warning string when the owner could not be kept (not root), else "".
-    The mode is set after the owner (chown clears set-id bits) and the times last.
+
+def acl_group_bits(value):
+    """rwx bits (0-7) of the owning group in a ``system.posix_acl_access`` value, or None.
+
+    The owning group's entry (ACL_GROUP_OBJ) limited by the mask when there is one: what the
+    group could really do. With an ACL the mode's group bits show the mask (all named users
+    and groups), so they are not a safe mode once the ACL is gone.
     """
-    warning = ""
+    if len(value) < 4 or (len(value) - 4) % 8 or struct.unpack_from("<I", value)[0] != 2:
+        return None
+    group = mask = None
+    for offset in range(4, len(value), 8):
+        tag, perm, _ident = struct.unpack_from("<HHI", value, offset)
+        if tag == _ACL_GROUP_OBJ:
+            group = perm & 7
+        elif tag == _ACL_MASK:
+            mask = perm & 7
+    if group is None:
+        return None
+    return group if mask is None else group & mask
+
+
+def nfs4_acl_is_trivial(name, value):
+    """True when an NFSv4 ACL (``system.nfs4_acl``/``_dacl``/``_sacl``, XDR) says no more than the mode.
+
+    Only allow/deny entries for OWNER@, GROUP@ and EVERYONE@ without inheritance (an NFS
+    server derives those from the mode), and no audit entries: losing such an ACL loses nothing.
+    """
+    try:
+        offset = 0 if name == "system.nfs4_acl" else 4  # dacl and sacl start with a flag word
+        (count,) = struct.unpack_from(">I", value, offset)
+        offset += 4
+        if name == "system.nfs4_sacl" and count:
+            return False
+        for _ in range(count):
+            kind, flags, _mask, size = struct.unpack_from(">IIII", value, offset)
+            offset += 16
+            who = value[offset : offset + size]
+            offset += (size + 3) & ~3
+            if kind not in (0, 1) or flags & 0x0F or who not in (b"OWNER@", b"GROUP@", b"EVERYONE@"):
+                return False
+        return offset == len(value)
+    except struct.error:
+        return False
+
+
+def _list_xattrs(fd):
+    try:
+        return os.listxattr(fd)
+    except OSError as exc:
+        if exc.errno in (errno.EOPNOTSUPP, errno.ENOTSUP):
+            return []
+        raise
+
+
+def _refusal(fd, exc):
+    """Why the destination refused an xattr (a short text), or None when ``exc`` is another error."""
+    if exc.errno == errno.ENOSPC:
+        try:
+            vfs = os.fstatvfs(fd)
+            if vfs.f_bfree * vfs.f_frsize < _FULL_BELOW:
+                return None  # the filesystem is full: the caller stops the run
+        except OSError:
+            return None
+    return _REFUSALS.get(exc.errno)
+
+
+def _copy_xattrs(src_fd, fd, mode, is_dir):
+    """Copy the extended attributes of ``src_fd`` to ``fd``; return (mode to set, [(name, why) lost])."""
+    lost = []
+    kept = set()
+    acl_access = None
+    for name in sorted(_list_xattrs(src_fd)):
+        if name.startswith(_NOT_COPIED):
+            continue
+        try:
+            value = os.getxattr(src_fd, name)
+        except OSError as exc:
+            if exc.errno == errno.ENODATA:
+                continue  # removed since it was listed
+            lost.append((name, "cannot be read: %s" % (exc.strerror or exc)))
+            continue
+        if name == ACL_ACCESS:
+            acl_access = value
+        try:
+            os.setxattr(fd, name, value)
+        except OSError as exc:
+            why = _refusal(fd, exc)
+            if why is None:
+                raise
+            if name.startswith(_BEST_EFFORT) or (name in _NFS4_ACLS and nfs4_acl_is_trivial(name, value)):
+                continue
+            lost.append((name, why))
+            continue
+        kept.add(name)
+    # A default ACL on the destination directory gave the new file an ACL of its own: the copy
+    # must not let in anyone the source did not.
+    for name in (ACL_ACCESS, ACL_DEFAULT) if is_dir else (ACL_ACCESS,):
+        if name not in kept and name in _list_xattrs(fd):
+            os.removexattr(fd, name)
+    if acl_access is not None and ACL_ACCESS not in kept:
+        bits = acl_group_bits(acl_access)
+        mode = (mode & ~0o070) | ((bits or 0) << 3)
+    return mode, lost
+
+
+def copy_metadata(fd, st, keep_owner=True, src_fd=None, drop_unsupported=False):
+    """Give the file at ``fd`` the owner, group, extended attributes, mode and times of the source.
+
+    ``st`` is the source's stat; ``src_fd`` the source open for reading (without it, only the
+    owner, group, mode and times are copied). The order matters: the owner first (chown
+    clears set-id bits and ``security.capability``), then the extended attributes (``user.*``,
+    ``security.*``, ``trusted.*`` as root, POSIX ACLs), then the mode (over the ACL: its mask
+    follows the group bits) and the times last.
+
+    What the destination refuses (no xattr or ACL support, ``security.*`` as non-root, a value
+    too large) raises ``MetadataError`` naming it, unless ``drop_unsupported``: then it is
+    left out and named in the returned warning. A POSIX ACL left out makes the group bits
+    those of the ACL's owning-group entry (never the mask): the mode is never wider than the
+    source allowed. Returns a warning string ("" if none). Raises OSError for other errors
+    (ENOSPC on a full filesystem, EDQUOT, EIO).
+    """
+    warnings = []
     if keep_owner:
         try:
             os.fchown(fd, st.st_uid, st.st_gid)
         except PermissionError:
-            warning = "owner %d:%d not kept (not permitted)" % (st.st_uid, st.st_gid)
-    os.fchmod(fd, stat.S_IMODE(st.st_mode))
+            warnings.append("owner %d:%d not kept (not permitted)" % (st.st_uid, st.st_gid))
+    mode = stat.S_IMODE(st.st_mode)
+    if src_fd is not None:
+        mode, lost = _copy_xattrs(src_fd, fd, mode, stat.S_ISDIR(st.st_mode))
+        if lost:
+            what = ", ".join("%s (%s)" % item for item in lost)
+            acl = any(name == ACL_ACCESS for name, _why in lost)
+            if not drop_unsupported:
+                raise MetadataError(
+                    "the destination cannot keep %s; the file is left at the source "
+                    "(drop_unsupported_metadata moves it without them)" % what
+                )
+            warnings.append(
+                "metadata dropped (drop_unsupported_metadata): %s%s"
+                % (what, "; group permissions set from the ACL's owning-group entry" if acl else "")
+            )
+    os.fchmod(fd, mode)
     os.utime(fd, ns=(st.st_atime_ns, st.st_mtime_ns))
-    return warning
+    return "; ".join(warnings)
 
 
 def fsync_dir(path):
