@@ -604,3 +604,27 @@ def test_write_stream_to_a_pipe_or_a_file_with_content_writes_the_zeros(tmp_path
     finally:
         os.close(fd)
     assert f.read_bytes() == data + b"z" * (8 * BLOCK - len(data))
+
+
+@needs_acl_tools
+def test_copy_metadata_of_a_directory_keeps_its_default_acl(tmp_path):
+    """Called on directory descriptors, the default ACL (what new files inherit) is copied too."""
+    src, plain = tmp_path / "src", tmp_path / "plain"
+    src.mkdir()
+    plain.mkdir()
+    subprocess.run(["setfacl", "-d", "-m", "g:nogroup:rx", str(src)], check=True)
+    parent = tmp_path / "dst"
+    parent.mkdir()
+    subprocess.run(["setfacl", "-d", "-m", "u:nobody:rwx", str(parent)], check=True)
+    for source, target in ((src, parent / "a"), (plain, parent / "b")):
+        target.mkdir()  # inherits the parent's default ACL
+        sfd = os.open(source, os.O_RDONLY | os.O_DIRECTORY)
+        dfd = os.open(target, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            assert c.copy_metadata(dfd, os.fstat(sfd), True, src_fd=sfd) == ""
+        finally:
+            os.close(sfd)
+            os.close(dfd)
+        assert _xattrs(target) == _xattrs(source)
+        assert _mode(target) == _mode(source)
+    assert "system.posix_acl_default" in os.listxattr(parent / "a")
