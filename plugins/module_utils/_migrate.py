@@ -543,10 +543,14 @@ def _select_with_find(policy, rules, find_bin, dest_path):
     sel = Selection()
     root = policy.source
     root_dev = os.lstat(root).st_dev
-    with tempfile.NamedTemporaryFile(prefix="jts-migrate-young-") as young:
-        argv = _find_argv(policy, find_bin, young.name.encode(), dest_path, rules.cutoff)
+    # An unnamed file (find writes it through /dev/fd): a kill -9 leaves nothing behind.
+    with tempfile.TemporaryFile(prefix="jts-migrate-young-") as young:
+        fd = young.fileno()
+        argv = _find_argv(policy, find_bin, b"/dev/fd/%d" % fd, dest_path, rules.cutoff)
         try:
-            proc = subprocess.run(argv, capture_output=True, env=dict(os.environ, LC_ALL="C"), check=False)
+            proc = subprocess.run(
+                argv, capture_output=True, env=dict(os.environ, LC_ALL="C"), check=False, pass_fds=(fd,)
+            )
         except OSError:
             return None
         if proc.returncode != 0 or proc.stderr:
@@ -663,6 +667,7 @@ class Job:
         "src_rel",
         "st",
         "tmp",
+        "tmp_ino",
     )
 
     def __init__(self, rel, src, dst, src_codec="none", dst_codec="none", level=None, sel_st=None, expect=None):
@@ -679,6 +684,7 @@ class Job:
         self.size = sel_st.st_size if sel_st is not None else 0
         self.st = None
         self.tmp = None
+        self.tmp_ino = None
         self.digest = None
         self.length = None
         self.record = None
@@ -872,6 +878,7 @@ class Transfer:
     # -- step 1
     def stage(self, job):
         self._open_dirs(job)
+        self._open_links(job)
         name = split(job.src_rel)[1]
         try:
             fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, dir_fd=job.src_dir.fd)
@@ -914,10 +921,10 @@ class Transfer:
                 raise _Skip("changed during the copy (left at the source)")
             if job.expect is not None and job.digest != job.expect:
                 raise CopyError("content does not match the journal's checksum")
-            warning = copy_metadata(tfd, st, self.keep_owner)  # WIRE: src_fd=fd, drop_unsupported=self.drop_metadata
+            warning = copy_metadata(tfd, st, self.keep_owner, src_fd=fd, drop_unsupported=self.drop_metadata)
             if warning:
                 self.outcome.warn(warning)
-            self._open_links(job)
+            job.tmp_ino = os.fstat(tfd).st_ino
         except BaseException:
             if tfd is not None:
                 os.close(tfd)
@@ -930,17 +937,13 @@ class Transfer:
             os.close(fd)
 
     def _open_links(self, job):
-        """Directory handles for the other names of a hard-linked file; a name that cannot be
-        reached safely stays where it is (and is reported)."""
-        kept = []
+        """Directory handles for the other names of a hard-linked file. The names go together or
+        not at all: one that cannot be reached safely keeps every name at the source."""
         for link in job.links:
             try:
                 self._open_dirs(link)
-                kept.append(link)
             except _Skip as exc:
-                self._close_dirs_of(link)
-                self.outcome.skip(link, str(exc))
-        job.links = kept
+                raise _Skip("hard link %s: %s; all its names left at the source" % (display(link.rel), exc)) from exc
 
     def _close_dirs_of(self, link):
         for attr, tree in (("src_dir", self.src), ("dst_dir", self.dst)):
@@ -990,7 +993,7 @@ class Transfer:
             rename_noreplace_at(fd, job.tmp, fd, name)
         except FileExistsError:
             self._existing(job)
-            self._place_links(job)
+            self._place_links(job, placed_here=False)
             return
         except OSError as exc:
             if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK):
@@ -1003,34 +1006,39 @@ class Transfer:
             except FileNotFoundError:
                 os.rename(job.tmp, name, src_dir_fd=fd, dst_dir_fd=fd)
         job.tmp = None
-        self._place_links(job)
+        self._place_links(job, placed_here=True)
 
-    def _place_links(self, job):
-        """Give the placed copy the other names the source file has (hard links)."""
-        placed = []
+    def _place_links(self, job, placed_here):
+        """Give the placed copy the other names the source file has (hard links), all or none:
+        when one cannot be made, the names made so far and the copy placed by this run go again
+        (nothing is journalled yet) and every name stays at the source."""
+        made = []
+        leader_name = split(job.dst_rel)[1]
         for link in job.links:
             link.st, link.digest, link.length = job.st, job.digest, job.length
+            name = split(link.dst_rel)[1]
             try:
-                os.link(
-                    split(job.dst_rel)[1],
-                    split(link.dst_rel)[1],
-                    src_dir_fd=job.dst_dir.fd,
-                    dst_dir_fd=link.dst_dir.fd,
-                    follow_symlinks=False,
-                )
-            except FileExistsError:
-                have = os.lstat(split(link.dst_rel)[1], dir_fd=link.dst_dir.fd)
-                mine = os.lstat(split(job.dst_rel)[1], dir_fd=job.dst_dir.fd)
-                if (have.st_dev, have.st_ino) != (mine.st_dev, mine.st_ino):
-                    self.outcome.skip(link, "destination exists; this hard link left at the source")
-                    self._close_dirs_of(link)
-                    continue
-            except OSError as exc:
-                self.outcome.skip(link, "hard link not made at the destination (%s); left at the source" % exc.strerror)
-                self._close_dirs_of(link)
+                os.link(leader_name, name, src_dir_fd=job.dst_dir.fd, dst_dir_fd=link.dst_dir.fd, follow_symlinks=False)
+                made.append(link)
                 continue
-            placed.append(link)
-        job.links = placed
+            except FileExistsError:
+                have = os.lstat(name, dir_fd=link.dst_dir.fd)
+                mine = os.lstat(leader_name, dir_fd=job.dst_dir.fd)
+                if (have.st_dev, have.st_ino) == (mine.st_dev, mine.st_ino):
+                    continue  # linked by an earlier run that stopped half-way
+                reason = "destination exists"
+            except OSError as exc:
+                reason = exc.strerror or str(exc)
+            for done in made:
+                _unlink_quiet(split(done.dst_rel)[1], done.dst_dir.fd)
+            if placed_here:
+                mine = os.lstat(leader_name, dir_fd=job.dst_dir.fd)
+                if mine.st_ino == job.tmp_ino:
+                    os.unlink(leader_name, dir_fd=job.dst_dir.fd)
+            raise _Skip(
+                "hard link %s not made at the destination (%s); all its names left at the source"
+                % (display(link.rel), reason)
+            )
 
     def _existing(self, job):
         self._drop_tmp(job)
@@ -1124,15 +1132,15 @@ class Transfer:
                 staged.append(job)
                 continue
             except _Skip as exc:
-                self.outcome.skip(job, str(exc))
+                self._skip_all(job, str(exc))
             except (CopyError, CodecError) as exc:
-                self.outcome.fail(job, exc.reason)
+                self._fail_all(job, exc.reason)
             except OSError as exc:
                 if exc.errno in (errno.ENOSPC, errno.EDQUOT):
                     for left in jobs[i:]:
                         self._close_dirs(left)
                     return staged, exc
-                self.outcome.fail(job, "%s" % (exc.strerror or exc))
+                self._fail_all(job, "%s" % (exc.strerror or exc))
             self._close_dirs(job)
         return staged, None
 
@@ -1150,11 +1158,11 @@ class Transfer:
                     self.place(job)
                     placed.append(job)
                 except _Skip as exc:
-                    self.outcome.skip(job, str(exc))
+                    self._skip_all(job, str(exc))
                 except (CopyError, CodecError) as exc:
-                    self.outcome.fail(job, exc.reason)
+                    self._fail_all(job, exc.reason)
                 except OSError as exc:
-                    self.outcome.fail(job, "%s" % (exc.strerror or exc))
+                    self._fail_all(job, "%s" % (exc.strerror or exc))
                 finally:
                     self._drop_tmp(job)
             if placed:
@@ -1163,6 +1171,14 @@ class Transfer:
         finally:
             for job in staged:
                 self._close_dirs(job)
+
+    def _skip_all(self, job, reason):
+        for each in (job, *job.links):
+            self.outcome.skip(each, reason)
+
+    def _fail_all(self, job, reason):
+        for each in (job, *job.links):
+            self.outcome.fail(each, reason)
 
     def _raise_full(self, full):
         if full is not None:
@@ -1216,20 +1232,34 @@ def _unlink_quiet(name, dir_fd):
         pass
 
 
-def group_links(jobs):
-    """Fold the other names of a hard-linked file into the first job's ``links``."""
-    leaders = {}
-    out = []
+def group_links(jobs, left=None):
+    """Fold the other names of a hard-linked file into the first job's ``links``.
+
+    Names that would need different codecs (``a.log`` and ``b.gz`` of one file, with compression)
+    cannot arrive as one file: the whole group is handed to ``left(job, reason)`` and stays.
+    """
+    groups = {}
     for job in jobs:
         st = job.sel_st
         if st is not None and st.st_nlink > 1:
-            key = (st.st_dev, st.st_ino)
-            leader = leaders.get(key)
-            if leader is not None and leader.dst_codec == job.dst_codec:
-                job.size = 0  # the bytes travel once
-                leader.links.append(job)
-                continue
-            leaders[key] = job
+            groups.setdefault((st.st_dev, st.st_ino), []).append(job)
+    out = []
+    for job in jobs:
+        st = job.sel_st
+        group = groups.get((st.st_dev, st.st_ino)) if st is not None and st.st_nlink > 1 else None
+        if group is None or len(group) == 1:
+            out.append(job)
+            continue
+        if job is not group[0]:
+            continue
+        if len(set(each.dst_codec for each in group)) > 1:
+            for each in group:
+                if left is not None:
+                    left(each, "hard links that would need different compression; all names left at the source")
+            continue
+        for link in group[1:]:
+            link.size = 0  # the bytes travel once
+        job.links = group[1:]
         out.append(job)
     return out
 
@@ -1300,7 +1330,7 @@ def migrate(policy, check_mode=False, zstd_bin=None, now=None, mounts=None, stat
                 job = Job(rel, src_tree.path(rel), dst_tree.path(dst_rel), "none", codec, policy.level, st)
                 job.src_rel, job.dst_rel = rel, dst_rel
                 jobs.append(job)
-            jobs = group_links(jobs)
+            jobs = group_links(jobs, lambda job, reason: sel.skip(reason, job.rel, job.size))
             selected_bytes = sum(job.size for job in jobs)
             free, total = free_bytes(
                 policy.dest, lambda path: _probe(path, "destination", policy.probe_timeout, statvfs_with_timeout)

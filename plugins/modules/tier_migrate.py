@@ -30,7 +30,8 @@ description:
     reported and the others go on.
   - "Metadata kept: owner, group, mode, times, extended attributes (C(user.*), C(security.*) such as
     file capabilities, C(trusted.*) as root) and POSIX ACLs; holes of sparse files (uncompressed
-    copies); hard links whose names are all selected arrive as hard links. Where the destination
+    copies); hard links whose names are all selected arrive as hard links, or all stay at the
+    source when one of them cannot be placed. Where the destination
     cannot hold an attribute or ACL the file stays at the source and is reported, unless
     O(drop_unsupported_metadata=true); a mode is never widened (without its ACL a file gets the
     owning group's own permissions, not the ACL mask)."
@@ -181,7 +182,7 @@ options:
   drop_unsupported_metadata:
     description:
       - Move a file even when the destination cannot hold one of its extended attributes or its
-        POSIX ACL (NFSv3, vfat); the result's warnings name what was dropped. By default such a
+        POSIX ACL (an NFS export, a filesystem without ACL or xattr support); the result's warnings name what was dropped. By default such a
         file stays at the source and is reported in RV(failed_files).
     type: bool
     default: false

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 import time
 
 import pytest
@@ -226,3 +227,68 @@ def test_a_destination_that_stops_answering_after_the_preflight_is_refused(tmp_p
     with pytest.raises(m.MigrateError, match="does not answer within"):
         m.migrate(pol, mounts=_mounts(tmp_path))
     assert (src / "a.log").exists()
+
+
+def test_hard_links_that_need_different_codecs_all_stay(tmp_path):
+    """a.log and b.gz of one file cannot arrive as one file once a.log is compressed."""
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    first = _old(src / "a.log", b"linked")
+    os.link(first, src / "b.gz")
+    dst.mkdir()
+    res = _run(src, dst, tmp_path, compression="zstd")
+    assert res["moved"] == 0 and res["warnings"] == []
+    reason = "hard links that would need different compression; all names left at the source"
+    assert res["selection_skipped"][reason] == 2
+    assert sorted(os.listdir(src)) == ["a.log", "b.gz"] and os.listdir(dst) == [".jts-migrate"]
+
+
+def test_a_hard_link_that_cannot_be_placed_keeps_every_name(tmp_path):
+    src, dst, outside = tmp_path / "src", tmp_path / "dst", tmp_path / "outside"
+    first = _old(src / "a.log", b"linked")
+    (src / "sub").mkdir()
+    os.link(first, src / "sub" / "b.log")
+    outside.mkdir()
+    dst.mkdir()
+    (dst / "sub").symlink_to(outside)
+    res = _run(src, dst, tmp_path)
+    assert res["moved"] == 0 and res["skipped_count"] == 2
+    assert first.exists() and (src / "sub" / "b.log").exists()
+    assert os.listdir(outside) == [] and not (dst / "a.log").exists()
+
+
+def test_a_hard_link_whose_destination_is_taken_keeps_every_name(tmp_path):
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    first = _old(src / "a.log", b"linked")
+    os.link(first, src / "b.log")
+    dst.mkdir()
+    (dst / "b.log").write_bytes(b"someone else's")
+    res = _run(src, dst, tmp_path)
+    assert res["moved"] == 0 and res["skipped_count"] == 2
+    assert "not made at the destination (destination exists)" in res["skipped_files"][0]["reason"]
+    assert first.exists() and (src / "b.log").exists() and not (dst / "a.log").exists()
+    assert (dst / "b.log").read_bytes() == b"someone else's"
+
+
+def test_the_find_selector_leaves_no_file_behind_in_tmpdir(tmp_path, monkeypatch):
+    """find writes its count of young files through /dev/fd into an unnamed file: a kill -9
+    while it runs leaves nothing in TMPDIR."""
+    tmpdir = tmp_path / "tmp"
+    tmpdir.mkdir()
+    monkeypatch.setenv("TMPDIR", str(tmpdir))
+    monkeypatch.setattr(tempfile, "tempdir", None)
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    _old(src / "old.log")
+    _old(src / "young.log", days=0)
+    dst.mkdir()
+    names = []
+    real = tempfile.TemporaryFile
+
+    def spy(*a, **kw):
+        handle = real(*a, **kw)
+        names.append(os.listdir(tmpdir))  # while find runs: nothing named there
+        return handle
+
+    monkeypatch.setattr(tempfile, "TemporaryFile", spy)
+    res = _run(src, dst, tmp_path, find_bin=shutil.which("find"))
+    assert res["moved"] == 1 and res["selection_skipped"]["too young"] == 1
+    assert names == [[]] and os.listdir(tmpdir) == []
