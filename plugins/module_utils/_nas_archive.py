@@ -6,8 +6,12 @@ Standard library only, importable on Python 3.8. Nothing here touches the filesy
 command, so each part is tested with tables (tests/unit/plugins/modules/test_nas_archive.py):
 
 * ``format_stamp``/``parse_stamp``: snapshot directory names ``2026-11-23T013000Z`` (UTC);
+* ``next_stamp``: the name of a new snapshot, or a ClockError for a clock behind the newest
+  snapshot or far ahead of it;
 * ``select_retention``: complete snapshots' datetimes in, the set kept out;
 * ``delete_guard``: counts in, a verdict (may the mirror delete?) out;
+* ``snapshot_guard``: counts in, a verdict (may a snapshot this much smaller than the newest one
+  with data be made?) out;
 * ``parse_rsync_output``: ``--out-format='%i %l %n'`` lines and the ``--stats`` block out;
 * ``build_policy``: the module's parameters checked, a Policy out;
 * ``rsync_argv``: the argument list of one rsync pass.
@@ -29,6 +33,11 @@ LATEST = "latest"
 LATEST_TMP = ".latest.tmp"
 OUT_FORMAT = "--out-format=%i %l %n"
 REPORT_LIMIT = 1000
+# A new snapshot's name is after the newest one's. A clock up to this far behind it (runs within the
+# same seconds, a small correction) gets the newest name plus one second; further behind, the run is
+# refused. Snapshots named more than this far after the clock are future-dated.
+CLOCK_SLACK = datetime.timedelta(seconds=60)
+DEFAULT_MAX_CLOCK_JUMP_DAYS = 366
 # rsync exit codes: 24 = source files vanished during the transfer (a live tree); 25 = --max-delete hit.
 RC_VANISHED = 24
 RC_MAX_DELETE = 25
@@ -56,6 +65,10 @@ class ArchiveError(Exception):
     def __init__(self, msg, **details):
         super().__init__(msg)
         self.details = details
+
+
+class ClockError(ArchiveError):
+    """The clock is behind the newest snapshot, or far ahead of it: no snapshot is named by it."""
 
 
 class Skipped(Exception):
@@ -95,14 +108,66 @@ def is_leftover(name):
     return name.startswith(LATEST_TMP)
 
 
-def next_stamp(now, existing):
-    """The stamp for a new snapshot at ``now``: seconds resolution, after every existing one."""
+def format_iso(when):
+    """``2026-11-23T01:30:00Z``: a time (not a snapshot name) in messages."""
+    return _utc_naive(when).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def next_stamp(now, existing, max_clock_jump_days=DEFAULT_MAX_CLOCK_JUMP_DAYS):
+    """The stamp for a new snapshot at ``now`` (seconds resolution), after every existing one.
+
+    Raises ClockError (nothing named) when ``now`` is more than CLOCK_SLACK behind the newest
+    snapshot (the clock went back, or that snapshot was named by a clock that was ahead), and when
+    ``now`` is more than ``max_clock_jump_days`` days after it (a clock that jumped ahead would name
+    a snapshot that sorts after every later one; 0 turns this check off).
+    """
     now = _utc_naive(now).replace(microsecond=0)
     newest = max(existing) if existing else None
-    if newest is not None and now <= newest:
-        # Two runs within a second, or a clock that went back: names stay unique and in order.
-        now = newest + datetime.timedelta(seconds=1)
+    if newest is None:
+        return now
+    if now <= newest:
+        if newest - now < CLOCK_SLACK:
+            # Two runs within a second, a clock corrected by a few seconds: names stay unique and in order.
+            return newest + datetime.timedelta(seconds=1)
+        days = (newest - now).days
+        raise ClockError(
+            "clock: now is %s, %s before the newest snapshot %s: this host's clock is behind, or that snapshot "
+            "was named by a clock that was ahead. A new snapshot is always named after the newest one; refusing: "
+            "no snapshot made, retention not run. Check the clock (timedatectl); if it is right, move the "
+            "future-dated snapshot out of the snapshot directory (or remove it) and run again"
+            % (format_iso(now), _span(newest - now), format_stamp(newest)),
+            clock={"problem": "behind", "now": format_iso(now), "newest_snapshot": format_stamp(newest), "days": days},
+        )
+    if max_clock_jump_days and now - newest > datetime.timedelta(days=max_clock_jump_days):
+        raise ClockError(
+            "clock: now is %s, %s after the newest snapshot %s, more than max_clock_jump_days %d: a clock that "
+            "jumped ahead? A snapshot named by it would sort after every later one. Refusing: no snapshot made, "
+            "retention not run. Check the clock (timedatectl); if it is right (no snapshot for that long), run "
+            "once with max_clock_jump_days: 0"
+            % (format_iso(now), _span(now - newest), format_stamp(newest), max_clock_jump_days),
+            clock={
+                "problem": "ahead",
+                "now": format_iso(now),
+                "newest_snapshot": format_stamp(newest),
+                "days": (now - newest).days,
+            },
+        )
     return now
+
+
+def _span(delta):
+    if delta.days >= 2:
+        return "%d days" % delta.days
+    seconds = int(delta.total_seconds())
+    if seconds >= 3600:
+        return "%.1f hours" % (seconds / 3600.0)
+    return "%d seconds" % seconds
+
+
+def future_stamps(stamps, now):
+    """The ``stamps`` more than CLOCK_SLACK after ``now``, oldest first (named by a clock that was ahead)."""
+    now = _utc_naive(now)
+    return sorted(s for s in set(stamps) if s - now > CLOCK_SLACK)
 
 
 # --------------------------------------------------------------------------- retention
@@ -114,15 +179,18 @@ _PERIODS = (
 )
 
 
-def select_retention(stamps, keep_last=0, keep_daily=0, keep_weekly=0, keep_monthly=0, protect=()):
+def select_retention(stamps, keep_last=0, keep_daily=0, keep_weekly=0, keep_monthly=0, protect=(), now=None):
     """Return the set of ``stamps`` (datetimes of complete snapshots) to keep.
 
     * the newest ``keep_last``;
     * daily / weekly (ISO week) / monthly: the newest snapshot of each of the newest ``keep_<period>``
       periods that hold a snapshot (as snapper's timeline, borg prune and sanoid count them: a host
       that was off for a week does not lose its daily copies to the calendar);
-    * everything in ``protect`` (what ``latest`` points to, the run's new snapshot);
-    * the newest snapshot always: the only complete copy is never removed.
+    * everything in ``protect`` (what ``latest`` points to, the run's new snapshot, the newest
+      snapshot that held data);
+    * the newest snapshot always: the only complete copy is never removed;
+    * with ``now``, future-dated snapshots (``future_stamps``): kept, and not counted: a snapshot
+      named by a clock that was ahead never takes the place of the newest day, week or month.
 
     With every count at 0 nothing is removed (retention off).
     """
@@ -132,7 +200,12 @@ def select_retention(stamps, keep_last=0, keep_daily=0, keep_weekly=0, keep_mont
     counts = {"daily": keep_daily, "weekly": keep_weekly, "monthly": keep_monthly}
     if keep_last <= 0 and all(c <= 0 for c in counts.values()):
         return set(ordered)
-    keep = set(ordered[: max(keep_last, 0)])
+    future = set(future_stamps(ordered, now)) if now is not None else set()
+    keep = set(future)
+    ordered = [s for s in ordered if s not in future]
+    if not ordered:
+        return keep
+    keep.update(ordered[: max(keep_last, 0)])
     for period, key in _PERIODS:
         want = counts[period]
         if want <= 0:
@@ -213,6 +286,91 @@ def delete_guard(
             percent,
             _num(max_delete_percent),
             (" and delete_grace_count %d" % grace_count) if grace_count else "",
+            where,
+        )
+    )
+    return verdict
+
+
+def snapshot_guard(
+    deletions,
+    ref_entries,
+    ref_bytes,
+    source_entries,
+    source_bytes,
+    max_delete_percent,
+    grace_count=0,
+    force=False,
+    reference="",
+    label="",
+):
+    """May a snapshot of the sources be made, compared with ``reference``, the newest snapshot that held data?
+
+    The mirror's guard, for snapshots: a snapshot removes nothing itself, but retention later removes
+    the older copies, so a new snapshot that lacks what the newest one held is how an unmounted or
+    wiped source ends the archive. ``deletions``: entries of the reference that the sources no longer
+    hold (rsync ``--delete --dry-run`` against it); ``ref_entries``: its entries among those compared;
+    ``ref_bytes``, ``source_bytes``: the sizes of its files and of the sources' (rsync's ``Total file
+    size``).
+
+    Refused when the sources hold no entry (``force`` does not override this), and when the
+    deletions are above ``max_delete_percent`` of the reference's entries and more than
+    ``grace_count``, or the sources hold more than ``max_delete_percent`` fewer bytes than the
+    reference (``force`` overrides these two). Returns the verdict dict of ``delete_guard`` plus
+    ``reference``, ``reference_bytes``, ``source_bytes`` and ``bytes_percent`` (how much smaller).
+    """
+    percent = 100.0 * deletions / ref_entries if ref_entries else (100.0 if deletions else 0.0)
+    shrink = 100.0 * (ref_bytes - source_bytes) / ref_bytes if ref_bytes and source_bytes < ref_bytes else 0.0
+    verdict = {
+        "ok": True,
+        "reason": "",
+        "reference": reference,
+        "deletions": deletions,
+        "dest_entries": ref_entries,
+        "source_entries": source_entries,
+        "percent": round(percent, 2),
+        "reference_bytes": ref_bytes,
+        "source_bytes": source_bytes,
+        "bytes_percent": round(shrink, 2),
+        "limit_percent": max_delete_percent,
+        "grace_count": grace_count,
+        "forced": False,
+    }
+    where = (" " + label) if label else ""
+    refused = "refusing: no snapshot made, retention not run"
+    if source_entries <= 0:
+        verdict["ok"] = False
+        verdict["reason"] = (
+            "snapshot guard: the source%s is empty (unmounted or wiped?): a snapshot of it would hold nothing, "
+            "and retention would then remove the snapshots that hold data (the newest: %s); %s. An empty source "
+            "is never snapshotted (force_delete does not change this)" % (where, reference or "none", refused)
+        )
+        return verdict
+    problems = []
+    if deletions > grace_count and percent > max_delete_percent:
+        problems.append(
+            "%d of the %d entries of the newest snapshot with data (%.1f%%) are gone from the source"
+            % (deletions, ref_entries, percent)
+        )
+    if shrink > max_delete_percent:
+        problems.append(
+            "the source holds %d bytes where it held %d bytes (%.1f%% less)" % (source_bytes, ref_bytes, shrink)
+        )
+    if not problems:
+        return verdict
+    if force:
+        verdict["forced"] = True
+        return verdict
+    verdict["ok"] = False
+    verdict["reason"] = (
+        "snapshot guard: compared with %s, %s: above max_delete_percent %s%%%s; %s. Check that the source%s is "
+        "complete, then raise max_delete_percent or set force_delete for this run"
+        % (
+            reference,
+            " and ".join(problems),
+            _num(max_delete_percent),
+            (" (delete_grace_count %d)" % grace_count) if grace_count else "",
+            refused,
             where,
         )
     )
@@ -313,7 +471,7 @@ def build_policy(params):
         raise ArchiveError("mode mirror takes exactly one source (sources is for mode snapshot)")
     if not 0 <= params["max_delete_percent"] <= 100:
         raise ArchiveError("max_delete_percent must lie in 0..100 (got %s)" % _num(params["max_delete_percent"]))
-    for key in ("keep_last", "keep_daily", "keep_weekly", "keep_monthly", "delete_grace_count"):
+    for key in ("keep_last", "keep_daily", "keep_weekly", "keep_monthly", "delete_grace_count", "max_clock_jump_days"):
         if params[key] < 0:
             raise ArchiveError("%s must not be negative (got %d)" % (key, params[key]))
     for key in ("probe_timeout", "rsync_timeout"):
@@ -321,8 +479,8 @@ def build_policy(params):
             raise ArchiveError("%s must be positive (got %s)" % (key, _num(params[key])))
     if params.get("delete") and mode != "mirror":
         raise ArchiveError("delete applies to mode mirror only (each snapshot is a fresh copy)")
-    if params.get("force_delete") and not params.get("delete"):
-        raise ArchiveError("force_delete needs delete: true")
+    if params.get("force_delete") and mode == "mirror" and not params.get("delete"):
+        raise ArchiveError("force_delete needs delete: true (mode mirror)")
     partial_dir = params.get("partial_dir") or ""
     if partial_dir and ("/" in partial_dir or partial_dir in (".", "..")):
         raise ArchiveError("partial_dir %r must be one directory name (kept inside each directory)" % partial_dir)
@@ -368,6 +526,7 @@ def build_policy(params):
         keep_daily=params["keep_daily"],
         keep_weekly=params["keep_weekly"],
         keep_monthly=params["keep_monthly"],
+        max_clock_jump_days=params["max_clock_jump_days"],
         nas_host=params.get("nas_host"),
         nas_port=params["nas_port"],
         dest_mount=os.path.normpath(params["destination_mount"]) if params.get("destination_mount") else None,

@@ -7,11 +7,14 @@ the logic is tested with it mocked; every call on the destination that could blo
 NFS mount (stat, listdir, mkdir, rename, symlink, removal) runs in a forked child with a time-out
 (``_timeout.call_with_timeout``).
 
-Snapshot protocol (docs/nas_archive.md): ``<dest>/<name>/<stamp>.partial`` is written by rsync with
-``--link-dest`` to the newest complete snapshot, verified when asked, renamed to ``<stamp>``; only
-then is ``latest`` replaced (a symlink made under a temporary name and renamed over it). What a
-killed run leaves (``*.partial``, ``*.deleting``, ``.latest.tmp*``) is no snapshot, is never linked
-from nor pointed to, and is removed by the next run under the same lock.
+Snapshot protocol (docs/nas_archive.md): the new snapshot's name must be after the newest one's and
+not far ahead of it (``next_stamp``: a wrong clock is refused, not obeyed); the sources must not be
+empty nor far smaller than the newest snapshot that held data (``snapshot_guard``, after a dry run
+against it). ``<dest>/<name>/<stamp>.partial`` is written by rsync with ``--link-dest`` to that
+snapshot, verified when asked, renamed to ``<stamp>``; only then is ``latest`` replaced (a symlink
+made under a temporary name and renamed over it). Retention never removes the newest snapshot that
+held data. What a killed run leaves (``*.partial``, ``*.deleting``, ``.latest.tmp*``) is no
+snapshot, is never linked from nor pointed to, and is removed by the next run under the same lock.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from ansible_collections.jts.tiered_storage.plugins.module_utils._nas_archive im
     RC_VANISHED,
     REPORT_LIMIT,
     ArchiveError,
+    ClockError,
     Skipped,
     _num,
     delete_guard,
@@ -48,6 +52,7 @@ from ansible_collections.jts.tiered_storage.plugins.module_utils._nas_archive im
     parse_stamp,
     rsync_argv,
     select_retention,
+    snapshot_guard,
     source_args,
     source_entries_from_stats,
     tail,
@@ -161,6 +166,58 @@ def _list_root(root):
     return out
 
 
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def _has_entries(path):
+    """True when the snapshot directory ``path`` holds any entry (opened without following a symlink)."""
+    fd = os.open(path, _DIR_FLAGS)
+    try:
+        with os.scandir(fd) as entries:
+            return next(iter(entries), None) is not None
+    finally:
+        os.close(fd)
+
+
+def _tree_size(path):
+    """[entries, bytes] below the directory ``path``: regular files and symlinks by their size.
+
+    Walked with directory descriptors (``openat`` with ``O_NOFOLLOW``): a symlink is counted, never
+    followed, and a directory swapped for a link while we walk is not entered.
+    """
+    entries = size = 0
+    fd = os.open(path, _DIR_FLAGS)
+    stack = [(fd, os.scandir(fd))]
+    try:
+        while stack:
+            dfd, listing = stack[-1]
+            entry = next(listing, None)
+            if entry is None:
+                listing.close()
+                os.close(dfd)
+                stack.pop()
+                continue
+            entries += 1
+            st = entry.stat(follow_symlinks=False)
+            if stat.S_ISDIR(st.st_mode):
+                try:
+                    child = os.open(entry.name, _DIR_FLAGS, dir_fd=dfd)
+                except (NotADirectoryError, FileNotFoundError):
+                    continue
+                except OSError as exc:
+                    if exc.errno == 40:  # ELOOP: became a symlink
+                        continue
+                    raise
+                stack.append((child, os.scandir(child)))
+            elif stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode):
+                size += st.st_size
+    finally:
+        for dfd, listing in stack:
+            listing.close()
+            os.close(dfd)
+    return [entries, size]
+
+
 def _readlink(path):
     try:
         return os.readlink(path)
@@ -224,6 +281,10 @@ def _point_latest(root, name):
 # --------------------------------------------------------------------------- the run
 
 
+def _utc_now():
+    return datetime.datetime.now(datetime.timezone.utc)
+
+
 class Archiver:
     """One run of nas_archive. ``run()`` returns the result dict or raises ArchiveError / Skipped."""
 
@@ -235,6 +296,8 @@ class Archiver:
         self.now = now
         self.mounts = mounts
         self.tcp_fn = tcp_fn
+        self.clock = None
+        self.guard_probe = None
         self.present = []
         self.lock_fds = ()
         self.dirs = set()
@@ -535,28 +598,33 @@ class Archiver:
         previous = complete[max(complete)] if complete else None
         r["previous"] = os.path.join(root, previous) if previous else None
         r["latest"] = self._latest(root)
-        stamp = next_stamp(self.now or datetime.datetime.now(datetime.timezone.utc), complete)
+        self.clock = _utc_now() if self.now is None else self.now
+        try:
+            stamp = next_stamp(self.clock, complete, p.max_clock_jump_days)
+        except ClockError as exc:
+            raise ClockError(str(exc), **dict(r, **exc.details)) from None
         name = format_stamp(stamp)
         final = os.path.join(root, name)
         work = final + PARTIAL_SUFFIX
-        link_args = ["--link-dest=" + os.path.join(root, previous)] if previous else []
+        reference = self._guard(root, complete)
+        link_args = ["--link-dest=" + os.path.join(root, reference)] if reference else []
 
-        if p.skip_unchanged and previous:
-            probe = self.rsync(["--delete"], os.path.join(root, previous), dry_run=True)
+        if p.skip_unchanged and previous and reference == previous:
+            probe = self.guard_probe
             if not any(is_change(i) for i, _s, _n in probe["items"]) and not probe["deleted"]:
                 r["unchanged"] = True
                 if r["latest"] != os.path.join(root, previous) and not self.check_mode:
                     self._fs(_point_latest, root, previous)
                     r["changed"] = True
                 r["latest"] = os.path.join(root, previous)
-                self._retention(root, complete, None)
+                self._retention(root, complete, None, reference)
                 return
         r["unchanged"] = False
         if self.check_mode:
             self._record(self.rsync(link_args, work, dry_run=True))
             r["snapshot"] = final
             r["changed"] = True
-            self._retention(root, complete, stamp)
+            self._retention(root, complete, stamp, reference)
             return
         self._fs(_makedirs, root)
         r["changed"] = True
@@ -568,7 +636,82 @@ class Archiver:
         self._fs(_point_latest, root, name)
         r["latest"] = final
         complete[stamp] = name
-        self._retention(root, complete, stamp)
+        self._retention(root, complete, stamp, reference)
+
+    def _guard(self, root, complete):
+        """Refuse an empty source, or one far smaller than the newest snapshot that held data.
+
+        Returns that snapshot's name (the reference: compared with, hard-linked to, never removed by
+        retention), or None when no snapshot holds anything. Raises ArchiveError when refused.
+        """
+        p, r = self.p, self.result
+        label = ", ".join(s for s, _has in self.present)
+        self.guard_probe = None
+        if not any(has for _s, has in self.present):
+            # Refused before rsync even looks: an empty (unmounted, wiped) source is never snapshotted.
+            verdict = snapshot_guard(0, 0, 0, 0, 0, p.max_delete_percent, label=label)
+            reference = self._reference(root, complete, warn=False)
+            verdict["reference"] = os.path.join(root, reference) if reference else None
+            verdict["reason"] = verdict["reason"].replace(
+                "(the newest: none)", "(the newest: %s)" % verdict["reference"]
+            )
+            r["guard"] = verdict
+            raise ArchiveError(verdict["reason"], **r)
+        reference = self._reference(root, complete)
+        if reference is None:
+            return None
+        ref_path = os.path.join(root, reference)
+        probe = self.rsync(["--delete"], ref_path, dry_run=True)
+        ref_entries, ref_bytes = self._fs(_tree_size, ref_path, timeout=p.rsync_timeout)
+        stats = probe["stats"]
+        verdict = snapshot_guard(
+            len(probe["deleted"]),
+            dest_entries_from_stats(stats),
+            ref_bytes,
+            source_entries_from_stats(stats),
+            stats.get("total_bytes", 0),
+            p.max_delete_percent,
+            p.delete_grace_count,
+            force=p.force_delete,
+            reference=ref_path,
+            label=label,
+        )
+        verdict["reference_entries"] = ref_entries
+        r["guard"] = verdict
+        if not verdict["ok"]:
+            raise ArchiveError(verdict["reason"], **r)
+        if verdict["forced"]:
+            self.warnings.append(
+                "snapshot guard overridden by force_delete: the new snapshot is smaller than %s (%d of %d entries "
+                "gone, %.1f%% fewer bytes)"
+                % (ref_path, verdict["deletions"], verdict["dest_entries"], verdict["bytes_percent"])
+            )
+        self.guard_probe = probe
+        return reference
+
+    def _reference(self, root, complete, warn=True):
+        """The newest complete snapshot that holds any entry; warns about newer empty ones."""
+        empty = []
+        for when in sorted(complete, reverse=True):
+            name = complete[when]
+            if self._fs(_has_entries, os.path.join(root, name)):
+                break
+            empty.append(name)
+        else:
+            name = None
+        if empty and warn:
+            self.warnings.append(
+                "%s: the newest snapshot%s %s %s empty (made while the source was empty?); compared with and "
+                "keeping %s instead"
+                % (
+                    root,
+                    "s" if len(empty) > 1 else "",
+                    ", ".join(empty),
+                    "are" if len(empty) > 1 else "is",
+                    name or "nothing (no snapshot holds data)",
+                )
+            )
+        return name
 
     def _latest(self, root):
         target = self._fs(_readlink, os.path.join(root, LATEST))
@@ -576,7 +719,7 @@ class Archiver:
             return None
         return os.path.join(root, os.path.basename(target.rstrip("/")))
 
-    def _retention(self, root, complete, new_stamp):
+    def _retention(self, root, complete, new_stamp, reference=None):
         p, r = self.p, self.result
         stamps = set(complete)
         if new_stamp is not None:
@@ -588,7 +731,12 @@ class Archiver:
                 protect.add(latest)
         if new_stamp is not None:
             protect.add(new_stamp)
-        keep = select_retention(stamps, p.keep_last, p.keep_daily, p.keep_weekly, p.keep_monthly, protect)
+        if reference is not None:
+            # The newest snapshot that held data is never removed, whatever the counts say.
+            protect.add(parse_stamp(reference))
+        keep = select_retention(
+            stamps, p.keep_last, p.keep_daily, p.keep_weekly, p.keep_monthly, protect, now=self.clock
+        )
         remove = sorted(stamps - keep)
         r["retention_kept"] = [format_stamp(s) for s in sorted(keep)]
         r["retention_removed"] = [format_stamp(s) for s in remove]

@@ -23,9 +23,16 @@ description:
     changed. The run writes into C(<stamp>.partial) and renames it when complete; only then is the
     C(latest) symlink replaced (atomically). An interrupted run is never pointed to and is removed by the
     next run."
+  - "Snapshots have the mirror's guard: the run is refused (no snapshot made, retention not run) when the
+    sources are empty (an unmounted source; nothing overrides this), or when, compared by a dry run with
+    the newest snapshot that holds data, more than O(max_delete_percent) of its entries are gone or the
+    sources hold more than O(max_delete_percent) fewer bytes (O(force_delete) allows this for one run)."
+  - "A new snapshot is always named after the newest one: a clock behind the newest snapshot, or more than
+    O(max_clock_jump_days) ahead of it, refuses the run with both times in the message; it is never obeyed."
   - Retention for snapshots keeps the newest O(keep_last) plus the newest snapshot of each of the newest
     O(keep_daily) days, O(keep_weekly) ISO weeks and O(keep_monthly) months that hold one, judged by the
-    time stamp in the name; the newest complete snapshot and the one C(latest) points to are never removed.
+    time stamp in the name; the newest complete snapshot, the newest one that holds data and the one
+    C(latest) points to are never removed. A snapshot dated in the future is kept and not counted.
   - "Before anything: a TCP probe of O(nas_host) (when given), the destination mount in the kernel's
     mount table (O(destination_mount)) and a C(stat)/C(statvfs) of the destination in a child process with
     O(probe_timeout). A NAS that is away or does not answer gives a result with C(skipped=true) and the
@@ -83,19 +90,24 @@ options:
     default: false
   max_delete_percent:
     description:
-      - The delete guard refuses the run (and says so) when more than this share of the destination's
-        entries would be deleted.
+      - The largest share of the archive's previous copy that one run may lose; above it the run is refused
+        and says so.
+      - With O(mode=mirror) and O(delete), the share of the destination's entries that would be deleted.
+      - With O(mode=snapshot), the share of the entries of the newest snapshot that holds data that are gone
+        from the sources, and how many percent fewer bytes the sources hold than that snapshot.
     type: float
     default: 20
   delete_grace_count:
     description:
-      - Up to this many deletions are allowed whatever their share (for small trees, where one deleted
-        file is a large percentage).
+      - Up to this many lost entries are allowed whatever their share (for small trees, where one deleted
+        file is a large percentage). Bytes have no grace.
     type: int
     default: 0
   force_delete:
     description:
-      - Allow the deletions for this run even above O(max_delete_percent). Does not allow mirroring an empty source.
+      - Allow this run to lose more than O(max_delete_percent) (mirror - needs O(delete); snapshot - a
+        snapshot that much smaller than the newest one with data).
+      - Never allows mirroring or snapshotting an empty source.
     type: bool
     default: false
   exclude:
@@ -184,6 +196,14 @@ options:
     description: Retention - keep the newest snapshot of each of the newest this many months that hold one.
     type: int
     default: 0
+  max_clock_jump_days:
+    description:
+      - With O(mode=snapshot), refuse a run whose clock is more than this many days after the newest snapshot
+        (a clock that jumped ahead would name a snapshot that sorts after every later one). V(0) turns this
+        check off, for one run after a real pause that long.
+      - A clock behind the newest snapshot (more than a minute) is always refused; see the guide.
+    type: int
+    default: 366
   nas_host:
     description: The NAS's host name or address; when set, a TCP connection to O(nas_port) must open within O(probe_timeout).
     type: str
@@ -219,9 +239,11 @@ options:
     type: float
     default: 3600
   lock_dir:
-    description: Directory for the per-destination lock file.
+    description:
+      - Directory for the per-destination lock file. It must belong to the user running the module and be
+        writable by it alone; it is made V(0700) when missing, reached without following symlinks.
     type: path
-    default: /run/lock
+    default: /run/jts
 notes:
   - Unchanged snapshots share inodes, so changing a file in place in one snapshot changes it in all; treat them as read-only.
   - Sources are expected on local tiers; the destination may be a hard NFS mount that stops answering.
@@ -324,10 +346,21 @@ deleted:
   elements: str
   sample: ["old.csv"]
 guard:
-  description: The delete guard's verdict (mirror with O(delete)).
-  returned: success and failure, when O(delete=true)
+  description:
+    - The guard's verdict - mirror with O(delete) - the delete guard; snapshot - the snapshot guard, which
+      adds C(reference) (the newest snapshot that holds data, compared with), C(reference_entries),
+      C(reference_bytes), C(source_bytes) and C(bytes_percent) (how much smaller the sources are).
+    - In a snapshot run, C(dest_entries) and C(deletions) count the reference's entries.
+  returned: success and failure, when O(delete=true) or O(mode=snapshot) and a snapshot holds data or the source is empty
   type: dict
   sample: {"ok": true, "deletions": 1, "dest_entries": 40, "source_entries": 39, "percent": 2.5, "limit_percent": 20.0, "grace_count": 0, "forced": false, "reason": ""}
+clock:
+  description:
+    - Why the clock was refused - C(problem) (V(behind) the newest snapshot, or V(ahead) by more than
+      O(max_clock_jump_days)), C(now), C(newest_snapshot) and C(days) between them.
+  returned: failure, when the clock was refused
+  type: dict
+  sample: {"problem": "ahead", "now": "2036-01-01T03:00:00Z", "newest_snapshot": "2026-11-05T030000Z", "days": 3344}
 snapshot:
   description: The snapshot made by this run (in check mode, the one that would be); null when none.
   returned: success
@@ -408,13 +441,15 @@ timed_out:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.jts.tiered_storage.plugins.module_utils._lock import LockBusy
+from ansible_collections.jts.tiered_storage.plugins.module_utils._lock import DEFAULT_LOCK_DIR, LockBusy
 from ansible_collections.jts.tiered_storage.plugins.module_utils._nas_archive import (
+    DEFAULT_MAX_CLOCK_JUMP_DAYS,
     ArchiveError,
     Skipped,
     build_policy,
 )
 from ansible_collections.jts.tiered_storage.plugins.module_utils._nas_archive_run import Archiver
+from ansible_collections.jts.tiered_storage.plugins.module_utils._tree import UnsafePath
 from ansible_collections.jts.tiered_storage.plugins.module_utils._units import format_bytes
 
 ARGUMENT_SPEC = dict(
@@ -444,6 +479,7 @@ ARGUMENT_SPEC = dict(
     keep_daily=dict(type="int", default=0),
     keep_weekly=dict(type="int", default=0),
     keep_monthly=dict(type="int", default=0),
+    max_clock_jump_days=dict(type="int", default=DEFAULT_MAX_CLOCK_JUMP_DAYS),
     nas_host=dict(type="str"),
     nas_port=dict(type="int", default=2049),
     destination_mount=dict(type="path"),
@@ -452,7 +488,7 @@ ARGUMENT_SPEC = dict(
     require_mounted=dict(type="bool", default=True),
     probe_timeout=dict(type="float", default=10),
     rsync_timeout=dict(type="float", default=3600),
-    lock_dir=dict(type="path", default="/run/lock"),
+    lock_dir=dict(type="path", default=DEFAULT_LOCK_DIR),
 )
 
 
@@ -497,6 +533,8 @@ def main():
         module.exit_json(changed=False, skipped=True, msg=str(exc), mode=policy.mode, destination=policy.dest)
     except LockBusy as exc:
         module.fail_json(msg=str(exc), locked=True)
+    except UnsafePath as exc:
+        module.fail_json(msg="nas_archive: %s; nothing was done" % exc)
     except ArchiveError as exc:
         for warning in archiver.warnings:
             module.warn(warning)

@@ -315,3 +315,106 @@ def test_unmounted_destination_is_skipped(tmp_path, configs):
     assert time.monotonic() - started < 20 and not (tmp_path / "nas").exists()
     closed = run_na(tmp_path, dict(args, destination_mount=None, nas_host="127.0.0.1", nas_port=1, probe_timeout=2))
     assert closed["skipped"] is True and "127.0.0.1 is not reachable" in closed["msg"], closed
+
+
+# --------------------------------------------------------------------------- issue 14 cases 4 and 5
+
+
+def test_issue14_case4_empty_source_never_snapshotted(tmp_path, configs):
+    """Three snapshots with keep_last 3, then three nights with the source an empty mount point."""
+    args = {
+        "mode": "snapshot",
+        "source": str(configs / "jts"),
+        "name": "jts",
+        "destination": str(tmp_path / "nas" / "archives"),
+        "keep_last": 3,
+    }
+    made = [run_na(tmp_path, args) for _night in range(3)]
+    assert all(r["changed"] and not r.get("failed") for r in made), made
+    root = tmp_path / "nas" / "archives" / "jts"
+    before = listing(root)
+    aside = tmp_path / "aside"
+    shutil.move(str(configs / "jts"), str(aside))
+    (configs / "jts").mkdir()  # the unmounted mount point
+    for _night in range(3):
+        refused = run_na(tmp_path, args)
+        assert refused.get("failed") and refused["changed"] is False, refused
+        assert "is empty" in refused["msg"] and "no snapshot made, retention not run" in refused["msg"]
+        assert listing(root) == before
+    # a few files back, most still missing: far fewer than the newest snapshot, refused
+    shutil.copy(aside / "storage-health.json", configs / "jts" / "storage-health.json")
+    fewer = run_na(tmp_path, args)
+    assert fewer.get("failed") and "force_delete" in fewer["msg"] and fewer["guard"]["ok"] is False, fewer
+    assert fewer["guard"]["reference"] == made[-1]["snapshot"] and fewer["guard"]["reference_bytes"] > 90000
+    assert listing(root) == before
+    # everything back: a normal night again, hard-linked to the newest snapshot
+    shutil.rmtree(configs / "jts")
+    shutil.move(str(aside), str(configs / "jts"))
+    good = run_na(tmp_path, args)
+    assert good["changed"] and not good.get("failed") and good["guard"]["ok"], good
+    assert good["files_transferred"] == 0 and good["retention_removed"] == [os.path.basename(made[0]["snapshot"])]
+
+
+def _archiver_night(tmp_path, args, when):
+    """One run of the real archiver (real rsync) with the clock at ``when``."""
+    from ansible_collections.jts.tiered_storage.plugins.module_utils import _nas_archive_run as run
+    from ansible_collections.jts.tiered_storage.plugins.module_utils._nas_archive import build_policy
+    from ansible_collections.jts.tiered_storage.plugins.modules import nas_archive
+
+    params = {k: v.get("default") for k, v in nas_archive.ARGUMENT_SPEC.items()}
+    params.update(require_mounted=False, lock_dir=str(tmp_path / "locks"))
+    params.update(args)
+    return run.Archiver(build_policy(params), rsync_bin=shutil.which("rsync"), now=when).run()
+
+
+def test_issue14_case5_one_run_with_the_clock_at_2036(tmp_path, configs):
+    """Five good nights (keep_daily 7), one with the clock at 2036, seven good nights: real rsync."""
+    import datetime
+
+    from ansible_collections.jts.tiered_storage.plugins.module_utils._nas_archive import ClockError
+
+    args = snap_args(tmp_path, [str(configs / "fstab"), str(configs / "jts")], keep_daily=7)
+    root = tmp_path / "nas" / "archives" / "configs"
+
+    def edit(day):  # the file changes each night (its mtime too: rsync compares size and mtime)
+        (configs / "fstab").write_text("night %d\n" % day)
+        os.utime(configs / "fstab", (1_700_000_000 + day * 86400,) * 2)
+
+    for day in range(1, 6):
+        edit(day)
+        _archiver_night(tmp_path, args, datetime.datetime(2026, 11, day, 3))
+    before = listing(root)
+    with pytest.raises(ClockError) as exc:
+        _archiver_night(tmp_path, args, datetime.datetime(2036, 1, 1, 3))
+    assert "2036-01-01T03:00:00Z" in str(exc.value) and "2026-11-05T030000Z" in str(exc.value)
+    assert listing(root) == before
+    for day in range(7, 14):
+        edit(day)
+        result = _archiver_night(tmp_path, args, datetime.datetime(2026, 11, day, 3))
+        assert os.path.basename(result["snapshot"]) == "2026-11-%02dT030000Z" % day
+    kept = sorted(os.listdir(root))
+    assert kept == ["2026-11-%02dT030000Z" % d for d in range(7, 14)] + ["latest"]
+    rel = str(configs / "fstab").lstrip("/")
+    # each night's snapshot holds that night's data
+    assert [(root / n / rel).read_text() for n in kept[:-1]] == ["night %d\n" % d for d in range(7, 14)]
+
+
+def test_issue14_case5_a_future_dated_snapshot_is_reported_and_nothing_is_lost(tmp_path, configs):
+    """A snapshot named 2036 exists (an older version obeyed a wrong clock): later nights refuse, name both times."""
+    import datetime
+
+    from ansible_collections.jts.tiered_storage.plugins.module_utils._nas_archive import ClockError
+
+    args = snap_args(tmp_path, [str(configs / "fstab")], keep_daily=7)
+    root = tmp_path / "nas" / "archives" / "configs"
+    for day in range(1, 6):
+        _archiver_night(tmp_path, args, datetime.datetime(2026, 11, day, 3))
+    _archiver_night(tmp_path, dict(args, max_clock_jump_days=0), datetime.datetime(2036, 1, 1, 3))
+    before = listing(root)
+    assert os.readlink(root / "latest") == "2036-01-01T030000Z"
+    for day in range(7, 14):
+        with pytest.raises(ClockError) as exc:
+            _archiver_night(tmp_path, args, datetime.datetime(2026, 11, day, 3))
+        assert "behind" in str(exc.value) and "2036-01-01T030000Z" in str(exc.value)
+        assert "2026-11-%02dT03:00:00Z" % day in str(exc.value)
+    assert listing(root) == before

@@ -55,10 +55,48 @@ def test_is_leftover(name, leftover):
 def test_next_stamp_stays_after_existing():
     newest = datetime.datetime(2026, 11, 23, 1, 30, 0)
     now = datetime.datetime(2026, 11, 23, 1, 30, 0, 500000, tzinfo=datetime.timezone.utc)
+    # two runs within a second: names stay unique and in order
     assert na.next_stamp(now, [newest]) == datetime.datetime(2026, 11, 23, 1, 30, 1)
-    # a clock that went back
-    assert na.next_stamp(datetime.datetime(2026, 1, 1), [newest]) == datetime.datetime(2026, 11, 23, 1, 30, 1)
+    # a clock a few seconds behind (runs in quick succession, a small correction): still after the newest
+    assert na.next_stamp(newest - datetime.timedelta(seconds=30), [newest]) == datetime.datetime(2026, 11, 23, 1, 30, 1)
     assert na.next_stamp(datetime.datetime(2026, 12, 1, 0, 0, 0, 9), []) == datetime.datetime(2026, 12, 1)
+    assert na.next_stamp(datetime.datetime(2026, 11, 24, 1, 30), [newest]) == datetime.datetime(2026, 11, 24, 1, 30)
+
+
+def test_next_stamp_refuses_a_clock_behind_the_newest_snapshot():
+    # issue 14 case 5: a snapshot name is never older than the newest one, nor bumped after it for ever
+    newest = datetime.datetime(2036, 1, 1, 3, 0, 0)
+    with pytest.raises(na.ClockError) as exc:
+        na.next_stamp(datetime.datetime(2026, 11, 7, 3, 0, 0), [datetime.datetime(2026, 11, 5, 3), newest])
+    msg = str(exc.value)
+    assert "2026-11-07T03:00:00Z" in msg and "2036-01-01T030000Z" in msg and "behind" in msg
+    assert "no snapshot made, retention not run" in msg
+    clock = exc.value.details["clock"]
+    assert clock["problem"] == "behind" and clock["now"] == "2026-11-07T03:00:00Z"
+    assert clock["newest_snapshot"] == "2036-01-01T030000Z" and clock["days"] == 3342
+
+
+@pytest.mark.parametrize(
+    "now, limit, problem",
+    [
+        (datetime.datetime(2036, 1, 1, 3), 366, "ahead"),  # the scenario's jump: refused
+        (datetime.datetime(2027, 11, 7, 3), 366, "ahead"),  # 367 days
+        (datetime.datetime(2027, 11, 6, 3), 366, None),  # 366 days: at the limit
+        (datetime.datetime(2026, 12, 20, 3), 366, None),  # a host off for 45 days
+        (datetime.datetime(2036, 1, 1, 3), 0, None),  # the check turned off for one run
+        (datetime.datetime(2026, 11, 12, 3), 5, "ahead"),  # a tighter limit
+    ],
+)
+def test_next_stamp_refuses_a_clock_that_jumped_ahead(now, limit, problem):
+    newest = datetime.datetime(2026, 11, 5, 3)
+    if problem is None:
+        assert na.next_stamp(now, [newest], max_clock_jump_days=limit) == now
+        return
+    with pytest.raises(na.ClockError) as exc:
+        na.next_stamp(now, [newest], max_clock_jump_days=limit)
+    msg = str(exc.value)
+    assert na.format_iso(now) in msg and "2026-11-05T030000Z" in msg and "max_clock_jump_days %d" % limit in msg
+    assert exc.value.details["clock"]["problem"] == problem
 
 
 # --------------------------------------------------------------------------- retention
@@ -128,6 +166,28 @@ def test_retention_keeps_protected_and_newest():
     assert na.select_retention([*stamps, stamps[-1]], keep_last=2) == set(stamps[1:])
 
 
+def test_retention_keeps_future_dated_snapshots_without_counting_them():
+    # issue 14 case 5: a snapshot named by a clock that was ahead does not take the newest day's place
+    days = [dt("2026-11-0%d 03:00" % d) for d in range(1, 8)]
+    future = [dt("2036-01-01 03:00"), dt("2036-01-01 03:01")]
+    now = dt("2026-11-07 03:00")
+    kept = na.select_retention(days + future, keep_daily=3, now=now)
+    assert kept == set(future) | set(days[-3:])
+    kept = na.select_retention(days + future, keep_last=2, now=now)
+    assert kept == set(future) | set(days[-2:])
+    # without now nothing is future-dated: the old counting
+    assert na.select_retention(days + future, keep_last=2) == set(future)
+    assert na.future_stamps(days + future, now) == future
+    # a snapshot named up to a minute ahead (two runs within a second) is not future-dated
+    assert na.future_stamps([now + datetime.timedelta(seconds=59)], now) == []
+
+
+def test_retention_keeps_protected_even_when_counts_would_drop_them():
+    stamps = [dt("2026-11-0%d 03:00" % d) for d in range(1, 7)]
+    # the newest snapshot that held data (11-03) stays whatever keep_last says
+    assert na.select_retention(stamps, keep_last=3, protect={stamps[2]}) == {stamps[2], *stamps[3:]}
+
+
 # --------------------------------------------------------------------------- delete guard
 
 
@@ -156,6 +216,107 @@ def test_delete_guard(args, kw, ok, in_reason):
     if not ok:
         assert "nothing was done" in verdict["reason"]
     assert verdict["forced"] is (bool(kw.get("force")) and ok and args[0] > 0 and kw.get("source_entries") != 0)
+
+
+@pytest.mark.parametrize(
+    "kw, ok, forced, in_reason",
+    [
+        # same entries and bytes: fine
+        (
+            {"deletions": 0, "ref_entries": 100, "ref_bytes": 5000, "source_entries": 100, "source_bytes": 5000},
+            True,
+            False,
+            "",
+        ),
+        # empty source: refused, force_delete does not help
+        (
+            {
+                "deletions": 100,
+                "ref_entries": 100,
+                "ref_bytes": 5000,
+                "source_entries": 0,
+                "source_bytes": 0,
+                "force": True,
+            },
+            False,
+            False,
+            "is empty",
+        ),
+        # far fewer entries: refused, allowed by force_delete
+        (
+            {"deletions": 60, "ref_entries": 100, "ref_bytes": 5000, "source_entries": 40, "source_bytes": 4900},
+            False,
+            False,
+            "60 of the 100 entries",
+        ),
+        (
+            {
+                "deletions": 60,
+                "ref_entries": 100,
+                "ref_bytes": 5000,
+                "source_entries": 40,
+                "source_bytes": 4900,
+                "force": True,
+            },
+            True,
+            True,
+            "",
+        ),
+        # within the grace count
+        (
+            {
+                "deletions": 3,
+                "ref_entries": 4,
+                "ref_bytes": 10,
+                "source_entries": 1,
+                "source_bytes": 9,
+                "grace_count": 3,
+            },
+            True,
+            False,
+            "",
+        ),
+        # as many entries, far fewer bytes (the big file is now empty): refused
+        (
+            {"deletions": 0, "ref_entries": 10, "ref_bytes": 10_000_000, "source_entries": 10, "source_bytes": 100},
+            False,
+            False,
+            "bytes",
+        ),
+        (
+            {"deletions": 0, "ref_entries": 10, "ref_bytes": 1000, "source_entries": 10, "source_bytes": 800},
+            True,
+            False,
+            "",
+        ),
+        (
+            {"deletions": 0, "ref_entries": 10, "ref_bytes": 1000, "source_entries": 10, "source_bytes": 799},
+            False,
+            False,
+            "20.1%",
+        ),
+        # renames: as many entries, but most of the newest snapshot's names are gone
+        (
+            {"deletions": 9, "ref_entries": 10, "ref_bytes": 1000, "source_entries": 10, "source_bytes": 1000},
+            False,
+            False,
+            "9 of the 10",
+        ),
+        # the newest snapshot with data held no bytes (empty files): nothing to shrink
+        ({"deletions": 0, "ref_entries": 3, "ref_bytes": 0, "source_entries": 3, "source_bytes": 0}, True, False, ""),
+    ],
+)
+def test_snapshot_guard(kw, ok, forced, in_reason):
+    kw = dict(kw)
+    args = {"max_delete_percent": 20, "reference": "/nas/cfg/2026-11-03T030000Z", "label": "/data/x"}
+    args.update(kw)
+    verdict = na.snapshot_guard(**args)
+    assert verdict["ok"] is ok and verdict["forced"] is forced
+    assert in_reason in verdict["reason"]
+    if not ok:
+        assert "no snapshot made, retention not run" in verdict["reason"]
+        assert "2026-11-03T030000Z" in verdict["reason"]
+    assert verdict["reference"] == "/nas/cfg/2026-11-03T030000Z"
 
 
 def test_delete_guard_reports_numbers():
@@ -311,7 +472,8 @@ BASE = {
     "require_mounted": True,
     "probe_timeout": 10.0,
     "rsync_timeout": 3600.0,
-    "lock_dir": "/run/lock",
+    "lock_dir": "/run/jts",
+    "max_clock_jump_days": 366,
 }
 
 
@@ -330,7 +492,8 @@ BASE = {
         ({"probe_timeout": 0.0}, "probe_timeout must be positive"),
         ({"rsync_timeout": -5.0}, "rsync_timeout must be positive"),
         ({"mode": "snapshot", "delete": True}, "delete applies to mode mirror only"),
-        ({"force_delete": True}, "force_delete needs delete: true"),
+        ({"force_delete": True}, "force_delete needs delete: true (mode mirror)"),
+        ({"mode": "snapshot", "max_clock_jump_days": -1}, "max_clock_jump_days must not be negative"),
         ({"partial_dir": "a/b"}, "partial_dir 'a/b' must be one directory name"),
         ({"mode": "snapshot", "source": None, "sources": ["/a", "/b"]}, "name is required with several sources"),
         ({"mode": "snapshot", "name": "../up"}, "must be one directory name"),
@@ -344,6 +507,11 @@ def test_build_policy_errors(change, message):
     with pytest.raises(na.ArchiveError) as exc:
         na.build_policy(dict(BASE, **change))
     assert message in str(exc.value)
+
+
+def test_force_delete_applies_to_snapshots_without_delete():
+    policy = na.build_policy(dict(BASE, mode="snapshot", force_delete=True))
+    assert policy.force_delete is True and policy.delete is False and policy.max_clock_jump_days == 366
 
 
 def test_build_policy_defaults_and_snapshot_name():

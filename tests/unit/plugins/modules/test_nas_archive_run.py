@@ -325,8 +325,10 @@ def test_snapshot_chain_latest_and_retention(tree, tmp_path):
     assert os.readlink(root / "latest") == "2026-11-22T030000Z"
     first, _second, third = (r for r, _ in runs)
     assert first["previous"] is None and not any(a.startswith("--link-dest") for a in runs[0][1].calls[0])
-    assert "--link-dest=%s" % (root / "2026-11-20T030000Z") in runs[1][1].calls[0]
-    assert runs[1][1].calls[0][-1] == str(root / "2026-11-21T030000Z.partial") + "/"
+    # the guard's dry run against the newest snapshot, then the transfer hard-linked to it
+    assert runs[1][1].calls[0][-1] == str(root / "2026-11-20T030000Z") + "/" and "--dry-run" in runs[1][1].calls[0]
+    assert "--link-dest=%s" % (root / "2026-11-20T030000Z") in runs[1][1].calls[1]
+    assert runs[1][1].calls[1][-1] == str(root / "2026-11-21T030000Z.partial") + "/"
     assert third["retention_removed"] == ["2026-11-20T030000Z"]
     assert third["retention_kept"] == ["2026-11-21T030000Z", "2026-11-22T030000Z"]
     assert third["snapshot"] == third["latest"] == str(root / "2026-11-22T030000Z") and third["changed"]
@@ -370,6 +372,7 @@ def test_snapshot_skip_unchanged(tree):
     _src, dst, args = tree
     root = dst / "cfg"
     (root / "2026-11-01T030000Z").mkdir(parents=True)
+    (root / "2026-11-01T030000Z" / "a").write_text("a")
     policy = build_policy(_params(args, mode="snapshot", destination=str(dst), name="cfg", skip_unchanged=True))
     result = run.Archiver(policy, runner=FakeRsync()).run()
     assert result["unchanged"] is True and result["snapshot"] is None
@@ -432,3 +435,139 @@ def test_run_timed_kills_on_timeout():
 def test_run_timed_returns_output():
     rc, stdout, stderr = run.run_timed([sys.executable, "-c", "import sys; print('ok'); sys.exit(3)"], 10)
     assert (rc, stdout.strip(), stderr) == (3, "ok", "")
+
+
+# --------------------------------------------------------------------------- issue 14 case 4: an empty source
+
+
+def _night(base, when, runner=None, check_mode=False):
+    return run.Archiver(
+        build_policy(_params(base)), runner=runner or FakeRsync(), now=when, check_mode=check_mode
+    ).run()
+
+
+def _names(root):
+    return sorted(os.listdir(root))
+
+
+def test_issue14_case4_an_empty_source_is_never_snapshotted(run_module, tree):
+    """Three daily snapshots with keep_last 3, then the source is an empty mount point for three nights."""
+    src, dst, args = tree
+    base = dict(args, mode="snapshot", destination=str(dst), name="cfg", keep_last=3)
+    for day in (1, 2, 3):
+        _night(base, datetime.datetime(2026, 11, day, 3))
+    root = dst / "cfg"
+    with_data = _names(root)
+    assert with_data == ["2026-11-01T030000Z", "2026-11-02T030000Z", "2026-11-03T030000Z", "latest"]
+    (src / "a").unlink()  # unmounted: the mount point is an empty directory
+    for day in (4, 5, 6):
+        rsync = FakeRsync()
+        with pytest.raises(run.ArchiveError) as exc:
+            _night(base, datetime.datetime(2026, 11, day, 3), runner=rsync)
+        assert "is empty" in str(exc.value) and "no snapshot made, retention not run" in str(exc.value)
+        assert exc.value.details["guard"]["ok"] is False and exc.value.details["retention_removed"] == []
+        assert rsync.calls == []  # refused before rsync looks at anything
+        assert _names(root) == with_data
+    assert os.readlink(root / "latest") == "2026-11-03T030000Z"
+    # the module fails (not skipped, not changed), even with force_delete
+    result = run_module(nas_archive, dict(base, force_delete=True, max_delete_percent=100))
+    assert result.get("failed") and result["changed"] is False and "is empty" in result["msg"], result
+    assert result["guard"]["ok"] is False and _names(root) == with_data
+
+
+def test_issue14_case4_the_newest_snapshot_with_data_survives_empty_ones(tree, warnings):
+    """Empty snapshots made by an older version during an outage: retention keeps the last one with data."""
+    _src, dst, args = tree
+    root = dst / "cfg"
+    for day in (1, 2, 3):
+        (root / ("2026-11-0%dT030000Z" % day)).mkdir(parents=True)
+        (root / ("2026-11-0%dT030000Z" % day) / "f").write_text("data %d" % day)
+    for day in (4, 5, 6):
+        (root / ("2026-11-0%dT030000Z" % day)).mkdir()
+    os.symlink("2026-11-06T030000Z", root / "latest")
+    base = dict(args, mode="snapshot", destination=str(dst), name="cfg", keep_last=3)
+    rsync = FakeRsync()
+    result = _night(base, datetime.datetime(2026, 11, 7, 3), runner=rsync)
+    assert "2026-11-03T030000Z" in result["retention_kept"], result
+    assert result["retention_removed"] == ["2026-11-01T030000Z", "2026-11-02T030000Z", "2026-11-04T030000Z"]
+    assert (root / "2026-11-03T030000Z" / "f").read_text() == "data 3"
+    # compared with and hard-linked to the newest snapshot that holds data, not the empty newest
+    reference = str(root / "2026-11-03T030000Z")
+    assert result["guard"]["reference"] == reference and result["previous"] == str(root / "2026-11-06T030000Z")
+    assert rsync.calls[0][-1] == reference + "/" and "--dry-run" in rsync.calls[0]
+    assert "--link-dest=" + reference in rsync.calls[1]
+    assert any("empty" in w and "2026-11-06T030000Z" in w for w in result["warnings"])
+
+
+def test_snapshot_guard_far_fewer_entries_or_bytes(tree):
+    _src, dst, args = tree
+    root = dst / "cfg"
+    (root / "2026-11-01T030000Z").mkdir(parents=True)
+    (root / "2026-11-01T030000Z" / "big").write_bytes(b"x" * 100_000)
+    base = dict(args, mode="snapshot", destination=str(dst), name="cfg", keep_last=1)
+    # 8 of the newest snapshot's 10 entries are gone from the source
+    lines = ["*deleting   0 f%d" % i for i in range(8)]
+    dry = (0, out(lines, total=3, deleted=8), "")
+    with pytest.raises(run.ArchiveError) as exc:
+        _night(base, datetime.datetime(2026, 11, 2, 3), runner=FakeRsync(**{"delete-dry": dry}))
+    assert "8 of the 10 entries" in str(exc.value) and "force_delete" in str(exc.value)
+    assert _names(root) == ["2026-11-01T030000Z"]
+    # as many entries, but the source holds 300 bytes where the newest snapshot held 100000
+    with pytest.raises(run.ArchiveError) as exc:
+        _night(base, datetime.datetime(2026, 11, 2, 3))
+    assert "300 bytes" in str(exc.value) and "100000" in str(exc.value)
+    verdict = exc.value.details["guard"]
+    assert (verdict["reference_bytes"], verdict["source_bytes"], verdict["ok"]) == (100_000, 300, False)
+    # check mode says the same
+    with pytest.raises(run.ArchiveError, match="bytes"):
+        _night(base, datetime.datetime(2026, 11, 2, 3), check_mode=True)
+    # force_delete allows it for one run, with a warning
+    result = _night(dict(base, force_delete=True), datetime.datetime(2026, 11, 2, 3))
+    assert result["guard"]["forced"] is True and result["snapshot"] == str(root / "2026-11-02T030000Z")
+    assert any("force_delete" in w for w in result["warnings"])
+
+
+# --------------------------------------------------------------------------- issue 14 case 5: a wrong clock
+
+
+def test_issue14_case5_one_run_with_the_clock_at_2036(tree):
+    """Five good nights with keep_daily 7, one night with the clock at 2036, then seven good nights."""
+    _src, dst, args = tree
+    base = dict(args, mode="snapshot", destination=str(dst), name="cfg", keep_daily=7)
+    root = dst / "cfg"
+    for day in range(1, 6):
+        _night(base, datetime.datetime(2026, 11, day, 3))
+    before = _names(root)
+    rsync = FakeRsync()
+    with pytest.raises(run.ClockError) as exc:  # the night of 11-06: the clock says 2036
+        _night(base, datetime.datetime(2036, 1, 1, 3), runner=rsync)
+    assert "2036-01-01T03:00:00Z" in str(exc.value) and "2026-11-05T030000Z" in str(exc.value)
+    assert exc.value.details["clock"]["problem"] == "ahead" and rsync.calls == []
+    assert _names(root) == before
+    for day in range(7, 14):
+        when = datetime.datetime(2026, 11, day, 3)
+        result = _night(base, when)
+        assert result["snapshot"] == str(root / ("2026-11-%02dT030000Z" % day))
+        # never the previous night's snapshot
+        assert "2026-11-%02dT030000Z" % (day - 1) not in result["retention_removed"]
+    assert _names(root) == ["2026-11-%02dT030000Z" % d for d in range(7, 14)] + ["latest"]
+
+
+def test_issue14_case5_a_future_dated_snapshot_stops_the_runs_and_loses_nothing(tree):
+    """The 2036 snapshot exists (an older version obeyed the clock): later runs refuse, name both times."""
+    _src, dst, args = tree
+    root = dst / "cfg"
+    names = ["2026-11-0%dT030000Z" % d for d in range(1, 6)] + ["2036-01-01T030000Z"]
+    for name in names:
+        (root / name).mkdir(parents=True)
+        (root / name / "f").write_text(name)
+    os.symlink("2036-01-01T030000Z", root / "latest")
+    base = dict(args, mode="snapshot", destination=str(dst), name="cfg", keep_daily=7)
+    for day in range(7, 14):
+        rsync = FakeRsync()
+        with pytest.raises(run.ClockError) as exc:
+            _night(base, datetime.datetime(2026, 11, day, 3), runner=rsync)
+        msg = str(exc.value)
+        assert "2026-11-%02dT03:00:00Z" % day in msg and "2036-01-01T030000Z" in msg and "behind" in msg
+        assert rsync.calls == [] and exc.value.details["retention_removed"] == []
+    assert _names(root) == [*names, "latest"]
