@@ -1372,17 +1372,23 @@ def migrate(policy, check_mode=False, zstd_bin=None, now=None, mounts=None, stat
                 zstd_bin,
                 drop_metadata=policy.drop_metadata,
             )
-            error = None
-            try:
-                transfer.run_all(batches(jobs, policy.batch_files, policy.batch_bytes))
-            except (DestinationFull, JournalError) as exc:
-                error = str(exc)
-            finally:
-                registry.clean()
+            error = _run_transfer(transfer, jobs, policy, registry)
         result.update(_summary(outcome, policy.mode))
         if error:
             result["error"] = error
         return result
+
+
+def _run_transfer(transfer, jobs, policy, registry):
+    """Run the jobs in batches; return the message of a run-level stop (full, journal), if any.
+    Temporary files are removed whatever happens."""
+    try:
+        transfer.run_all(batches(jobs, policy.batch_files, policy.batch_bytes))
+    except (DestinationFull, JournalError) as exc:
+        return str(exc)
+    finally:
+        registry.clean()
+    return None
 
 
 def _already_copied(tree, rel, st, codec):
@@ -1434,14 +1440,6 @@ def _hash_at(tree, rel, codec, zstd_bin):
         return digest, length, st
     finally:
         os.close(fd)
-
-
-def _lexists(tree, rel):
-    try:
-        tree.lstat(rel)
-        return True
-    except FileNotFoundError:
-        return False
 
 
 def rollback(policy, check_mode=False, zstd_bin=None):
@@ -1513,13 +1511,7 @@ def rollback(policy, check_mode=False, zstd_bin=None):
                     else:
                         outcome.skip(job, "the tier copy changed while it was checked (both kept)")
                 journal.append([{"op": "undo", "run": run_id, "dst": encode_path(j.src)} for j in finished])
-            error = None
-            try:
-                transfer.run_all(batches(todo, policy.batch_files, policy.batch_bytes))
-            except (DestinationFull, JournalError) as exc:
-                error = str(exc)
-            finally:
-                registry.clean()
+            error = _run_transfer(transfer, todo, policy, registry)
         result.update(_summary(outcome, "undo"))
         result["restored"] = outcome.done_count
         if error:
@@ -1531,10 +1523,10 @@ def _undo_state(job, tier, home, zstd_bin):
     """``todo`` (only the tier copy is there), ``back`` (the original is back: the tier copy, if
     any, is the journal's content and can go) or ``lost``; raise _Skip to keep both."""
     try:
-        have_orig = _lexists(home, job.dst_rel)
+        have_orig = home.exists(job.dst_rel)
     except UnsafePath as exc:
         raise _Skip("a directory on the way to the original is a symlink or not a directory; not followed") from exc
-    have_copy = _lexists(tier, job.src_rel)
+    have_copy = tier.exists(job.src_rel)
     if not have_orig:
         return "todo" if have_copy else "lost"
     digest, _n, _st = _hash_at(home, job.dst_rel, "none", zstd_bin)

@@ -530,36 +530,6 @@ def syncfs(path):
         os.close(fd)
 
 
-_AT_FDCWD = -100
-_RENAME_NOREPLACE = 1
-_NOREPLACE_BROKEN = False
-
-
-def rename_noreplace(src, dst):
-    """Rename ``src`` to ``dst`` unless ``dst`` exists (FileExistsError), atomically.
-
-    Uses renameat2(RENAME_NOREPLACE) (one metadata operation); where the kernel, libc or
-    filesystem lacks it (NFS), falls back to link + unlink, which is just as safe.
-    """
-    global _NOREPLACE_BROKEN
-    if not _NOREPLACE_BROKEN:
-        try:
-            func = _libc().renameat2
-        except (OSError, AttributeError):
-            func = None
-        if func is not None:
-            if func(_AT_FDCWD, os.fsencode(src), _AT_FDCWD, os.fsencode(dst), _RENAME_NOREPLACE) == 0:
-                return
-            err = ctypes.get_errno()
-            if err == errno.EEXIST:
-                raise FileExistsError(err, os.strerror(err), dst)
-            if err not in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP, errno.EOPNOTSUPP):
-                raise OSError(err, os.strerror(err), dst)
-        _NOREPLACE_BROKEN = func is None
-    os.link(src, dst)
-    os.unlink(src)
-
-
 def same_stat(a, b):
     """True when two stat results describe the same, unchanged file content."""
     return (

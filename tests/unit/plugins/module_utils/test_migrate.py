@@ -929,13 +929,17 @@ def test_check_bind_overlap(tmp_path, s_mount, d_mount, source, dest, message):
             m.check_bind_overlap(pol, source, dest, s_mount, d_mount)
 
 
-def test_rename_noreplace(tmp_path):
-    from ansible_collections.jts.tiered_storage.plugins.module_utils._migrate_copy import rename_noreplace
+def test_rename_noreplace_at(tmp_path):
+    from ansible_collections.jts.tiered_storage.plugins.module_utils._tree import rename_noreplace_at
 
     (tmp_path / "a").write_bytes(b"a")
     (tmp_path / "b").write_bytes(b"b")
-    with pytest.raises(FileExistsError):
-        rename_noreplace(bytes(tmp_path / "a"), bytes(tmp_path / "b"))
-    assert (tmp_path / "b").read_bytes() == b"b"
-    rename_noreplace(bytes(tmp_path / "a"), bytes(tmp_path / "c"))
+    fd = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        with pytest.raises(FileExistsError):
+            rename_noreplace_at(fd, b"a", fd, b"b")
+        assert (tmp_path / "b").read_bytes() == b"b"
+        rename_noreplace_at(fd, b"a", fd, b"c")
+    finally:
+        os.close(fd)
     assert (tmp_path / "c").read_bytes() == b"a" and not (tmp_path / "a").exists()
