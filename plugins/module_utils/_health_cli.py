@@ -34,6 +34,7 @@ from ansible_collections.jts.tiered_storage.plugins.module_utils._health_sinks i
     build_sinks,
     deliver,
     perfdata,
+    scrub_secrets,
     status_line,
 )
 from ansible_collections.jts.tiered_storage.plugins.module_utils._timeout import ProbeTimeout
@@ -151,6 +152,12 @@ def main(argv=None, stdout=None, **checker_args):
         result = run_check(settings, sinks=args.sinks, **checker_args)
     except (HealthError, SinkError) as exc:
         stdout.write("STORAGE UNKNOWN - config: %s\n" % exc)
+        return UNKNOWN
+    except Exception as exc:
+        # A traceback would exit 1 (WARNING to Nagios) and could show the webhook URL: UNKNOWN,
+        # with the message scrubbed of the URL and its parts.
+        url = settings.get("webhook_url") if isinstance(settings, dict) else None
+        stdout.write("STORAGE UNKNOWN - internal error: %s: %s\n" % (type(exc).__name__, scrub_secrets(exc, url)))
         return UNKNOWN
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)

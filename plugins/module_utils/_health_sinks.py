@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import tempfile
 
 from ansible_collections.jts.tiered_storage.plugins.module_utils._health import SEVERITY_RANK, HealthError, parse_bool
@@ -48,7 +47,7 @@ METRICS = (
 
 
 class SinkError(RuntimeError):
-    """A sink could not deliver; the message never holds the webhook URL."""
+    """A sink could not deliver; the message never holds the webhook URL or any part of it."""
 
 
 # ----------------------------------------------------------------------------------------------
@@ -222,36 +221,155 @@ def webhook_wanted(status, min_severity):
     return SEVERITY_RANK[status] >= SEVERITY_RANK[min_severity]
 
 
-def _scrub(text, url):
-    text = str(text)
-    if url:
-        text = text.replace(url, "<webhook url>")
-    return text
+# characters a URL may not hold as they are: space, controls, DEL and anything not ASCII
+_URL_UNSAFE = frozenset(chr(c) for c in range(0x21)) | {"\x7f"}
+_BAD_PORT = "webhook_url: the port is not a number from 1 to 65535"
+
+
+class WebhookTarget:
+    """A parsed webhook URL: what to request, with which headers, and what to scrub from messages.
+
+    Userinfo (``https://user:password@host/...``) leaves the URL and becomes an
+    ``Authorization: Basic`` header, as curl does: http.client would otherwise read
+    ``password@host`` as a port. ``error`` holds why the URL cannot be used (never any part of it).
+    Its repr shows neither the URL nor the header.
+    """
+
+    def __init__(self, url=None, headers=None, secrets=(), error=None):
+        self.url = url
+        self.headers = headers or {}
+        self.error = error
+        # longest first, so that a whole URL is replaced before its parts
+        self._secrets = sorted({pair for pair in secrets if pair[0]}, key=lambda pair: -len(pair[0]))
+
+    def __repr__(self):
+        return "<WebhookTarget%s>" % (" error" if self.error else "")
+
+    __str__ = __repr__
+
+    def scrub(self, text):
+        """``text`` without the URL (``<webhook url>``) or its userinfo, path and query (``<secret>``)."""
+        text = str(text)
+        for secret, placeholder in self._secrets:
+            text = text.replace(secret, placeholder)
+        return text
+
+
+def parse_webhook_url(url):
+    """Validate ``url`` up front; returns a WebhookTarget (with ``error`` set when unusable).
+
+    Never raises, and no message holds any part of the URL: it may hold a token.
+    """
+    if not isinstance(url, str):
+        return WebhookTarget(error="webhook_url must be a string")
+    from urllib.parse import unquote, urlsplit, urlunsplit
+
+    raw = url
+    url = url.strip()  # a vaulted value often ends in a newline
+    secrets = [(raw, "<webhook url>"), (url, "<webhook url>")]
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # such as an unclosed [IPv6 address
+        return WebhookTarget(secrets=secrets, error="webhook_url is not a valid URL")
+    userinfo, at, hostport = parts.netloc.rpartition("@")
+    user = parts.username or ""
+    password = parts.password or ""
+    # what an error text could quote: userinfo, user, password, path and query, raw and decoded
+    secrets += [(userinfo + at, "<secret>@"), (userinfo, "<secret>")]
+    secrets += [(text, "<secret>") for text in (user, unquote(user), password, unquote(password))]
+    if parts.query:
+        path_query = parts.path + "?" + parts.query
+        secrets += [(text, "<secret>") for text in (path_query, parts.query, unquote(parts.query))]
+    if len(parts.path) > 1:
+        secrets += [(text, "<secret>") for text in (parts.path, unquote(parts.path))]
+    if any(c in _URL_UNSAFE or c > "\x7f" for c in url):
+        error = "webhook_url holds a space, a control or a non-ASCII character (percent-encode it)"
+        return WebhookTarget(secrets=secrets, error=error)
+    if parts.scheme not in ("https", "http") or not url.lower().startswith(parts.scheme + "://"):
+        return WebhookTarget(secrets=secrets, error="webhook_url must start with https:// or http://")
+    try:
+        port = parts.port
+    except ValueError:  # not a number, or out of range; its text would show the value
+        return WebhookTarget(secrets=secrets, error=_BAD_PORT)
+    if port == 0:
+        return WebhookTarget(secrets=secrets, error=_BAD_PORT)
+    if not parts.hostname:
+        return WebhookTarget(secrets=secrets, error="webhook_url has no host")
+    headers = {}
+    if at and (user or password):
+        import base64
+
+        credentials = ("%s:%s" % (unquote(user), unquote(password))).encode("utf-8")
+        encoded = base64.b64encode(credentials).decode("ascii")
+        headers["Authorization"] = "Basic " + encoded
+        secrets.append((encoded, "<secret>"))
+    # the URL requested: no userinfo (now in the header), no fragment (never sent)
+    request_url = urlunsplit((parts.scheme, hostport, parts.path, parts.query, ""))
+    secrets.append((request_url, "<webhook url>"))
+    return WebhookTarget(request_url, headers, secrets)
+
+
+def scrub_secrets(text, url):
+    """``text`` without the webhook URL or its parts (``url``: a string or a WebhookTarget)."""
+    if not url:
+        return str(text)
+    target = url if isinstance(url, WebhookTarget) else parse_webhook_url(url)
+    return target.scrub(text)
+
+
+def _urlopen(request, timeout):
+    """urlopen that follows no redirect: a 3xx is an HTTPError.
+
+    Following one would turn the POST into a GET (the alert lost, yet "sent") and carry the
+    Authorization header to whatever host the answer names.
+    """
+    import urllib.request
+
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, req, fp, code, msg, headers, newurl):
+            return None
+
+    return urllib.request.build_opener(NoRedirect).open(request, timeout=timeout)
 
 
 def send_webhook(url, payload, timeout, opener=None):
-    """POST ``payload`` as JSON; returns the HTTP status. Errors never show the URL."""
-    if not url.startswith(("https://", "http://")):
-        raise SinkError("webhook URL must start with https:// or http://")
+    """POST ``payload`` as JSON; returns the HTTP status.
+
+    ``url`` is a string or a WebhookTarget. Whatever goes wrong is a SinkError whose message holds
+    no part of the URL, and which chains no other exception (a traceback cannot show one).
+    """
+    target = url if isinstance(url, WebhookTarget) else parse_webhook_url(url)
+    if target.error:
+        raise SinkError(target.error)
     # Imported here, not at the top: urllib.request costs ~0.35 s to import on the emulated lab
     # VM, and jts-storage-check (no webhook in most configs) must answer in well under a second.
     import urllib.error
     import urllib.request
 
-    data = json.dumps(payload, sort_keys=True).encode("utf-8")
-    request = urllib.request.Request(  # noqa: S310 - scheme checked above
-        url, data=data, method="POST", headers={"Content-Type": "application/json", "User-Agent": "jts-storage-health"}
-    )
-    opener = opener or urllib.request.urlopen
+    message = None
     try:
-        with opener(request, timeout=timeout) as response:
+        data = json.dumps(payload, sort_keys=True).encode("utf-8")
+        headers = {"Content-Type": "application/json", "User-Agent": "jts-storage-health"}
+        headers.update(target.headers)
+        request = urllib.request.Request(target.url, data=data, method="POST", headers=headers)  # noqa: S310
+        with (opener or _urlopen)(request, timeout=timeout) as response:
             return int(getattr(response, "status", None) or response.getcode())
     except urllib.error.HTTPError as exc:
-        raise SinkError("webhook answered HTTP %d" % exc.code) from None
+        message = "webhook answered HTTP %d" % exc.code
+        if 300 <= exc.code < 400:
+            message += " (redirects are not followed)"
+        exc.close()
     except urllib.error.URLError as exc:
-        raise SinkError("webhook not delivered: %s" % _scrub(exc.reason, url)) from None
-    except (socket.timeout, OSError) as exc:
-        raise SinkError("webhook not delivered: %s" % _scrub(exc, url)) from None
+        reason = exc.reason
+        if isinstance(reason, Exception) and not isinstance(reason, OSError):
+            reason = "%s: %s" % (type(reason).__name__, reason)
+        message = "webhook not delivered: %s" % target.scrub(reason)
+    except OSError as exc:  # time-outs, refused connections, TLS errors
+        message = "webhook not delivered: %s" % target.scrub(exc)
+    except Exception as exc:  # InvalidURL, ValueError, HTTPException, anything: never a crash
+        message = "webhook not delivered: %s: %s" % (type(exc).__name__, target.scrub(exc))
+    # raised here, outside the except clauses, so that it has no __context__ holding the original
+    raise SinkError(message)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -360,9 +478,9 @@ def build_sinks(settings):
     if not isinstance(identifier, str) or any(c.isspace() for c in identifier):
         raise SinkError("journal_identifier: %r must be one word" % (identifier,))
     url = settings.get("webhook_url") or None
-    if url is not None and (not isinstance(url, str) or not url.startswith(("https://", "http://"))):
-        # never echo the value: it may hold a token
-        raise SinkError("webhook_url must start with https:// or http://")
+    # validated here, up front; an unusable URL is an error of the webhook sink alone (reported on
+    # every run, check mode included), never of the run: the report and the other sinks are kept
+    webhook = parse_webhook_url(url) if url is not None else None
     try:
         timeout = float(settings.get("webhook_timeout") or 5)
     except (TypeError, ValueError):
@@ -379,6 +497,7 @@ def build_sinks(settings):
         "journal": journal,
         "journal_identifier": identifier,
         "webhook_url": url,
+        "webhook": webhook,
         "webhook_timeout": timeout,
         "webhook_min_severity": min_severity,
     }
@@ -397,6 +516,8 @@ def deliver(result, sinks, runner, which, host, check_mode=False, opener=None):
                 entry["written"] = True
             except OSError as exc:
                 entry["error"] = "cannot write %s: %s" % (sinks["textfile"], exc.strerror or exc)
+            except Exception as exc:  # a sink never costs the report
+                entry["error"] = "cannot write %s: %s: %s" % (sinks["textfile"], type(exc).__name__, exc)
         report["textfile"] = entry
     if sinks["journal"]:
         entry = {"identifier": sinks["journal_identifier"], "sent": 0}
@@ -411,21 +532,28 @@ def deliver(result, sinks, runner, which, host, check_mode=False, opener=None):
                 entry["error"] = "logger: %s" % exc
         report["journal"] = entry
     if sinks["webhook_url"]:
-        entry = {"sent": False}
-        if not webhook_wanted(result["status"], sinks["webhook_min_severity"]):
-            entry["skipped"] = "status %s is below webhook_min_severity %s" % (
-                result["status"],
-                sinks["webhook_min_severity"],
-            )
-        elif check_mode:
-            entry["skipped"] = "check mode"
-        else:
-            try:
-                entry["http_status"] = send_webhook(
-                    sinks["webhook_url"], webhook_payload(result, host), sinks["webhook_timeout"], opener
-                )
-                entry["sent"] = True
-            except SinkError as exc:
-                entry["error"] = _scrub(exc, sinks["webhook_url"])
-        report["webhook"] = entry
+        report["webhook"] = _deliver_webhook(result, sinks, host, check_mode, opener)
     return report
+
+
+def _deliver_webhook(result, sinks, host, check_mode, opener):
+    target = sinks.get("webhook") or parse_webhook_url(sinks["webhook_url"])
+    entry = {"sent": False}
+    if target.error:
+        entry["error"] = target.error
+    elif not webhook_wanted(result["status"], sinks["webhook_min_severity"]):
+        entry["skipped"] = "status %s is below webhook_min_severity %s" % (
+            result["status"],
+            sinks["webhook_min_severity"],
+        )
+    elif check_mode:
+        entry["skipped"] = "check mode"
+    else:
+        try:
+            entry["http_status"] = send_webhook(target, webhook_payload(result, host), sinks["webhook_timeout"], opener)
+            entry["sent"] = True
+        except SinkError as exc:
+            entry["error"] = target.scrub(exc)
+        except Exception as exc:  # send_webhook raises SinkError only; belt and braces
+            entry["error"] = "webhook not delivered: %s: %s" % (type(exc).__name__, target.scrub(exc))
+    return entry

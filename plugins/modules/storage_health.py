@@ -182,9 +182,14 @@ options:
     type: path
   webhook_url:
     description:
-      - URL to POST a JSON summary to (C(host), C(status), C(alert_counts), C(alerts), C(report),
-        C(checked_at)).
-      - It may hold a token, so it is never logged or returned.
+      - V(https://) or V(http://) URL to POST a JSON summary to (C(host), C(status), C(alert_counts),
+        C(alerts), C(report), C(checked_at)). Redirects are not followed (a 3xx answer is an error).
+      - "Credentials in it (C(https://user:password@host/path), percent-encoded) are sent as an
+        C(Authorization: Basic) header and removed from the URL requested; prefer V(https://) for them."
+      - It may hold a token, so it is never logged or returned, and no error shows any part of it.
+      - A URL that cannot be used (another scheme, a port that is not a number from 1 to 65535, no host,
+        a space, control or non-ASCII character) is an error of this sink alone, a warning on every run
+        (in check mode too); the checks, the report and the other sinks go on, as when sending fails.
     type: str
   webhook_timeout:
     description: Seconds for the webhook POST.
@@ -331,7 +336,7 @@ duration_seconds:
 sinks:
   description:
     - What each configured sink did. C(textfile) (path, written, error or skipped), C(journal)
-      (identifier, sent lines, error or skipped), C(webhook) (sent, http_status, error or skipped; never the URL).
+      (identifier, sent lines, error or skipped), C(webhook) (sent, http_status, error or skipped; never any part of the URL).
   returned: always
   type: dict
   sample: {textfile: {path: /var/lib/prometheus/node-exporter/jts_storage.prom, written: true}}

@@ -236,3 +236,144 @@ def test_health_step_of_the_lifecycle_role(tmp_path):
     result = subprocess.run(base, capture_output=True, text=True, cwd=ROOT, env=ENV, timeout=300)
     assert result.returncode != 0
     assert "Storage health is WARNING (lifecycle_health_fail_on: warning)" in result.stdout
+
+
+# ------------------------------------------------------------------------------ webhook (issue 14, case 11)
+
+
+class Receiver:
+    """A real HTTP receiver on 127.0.0.1 in a thread; records every request, answers 204.
+
+    ``/moved`` answers 302 to ``/notify`` (the webhook must not follow it).
+    """
+
+    def __init__(self):
+        import http.server
+        import threading
+
+        self.requests = []
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                outer.requests.append(
+                    {"method": "POST", "path": self.path, "headers": dict(self.headers), "body": body}
+                )
+                self._answer()
+
+            def do_GET(self):
+                outer.requests.append({"method": "GET", "path": self.path, "headers": dict(self.headers), "body": b""})
+                self._answer()
+
+            def _answer(self):
+                if self.path.startswith("/moved"):
+                    self.send_response(302)
+                    self.send_header("Location", "http://127.0.0.1:%d/notify" % outer.port)
+                else:
+                    self.send_response(204)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def receiver():
+    server = Receiver()
+    yield server
+    server.close()
+
+
+# a proxy in the environment must not carry these requests elsewhere
+NO_PROXY_ENV = {k: v for k, v in ENV.items() if not k.lower().endswith("_proxy")}
+BASIC = "Basic " + __import__("base64").b64encode(b"alerts:TOKEN").decode()
+
+
+def run_module_no_proxy(tmp_path, args):
+    args_file = tmp_path / "args.json"
+    args_file.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": args}))
+    env = dict(NO_PROXY_ENV, PYTHONPATH=str(ROOT / ".collections"))
+    result = subprocess.run(
+        [sys.executable, str(MODULE), str(args_file)], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert "TOKEN" not in result.stdout + result.stderr
+    assert result.stdout.strip(), result.stderr[-2000:].replace("TOKEN", "<token>")
+    return json.loads(result.stdout)
+
+
+def test_module_webhook_credentials_arrive_as_a_basic_header(tmp_path, receiver):
+    prom = tmp_path / "jts.prom"
+    tiers = [{"name": "warm", "paths": [str(tmp_path)], "warning": 0}]
+    url = "http://alerts:TOKEN@127.0.0.1:%d/notify?from=jts" % receiver.port
+    result = run_module_no_proxy(tmp_path, {"tiers": tiers, "textfile": str(prom), "webhook_url": url})
+    assert result["sinks"]["webhook"] == {"sent": True, "http_status": 204}
+    (request,) = receiver.requests
+    assert request["method"] == "POST" and request["path"] == "/notify?from=jts"
+    assert request["headers"]["Authorization"] == BASIC
+    assert request["headers"]["Content-Type"] == "application/json"
+    body = json.loads(request["body"])
+    assert body["status"] == "warning" and body["alert_counts"]["warning"] == 1
+    assert "jts_storage_status 1" in prom.read_text()
+
+
+def test_module_bad_webhook_url_keeps_the_report_and_the_textfile(tmp_path):
+    prom = tmp_path / "jts.prom"
+    tiers = [{"name": "warm", "paths": [str(tmp_path)], "warning": 0}]
+    # userinfo and a port that is not a number: http.client used to raise InvalidURL, uncaught
+    url = "https://alerts:TOKEN@hooks.example.internal:notify/x"
+    result = run_module_no_proxy(tmp_path, {"tiers": tiers, "textfile": str(prom), "webhook_url": url})
+    assert result.get("failed") is not True and result["status"] == "warning"
+    assert result["report"].startswith("Storage health of ")
+    assert result["sinks"]["textfile"]["written"] is True and "jts_storage_status 1" in prom.read_text()
+    error = "webhook_url: the port is not a number from 1 to 65535"
+    assert result["sinks"]["webhook"] == {"sent": False, "error": error}
+    # a string, or (ansible-core 2.19+) a WarningSummary holding it
+    warnings = [w["event"]["msg"] if isinstance(w, dict) else w for w in result["warnings"]]
+    assert warnings == ["storage_health sink webhook: " + error]
+
+
+def test_module_webhook_does_not_follow_redirects(tmp_path, receiver):
+    tiers = [{"name": "warm", "paths": [str(tmp_path)], "warning": 0}]
+    url = "http://127.0.0.1:%d/moved?t=TOKEN" % receiver.port
+    result = run_module_no_proxy(tmp_path, {"tiers": tiers, "webhook_url": url})
+    assert [r["path"] for r in receiver.requests] == ["/moved?t=TOKEN"], "the redirect was followed"
+    assert result["sinks"]["webhook"] == {
+        "sent": False,
+        "error": "webhook answered HTTP 302 (redirects are not followed)",
+    }
+
+
+def test_installed_command_webhook_header_and_bad_url(installed, tmp_path, receiver):
+    prom = tmp_path / "jts.prom"
+    tiers = [{"name": "warm", "paths": [str(tmp_path)], "warning": 0}]
+    good = "http://alerts:TOKEN@127.0.0.1:%d/notify" % receiver.port
+    for url, line in (
+        (good, None),
+        ("https://alerts:TOKEN@hooks.example.internal:notify/x", "sink webhook: webhook_url: the port is not a number"),
+    ):
+        config = write_config(tmp_path, tiers, textfile=str(prom), webhook_url=url)
+        prom.unlink(missing_ok=True)
+        result = subprocess.run(
+            [sys.executable, str(installed / "jts-storage-check"), "--config", str(config), "--sinks"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            env=dict(NO_PROXY_ENV, PYTHONDONTWRITEBYTECODE="1"),
+        )
+        assert "TOKEN" not in result.stdout + result.stderr
+        assert result.returncode == 1 and result.stdout.startswith("STORAGE WARNING - "), result.stdout + result.stderr
+        assert "jts_storage_status 1" in prom.read_text()
+        if line:
+            assert [x for x in result.stdout.splitlines() if x.startswith(line)], result.stdout
+    assert [r["headers"]["Authorization"] for r in receiver.requests] == [BASIC]
