@@ -1,0 +1,402 @@
+"""What warm_tier and hot_tier may format, run for real on loop devices of this host (issue 14, case 6).
+
+The part of each role that decides and formats runs against localhost with ``include_role``
+``tasks_from``: warm_tier's ``device.yml`` (wipefs, the content probe, the refusals, the btrfs) and
+hot_tier's ``lvm_check.yml`` + ``filesystems.yml`` (the device and LV checks, the LV filesystems).
+This host has no device-mapper, so the hot tier's LVM reports come from small fakes of pvs, vgs
+and lvs put first on PATH, and each "LV" ``/dev/<vg>/<lv>`` is a symlink to a loop device: wipefs,
+blkid, the zero probe and mkfs are the real ones.
+
+Left to the VM (molecule): the packages, fstab and the mounts, the remounts, the directories,
+and for the hot tier the PV, VG and LV changes themselves (wipefs --all, lvg, lvol).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import struct
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(os.environ.get("VIRTUAL_ENV", ROOT / ".venv")) / "bin"
+MIB = 1024**2
+SIZE = 256 * MIB
+LABEL = "jts-warm-test"
+KEEP = "keep me: a file written before the run\n"
+
+pytestmark = pytest.mark.skipif(
+    os.geteuid() != 0 or not all(shutil.which(t) for t in ("losetup", "wipefs", "blkid", "mkfs.btrfs", "mkfs.ext4")),
+    reason="needs root, loop devices, wipefs, blkid, mkfs.btrfs and mkfs.ext4",
+)
+
+
+def sh(*argv, **kwargs):
+    return subprocess.run(list(argv), check=True, capture_output=True, text=True, **kwargs)
+
+
+def mounts_of(device):
+    real = os.path.realpath(device)
+    with open("/proc/self/mounts") as handle:
+        return [line.split()[1] for line in handle if os.path.realpath(line.split()[0]) == real]
+
+
+@pytest.fixture
+def loops(tmp_path):
+    """``loops()`` makes a sparse 256 MiB file and its loop device; all are unmounted and detached at the end."""
+    made = []
+
+    def make(size=SIZE):
+        backing = tmp_path / ("disk%d.img" % len(made))
+        with open(backing, "wb") as handle:
+            handle.truncate(size)
+        done = subprocess.run(["losetup", "--find", "--show", str(backing)], capture_output=True, text=True)
+        if done.returncode != 0:
+            pytest.skip("no loop device: %s" % done.stderr.strip())
+        made.append(done.stdout.strip())
+        return made[-1]
+
+    yield make
+    for device in made:
+        for mount in reversed(mounts_of(device)):
+            subprocess.run(["umount", "--lazy", mount], check=False)
+        subprocess.run(["losetup", "--detach", device], check=False)
+
+
+def uuid_of(device):
+    done = subprocess.run(["blkid", "--probe", "-o", "value", "-s", "UUID", device], capture_output=True, text=True)
+    return done.stdout.strip()
+
+
+def signatures(device):
+    out = sh("wipefs", "--json", device).stdout
+    return [(s["type"], s.get("label")) for s in (json.loads(out)["signatures"] if out.strip() else [])]
+
+
+def write_file(device, where, text=KEEP):
+    where.mkdir(exist_ok=True)
+    sh("mount", device, str(where))
+    try:
+        (where / "keep.txt").write_text(text)
+    finally:
+        sh("umount", str(where))
+
+
+def read_file(device, where):
+    where.mkdir(exist_ok=True)
+    sh("mount", "-o", "ro", device, str(where))
+    try:
+        return (where / "keep.txt").read_text()
+    finally:
+        sh("umount", str(where))
+
+
+def write_random(device, offsets=(0, SIZE // 2 + 123 * 4096)):
+    """Raw data without any signature: random MiBs at the start and somewhere in the middle."""
+    with open(device, "r+b") as handle:
+        for offset in offsets:
+            handle.seek(offset)
+            handle.write(os.urandom(MIB))
+    assert signatures(device) == []
+
+
+def damage_superblock(device):
+    """An ext4 whose magic is gone: wipefs and blkid see nothing, its metadata is still there."""
+    sh("mkfs.ext4", "-q", "-F", device)
+    sh("wipefs", "--all", "--quiet", device)
+    assert signatures(device) == []
+
+
+def add_dos_table(device):
+    """A stray DOS partition table in sector 0, which btrfs and ext4 leave unused."""
+    entry = struct.pack("<B3sB3sII", 0, b"\0\0\0", 0x83, b"\0\0\0", 2048, 4096)
+    with open(device, "r+b") as handle:
+        handle.seek(446)
+        handle.write(entry)
+        handle.seek(510)
+        handle.write(b"\x55\xaa")
+
+
+def head(device, size=MIB):
+    with open(device, "rb") as handle:
+        return handle.read(size)
+
+
+def run_tasks(tmp_path, role, task_files, variables, path_first=None, extra_env=None):
+    play = tmp_path / "play.yml"
+    lines = ["- hosts: localhost", "  gather_facts: false", "  tasks:"]
+    for name in task_files:
+        lines += [
+            "    - name: Run %s of %s" % (name, role),
+            "      ansible.builtin.include_role:",
+            "        name: jts.tiered_storage.%s" % role,
+            "        tasks_from: %s" % name,
+        ]
+    play.write_text("\n".join(lines) + "\n")
+    variables = dict(variables, ansible_python_interpreter=str(BIN / "python"))
+    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1", **(extra_env or {}))
+    if path_first:
+        env["PATH"] = "%s:%s" % (path_first, env["PATH"])
+    cmd = [str(BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local", "-e", json.dumps(variables), str(play)]
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
+    done.output = done.stdout + done.stderr
+    return done
+
+
+# --- warm tier ----------------------------------------------------------------------------------
+
+
+def run_warm(tmp_path, device, allow):
+    variables = {
+        "warm_tier_device": device,
+        "warm_tier_label": LABEL,
+        "warm_tier_mount": str(tmp_path / "warm"),
+        "warm_tier_allow_format": allow,
+    }
+    return run_tasks(tmp_path, "warm_tier", ["device.yml"], variables)
+
+
+def test_warm_keeps_its_own_btrfs_when_format_is_allowed(tmp_path, loops):
+    device = loops()
+    sh("mkfs.btrfs", "-q", "-L", LABEL, device)
+    write_file(device, tmp_path / "mnt")
+    before = uuid_of(device)
+
+    done = run_warm(tmp_path, device, allow=True)
+
+    assert done.returncode == 0, done.output
+    assert uuid_of(device) == before, "the btrfs was formatted again"
+    assert read_file(device, tmp_path / "mnt") == KEEP
+
+
+def test_warm_refuses_its_own_btrfs_next_to_another_signature_even_when_allowed(tmp_path, loops):
+    device = loops()
+    sh("mkfs.btrfs", "-q", "-L", LABEL, device)
+    write_file(device, tmp_path / "mnt")
+    add_dos_table(device)
+    before = uuid_of(device)
+
+    done = run_warm(tmp_path, device, allow=True)
+
+    assert done.returncode != 0, done.output
+    assert device in done.output and "dos" in done.output
+    assert uuid_of(device) == before
+    assert read_file(device, tmp_path / "mnt") == KEEP
+
+
+@pytest.mark.parametrize("content", [write_random, damage_superblock], ids=["random-bytes", "damaged-superblock"])
+def test_warm_refuses_content_wipefs_does_not_recognise(tmp_path, loops, content):
+    device = loops()
+    content(device)
+    before = head(device)
+
+    done = run_warm(tmp_path, device, allow=False)
+
+    assert done.returncode != 0, done.output
+    assert "Refusing to format %s" % device in done.output
+    assert "warm_tier_allow_format: true" in done.output
+    assert head(device) == before
+    assert signatures(device) == []
+
+
+def test_warm_formats_unrecognised_content_when_allowed(tmp_path, loops):
+    device = loops()
+    write_random(device)
+
+    done = run_warm(tmp_path, device, allow=True)
+
+    assert done.returncode == 0, done.output
+    assert signatures(device) == [("btrfs", LABEL)]
+
+
+def test_warm_formats_an_all_zero_device(tmp_path, loops):
+    device = loops()
+
+    done = run_warm(tmp_path, device, allow=False)
+
+    assert done.returncode == 0, done.output
+    assert signatures(device) == [("btrfs", LABEL)]
+
+
+def test_warm_refuses_another_filesystem_and_replaces_it_only_when_allowed(tmp_path, loops):
+    device = loops()
+    sh("mkfs.ext4", "-q", "-F", device)
+
+    refused = run_warm(tmp_path, device, allow=False)
+    assert refused.returncode != 0, refused.output
+    assert "warm_tier_allow_format: true" in refused.output
+    assert signatures(device) == [("ext4", None)]
+
+    allowed = run_warm(tmp_path, device, allow=True)
+    assert allowed.returncode == 0, allowed.output
+    assert signatures(device) == [("btrfs", LABEL)]
+
+
+# --- hot tier -----------------------------------------------------------------------------------
+
+FAKE = """#!/bin/sh
+# fake {tool}: prints what the test put in $JTS_FAKE_LVM/{tool}.json, exits with {tool}.rc
+cat "$JTS_FAKE_LVM/{tool}.json"
+exit "$(cat "$JTS_FAKE_LVM/{tool}.rc")"
+"""
+EXTENT = 4 * MIB
+
+
+@pytest.fixture
+def vg():
+    """A VG name no host has, and its /dev/<vg> directory for the "LV" symlinks."""
+    name = "jtstest%s" % secrets.token_hex(4)
+    os.mkdir("/dev/" + name, 0o755)
+    yield name
+    shutil.rmtree("/dev/" + name, ignore_errors=True)
+
+
+class FakeLvm:
+    """pvs, vgs and lvs of a host, as LVM 2.03 prints them in JSON."""
+
+    def __init__(self, tmp_path, vg):
+        self.dir = tmp_path / "fake-lvm"
+        self.bin = self.dir / "bin"
+        self.bin.mkdir(parents=True)
+        self.vg = vg
+        for tool in ("pvs", "vgs", "lvs"):
+            path = self.bin / tool
+            path.write_text(FAKE.format(tool=tool))
+            path.chmod(0o755)
+            self.set(tool, 5, "")
+
+    def set(self, tool, rc, report):
+        (self.dir / ("%s.json" % tool)).write_text(report)
+        (self.dir / ("%s.rc" % tool)).write_text(str(rc))
+
+    def pv_of_vg(self, device):
+        self.set("pvs", 0, json.dumps({"report": [{"pv": [{"pv_name": device, "vg_name": self.vg}]}]}))
+
+    def vg_with_lvs(self, lvs, extents=60):
+        used = sum(size // EXTENT for size in lvs.values())
+        row = {"vg_name": self.vg, "vg_extent_size": str(EXTENT), "vg_extent_count": str(extents)}
+        row["vg_free_count"] = str(extents - used)
+        self.set("vgs", 0, json.dumps({"report": [{"vg": [row]}]}))
+        rows = [{"lv_name": n, "lv_size": str(s), "lv_attr": "-wi-a-----", "origin": ""} for n, s in lvs.items()]
+        self.set("lvs", 0, json.dumps({"report": [{"lv": rows}]}))
+
+
+def run_hot(tmp_path, fake, device, volumes, allow, task_files=("lvm_check.yml", "filesystems.yml")):
+    variables = {
+        "hot_tier_device": device,
+        "hot_tier_vg": fake.vg,
+        "hot_tier_volumes": volumes,
+        "hot_tier_allow_format_devices": allow,
+    }
+    env = {"JTS_FAKE_LVM": str(fake.dir)}
+    return run_tasks(tmp_path, "hot_tier", list(task_files), variables, path_first=str(fake.bin), extra_env=env)
+
+
+def volume(tmp_path, size="128M"):
+    return {"name": "pg", "size": size, "fstype": "ext4", "mount": str(tmp_path / "pg"), "mount_opts": "noatime"}
+
+
+@pytest.fixture
+def hot(tmp_path, loops, vg):
+    """The PV (a blank loop device the fake pvs puts in the VG) and one existing 64 MiB LV, pg."""
+    fake = FakeLvm(tmp_path, vg)
+    pv = loops()
+    fake.pv_of_vg(pv)
+    fake.vg_with_lvs({"pg": 64 * MIB})
+    lv_device = loops()
+    lv = "/dev/%s/pg" % vg
+    os.symlink(lv_device, lv)
+    return fake, pv, lv
+
+
+def test_hot_grow_keeps_the_filesystem_of_an_allow_listed_lv(tmp_path, hot):
+    fake, pv, lv = hot
+    sh("mkfs.ext4", "-q", "-F", lv)
+    write_file(lv, tmp_path / "mnt")
+    before = uuid_of(lv)
+
+    # 64 MiB -> 128M: the plan grows pg; lvol's resizefs grows the ext4, nothing may format it
+    done = run_hot(tmp_path, fake, pv, [volume(tmp_path, "128M")], allow=[lv])
+
+    assert done.returncode == 0, done.output
+    assert "pg:grow" in done.output
+    assert uuid_of(lv) == before, "the ext4 of the LV was formatted again"
+    assert read_file(lv, tmp_path / "mnt") == KEEP
+
+
+def test_hot_refuses_an_allow_listed_lv_holding_its_filesystem_next_to_another_signature(tmp_path, hot):
+    fake, pv, lv = hot
+    sh("mkfs.ext4", "-q", "-F", lv)
+    add_dos_table(lv)
+    before = uuid_of(lv)
+
+    done = run_hot(tmp_path, fake, pv, [volume(tmp_path, "64M")], allow=[lv])
+
+    assert done.returncode != 0, done.output
+    assert lv in done.output and "dos" in done.output
+    assert uuid_of(lv) == before
+
+
+@pytest.mark.parametrize("size", ["64M", "128M"], ids=["keep", "grow"])
+@pytest.mark.parametrize("content", [write_random, damage_superblock], ids=["random-bytes", "damaged-superblock"])
+def test_hot_refuses_an_existing_lv_with_content_wipefs_does_not_recognise(tmp_path, hot, content, size):
+    fake, pv, lv = hot
+    content(lv)
+    before = head(lv)
+
+    done = run_hot(tmp_path, fake, pv, [volume(tmp_path, size)], allow=[])
+
+    assert done.returncode != 0, done.output
+    assert "Refusing to format %s" % lv in done.output
+    assert "hot_tier_allow_format_devices" in done.output
+    assert head(lv) == before
+    assert signatures(lv) == []
+
+
+def test_hot_formats_an_allow_listed_lv_with_unrecognised_content(tmp_path, hot):
+    fake, pv, lv = hot
+    write_random(lv)
+
+    done = run_hot(tmp_path, fake, pv, [volume(tmp_path, "64M")], allow=[lv])
+
+    assert done.returncode == 0, done.output
+    assert signatures(lv) == [("ext4", None)]
+
+
+def test_hot_formats_an_existing_all_zero_lv(tmp_path, hot):
+    fake, pv, lv = hot
+
+    done = run_hot(tmp_path, fake, pv, [volume(tmp_path, "64M")], allow=[])
+
+    assert done.returncode == 0, done.output
+    assert signatures(lv) == [("ext4", None)]
+
+
+@pytest.mark.parametrize("content", [write_random, damage_superblock], ids=["random-bytes", "damaged-superblock"])
+def test_hot_refuses_a_device_with_content_wipefs_does_not_recognise(tmp_path, loops, vg, content):
+    fake = FakeLvm(tmp_path, vg)  # the device is no PV and the VG does not exist
+    device = loops()
+    content(device)
+
+    refused = run_hot(tmp_path, fake, device, [volume(tmp_path)], allow=[], task_files=["lvm_check.yml"])
+    assert refused.returncode != 0, refused.output
+    assert "Refusing to use %s" % device in refused.output
+    assert "hot_tier_allow_format_devices" in refused.output
+
+    allowed = run_hot(tmp_path, fake, device, [volume(tmp_path)], allow=[device], task_files=["lvm_check.yml"])
+    assert allowed.returncode == 0, allowed.output
+
+
+def test_hot_accepts_an_all_zero_device(tmp_path, loops, vg):
+    fake = FakeLvm(tmp_path, vg)
+    device = loops()
+
+    done = run_hot(tmp_path, fake, device, [volume(tmp_path)], allow=[], task_files=["lvm_check.yml"])
+
+    assert done.returncode == 0, done.output
+    assert "pg:create" in done.output
