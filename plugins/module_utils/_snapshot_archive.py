@@ -4,17 +4,28 @@
 
 Standard library only, Python 3.8. ``tar`` and ``zstd`` run as a pipeline of argument lists
 (``subprocess.Popen``, never a shell); Python reads zstd's output, hashes it while writing it
-to a temporary name next to the archive, flushes it, reads it back from the disk and checks the
-hash, lists the archive (``zstd -dc | tar -t``) and only then gives it its final name and writes
-``<archive>.sha256`` in ``sha256sum`` format. A failure at any point removes the temporary file
-and leaves every earlier archive as it was.
+to a temporary file in the archive's directory, flushes it, reads it back from the disk and checks
+the hash, lists the archive (``zstd -dc | tar -t``) and only then gives it its final name and
+writes ``<archive>.sha256`` in ``sha256sum`` format. A failure at any point removes the temporary
+file and leaves every earlier archive as it was.
+
+The temporary file has no name at all where the filesystem allows it (``O_TMPFILE``: ext4, XFS,
+btrfs, tmpfs): it is linked in under the archive's name once verified (``linkat``, which never
+replaces a file), and a run killed with SIGKILL leaves nothing behind, so the lifecycle's move of
+``daily-backups`` to the NAS never meets a half archive. Elsewhere (NFS) it is
+``.<archive>.<8 characters>.partial``, ``flock``-ed while it lives; each later run in the
+directory removes those whose lock is free (``clean_stale``), and so the checksum file's
+``.<archive>.<8 characters>.sha256.partial``.
 """
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import hashlib
 import os
 import re
+import stat
 import subprocess
 import tempfile
 
@@ -34,6 +45,9 @@ TAR_EXTRACT = [
     "--same-owner",
 ]
 _SHA_LINE = re.compile(r"^([0-9a-f]{64}) [ *](.+)$")
+# A temporary file of ours: the names this module gives (and gave: tempfile.mkstemp's 8 characters).
+_TEMPORARY = re.compile(r"^\..+\.tar\.zst\.[a-z0-9_]{8}(?:\.sha256)?\.partial$")
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
 
 
 class ArchiveError(Exception):
@@ -95,18 +109,25 @@ def _check(results, commands, what):
 
 def file_sha256(path):
     """SHA-256 of a file as it is on the disk (its cached pages dropped first where possible)."""
-    digest = hashlib.sha256()
     fd = os.open(path, os.O_RDONLY)
     try:
-        if hasattr(os, "posix_fadvise"):
-            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-        while True:
-            chunk = os.read(fd, CHUNK)
-            if not chunk:
-                break
-            digest.update(chunk)
+        return fd_sha256(fd)
     finally:
         os.close(fd)
+
+
+def fd_sha256(fd):
+    """SHA-256 of an open file from its start, as it is on the disk (cached pages dropped first)."""
+    digest = hashlib.sha256()
+    if hasattr(os, "posix_fadvise"):
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    offset = 0
+    while True:
+        chunk = os.pread(fd, CHUNK, offset)
+        if not chunk:
+            break
+        digest.update(chunk)
+        offset += len(chunk)
     return digest.hexdigest()
 
 
@@ -124,40 +145,113 @@ def read_checksum(archive):
     return match.group(1)
 
 
-def _fsync_dir(path):
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+def is_temporary(name):
+    """True for a temporary file this module writes (or wrote) next to an archive."""
+    return bool(_TEMPORARY.match(name))
 
 
-def _write_checksum(archive, digest):
-    directory = os.path.dirname(archive)
-    fd, tmp = tempfile.mkstemp(prefix=".%s." % os.path.basename(archive), suffix=".sha256.partial", dir=directory)
+def _open_unnamed(dir_fd):
+    """An unnamed file in the directory (``O_TMPFILE``), or None where the filesystem or kernel has none."""
+    flag = getattr(os, "O_TMPFILE", None)
+    if flag is None or not os.path.isdir("/proc/self/fd"):
+        return None
     try:
-        os.write(fd, ("%s  %s\n" % (digest, os.path.basename(archive))).encode())
-        os.fchmod(fd, 0o640)
-        os.fsync(fd)
-        os.close(fd)
-        fd = None
-        os.rename(tmp, checksum_path(archive))
-    except OSError:
-        if fd is not None:
-            os.close(fd)
-        os.unlink(tmp)
+        return os.open(".", flag | os.O_RDWR | os.O_CLOEXEC, 0o600, dir_fd=dir_fd)
+    except OSError as exc:
+        # EISDIR: a kernel without O_TMPFILE; EOPNOTSUPP: a filesystem without it (NFS).
+        if exc.errno in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL):
+            return None
         raise
 
 
-def list_archive(archive, zstd_bin, tar_bin):
-    """Decompress and list the archive (checks zstd's frame checksums and tar's structure); entries."""
+def _open_named(dir_fd, archive_name, suffix):
+    """``.<archive>.<8 characters><suffix>``, created (never reused) and locked; returns (fd, name)."""
+    for _attempt in range(100):
+        name = ".%s.%s%s" % (archive_name, os.urandom(4).hex(), suffix)
+        try:
+            fd = os.open(name, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=dir_fd)
+        except FileExistsError:
+            continue
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # ours alone: just created
+        return fd, name
+    raise ArchiveError("could not create a temporary file for %s" % archive_name)  # pragma: no cover
+
+
+def clean_stale(directory, check_mode=False, dir_fd=None):
+    """Remove the temporary files that killed runs left in ``directory``; return their names.
+
+    Only names of ours (``is_temporary``), only regular files (opened without following a
+    symlink), only when no live run holds their lock, and only when the name still refers to the
+    file we locked. In check mode, the names that would be removed.
+    """
+    own = dir_fd is None
+    if own:
+        dir_fd = os.open(directory, _DIR_FLAGS)
+    cleaned = []
+    try:
+        for name in sorted(os.listdir(dir_fd)):
+            if not is_temporary(name):
+                continue
+            try:
+                fd = os.open(name, os.O_RDWR | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dir_fd)
+            except OSError:
+                continue  # a symlink (ELOOP), gone meanwhile: not ours to remove
+            try:
+                st = os.fstat(fd)
+                if not stat.S_ISREG(st.st_mode):
+                    continue
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except OSError as exc:
+                    if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                        continue  # a run is writing it
+                    raise
+                if not check_mode:
+                    now = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+                    if (now.st_dev, now.st_ino) != (st.st_dev, st.st_ino):
+                        continue
+                    os.unlink(name, dir_fd=dir_fd)
+                cleaned.append(name)
+            finally:
+                os.close(fd)
+    finally:
+        if own:
+            os.close(dir_fd)
+    return cleaned
+
+
+def _write_checksum(dir_fd, archive_name, digest):
+    fd, tmp = _open_named(dir_fd, archive_name, ".sha256.partial")
+    try:
+        os.write(fd, ("%s  %s\n" % (digest, archive_name)).encode())
+        os.fchmod(fd, 0o640)
+        os.fsync(fd)
+        os.rename(tmp, archive_name + ".sha256", src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+        tmp = None
+    finally:
+        os.close(fd)
+        if tmp is not None:
+            os.unlink(tmp, dir_fd=dir_fd)
+
+
+def list_archive(archive, zstd_bin, tar_bin, fd=None):
+    """Decompress and list the archive (checks zstd's frame checksums and tar's structure); entries.
+
+    With ``fd``, the archive is read from that open file (from its start), ``archive`` names it.
+    """
     entries = [0]
 
     def count(chunk):
         entries[0] += chunk.count(b"\n")
 
-    commands = [[zstd_bin, "-q", "-d", "-c", archive], [tar_bin, "--list", "--file=-"]]
-    _check(run_pipeline(commands, count), commands, "listing %s" % archive)
+    if fd is None:
+        commands = [[zstd_bin, "-q", "-d", "-c", archive], [tar_bin, "--list", "--file=-"]]
+        results = run_pipeline(commands, count)
+    else:
+        os.lseek(fd, 0, os.SEEK_SET)
+        commands = [[zstd_bin, "-q", "-d", "-c"], [tar_bin, "--list", "--file=-"]]
+        results = run_pipeline(commands, count, stdin=fd)
+    _check(results, commands, "listing %s" % archive)
     return entries[0]
 
 
@@ -180,6 +274,7 @@ def create(source, archive, zstd_bin, tar_bin, level=3, threads=0, one_file_syst
 
     An archive that exists with a matching checksum is left alone (``changed`` False); one that
     exists without a checksum file, or that does not match it, is an error (never overwritten).
+    Temporary files left in the directory by killed runs are removed first (``cleaned_incomplete``).
     """
     if not archive.endswith(SUFFIX):
         raise ArchiveError("archive %s must end in %s" % (archive, SUFFIX))
@@ -188,23 +283,45 @@ def create(source, archive, zstd_bin, tar_bin, level=3, threads=0, one_file_syst
     directory = os.path.dirname(archive)
     if not os.path.isdir(directory):
         raise ArchiveError("the directory of the archive, %s, does not exist" % directory)
-    if os.path.lexists(archive):
-        if not os.path.exists(checksum_path(archive)):
-            raise ArchiveError(
-                "archive %s exists without its checksum file %s: refusing to overwrite it"
-                % (archive, checksum_path(archive))
+    dir_fd = os.open(directory, _DIR_FLAGS)
+    try:
+        cleaned = clean_stale(directory, check_mode, dir_fd=dir_fd)
+        if os.path.lexists(archive):
+            if not os.path.exists(checksum_path(archive)):
+                raise ArchiveError(
+                    "archive %s exists without its checksum file %s: refusing to overwrite it"
+                    % (archive, checksum_path(archive))
+                )
+            result = verify(archive, zstd_bin, tar_bin)
+            result.update(
+                changed=bool(cleaned), cleaned_incomplete=cleaned, msg="archive %s exists and verifies" % archive
             )
-        result = verify(archive, zstd_bin, tar_bin)
-        result.update(changed=False, msg="archive %s exists and verifies" % archive)
-        return result
-    if check_mode:
-        return {"archive": archive, "changed": True, "msg": "would archive %s into %s" % (source, archive)}
+            return result
+        if check_mode:
+            return {
+                "archive": archive,
+                "changed": True,
+                "cleaned_incomplete": cleaned,
+                "msg": "would archive %s into %s" % (source, archive),
+            }
+        result = _write(source, archive, dir_fd, zstd_bin, tar_bin, level, threads, one_file_system)
+    finally:
+        os.close(dir_fd)
+    result["cleaned_incomplete"] = cleaned
+    return result
+
+
+def _write(source, archive, dir_fd, zstd_bin, tar_bin, level, threads, one_file_system):
+    name = os.path.basename(archive)
     tar_cmd = [tar_bin] + TAR_CREATE + (["--one-file-system"] if one_file_system else []) + ["--directory", source, "."]
     zstd_cmd = [zstd_bin, "-q", "-%d" % level, "-T%d" % threads, "-c"]
     if level > 19:
         zstd_cmd.insert(1, "--ultra")
     commands = [tar_cmd, zstd_cmd]
-    fd, tmp = tempfile.mkstemp(prefix=".%s." % os.path.basename(archive), suffix=".partial", dir=directory)
+    tmp = None
+    fd = _open_unnamed(dir_fd)
+    if fd is None:
+        fd, tmp = _open_named(dir_fd, name, ".partial")
     digest = hashlib.sha256()
     try:
 
@@ -218,29 +335,43 @@ def create(source, archive, zstd_bin, tar_bin, level=3, threads=0, one_file_syst
         _check(results, commands, "archiving %s" % source)
         os.fchmod(fd, 0o640)
         os.fsync(fd)
-        os.close(fd)
-        fd = None
         written = digest.hexdigest()
-        result = verify(tmp, zstd_bin, tar_bin, expected=written)
-        if os.path.lexists(archive):  # pragma: no cover - a concurrent writer; never overwrite
-            raise ArchiveError("archive %s appeared while it was being written: left alone" % archive)
-        os.rename(tmp, archive)
-        tmp = None
-        _write_checksum(archive, written)
-        _fsync_dir(directory)
+        actual = fd_sha256(fd)
+        if actual != written:
+            raise ArchiveError(
+                "archive %s read back from the disk does not match what was written: sha256 %s, expected %s"
+                % (archive, actual, written)
+            )
+        entries = list_archive(archive, zstd_bin, tar_bin, fd=fd)
+        size = os.fstat(fd).st_size
+        try:
+            if tmp is None:
+                # linkat gives the unnamed file its name, and never replaces an existing file
+                os.link("/proc/self/fd/%d" % fd, name, dst_dir_fd=dir_fd, follow_symlinks=True)
+            else:
+                if os.path.lexists(archive):  # pragma: no cover - a concurrent writer; never overwrite
+                    raise FileExistsError(errno.EEXIST, "exists", archive)
+                os.rename(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+                tmp = None
+        except FileExistsError:
+            raise ArchiveError("archive %s appeared while it was being written: left alone" % archive) from None
     except BaseException:
-        if fd is not None:
-            os.close(fd)
-        if tmp is not None and os.path.lexists(tmp):
-            os.unlink(tmp)
+        if tmp is not None:
+            os.unlink(tmp, dir_fd=dir_fd)
         raise
-    result.update(
-        archive=archive,
-        checksum_file=checksum_path(archive),
-        changed=True,
-        msg="archived %s into %s (%d entries, sha256 %s, verified)" % (source, archive, result["entries"], written),
-    )
-    return result
+    finally:
+        os.close(fd)
+    _write_checksum(dir_fd, name, written)
+    os.fsync(dir_fd)
+    return {
+        "archive": archive,
+        "checksum_file": checksum_path(archive),
+        "sha256": written,
+        "size_bytes": size,
+        "entries": entries,
+        "changed": True,
+        "msg": "archived %s into %s (%d entries, sha256 %s, verified)" % (source, archive, entries, written),
+    }
 
 
 def restore(archive, destination, zstd_bin, tar_bin, force=False, check_mode=False):

@@ -12,10 +12,15 @@ version_added: 0.1.0
 description:
   - "O(state=archived): writes the directory O(src) (typically a read-only mounted LVM snapshot) to
     O(path) as a C(tar | zstd) stream (numeric owners, ACLs, extended attributes, sparse files, one
-    filesystem), hashing it (SHA-256) while it is written to a temporary name next to O(path). The file
-    is flushed, read back from the disk and compared with that hash, decompressed and listed; only then
-    does it get its final name and a C(<path>.sha256) file in C(sha256sum) format. A failure at any
-    point removes the temporary file; earlier archives are never touched or overwritten."
+    filesystem), hashing it (SHA-256) while it is written to a temporary file in the directory of O(path).
+    The file is flushed, read back from the disk and compared with that hash, decompressed and listed;
+    only then does it get its final name and a C(<path>.sha256) file in C(sha256sum) format. A failure at
+    any point removes the temporary file; earlier archives are never touched or overwritten."
+  - "The temporary file has no name while it is written where the filesystem allows it (C(O_TMPFILE) -
+    ext4, XFS, btrfs, tmpfs), so a run killed even with SIGKILL leaves nothing in the directory for a
+    later move (the lifecycle's move of C(daily-backups) to the NAS) to carry. Elsewhere (NFS) it is
+    C(.<archive>.<8 characters>.partial), locked while it is written; every O(state=archived) run removes
+    the ones in the directory of O(path) that no live run holds (C(cleaned_incomplete))."
   - O(state=verified) checks an existing archive against its C(.sha256) file and lists it.
   - O(state=restored) verifies the archive, then extracts it into the empty directory O(dest).
   - The tools run as a pipeline of argument lists, never through a shell.
@@ -127,6 +132,12 @@ destination:
   returned: when O(state=restored)
   type: str
   sample: /var/lib/postgresql.restored
+cleaned_incomplete:
+  description: Temporary files of killed runs removed from the directory of O(path) (in check mode, that would be).
+  returned: when O(state=archived)
+  type: list
+  elements: str
+  sample: [".postgres_20261122T023000Z.tar.zst.3f9a0c1e.partial"]
 msg:
   description: A one-line summary.
   returned: always

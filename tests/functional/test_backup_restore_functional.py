@@ -160,3 +160,62 @@ def test_restore_without_an_archive_says_so(tmp_path):
 def test_restore_settings_are_checked(tmp_path):
     result = restore(tmp_path, restore_dest="relative/path", restore_lv="postgres")
     assert result.returncode != 0 and "Set restore_dest" in result.stdout
+
+
+# --------------------------------------------------------------------------- issue 14 case 14: a killed run
+
+MODULE = ROOT / "plugins" / "modules" / "snapshot_archive.py"
+
+
+def _run_module(tmp_path, args, name="args.json"):
+    path = tmp_path / name
+    path.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": args}))
+    env = dict(os.environ, PYTHONPATH=str(ROOT / ".collections"))
+    return [str(BIN / "python"), str(MODULE), str(path)], env
+
+
+def _open_in(pid, directory):
+    """The files process ``pid`` has open in ``directory`` (an unnamed one reads '<dir>/#<inode> (deleted)')."""
+    found = []
+    for fd in os.listdir("/proc/%d/fd" % pid):
+        try:
+            target = os.readlink("/proc/%d/fd/%s" % (pid, fd))
+        except OSError:
+            continue
+        if target.startswith(str(directory) + "/"):
+            found.append(target)
+    return found
+
+
+def test_a_run_killed_while_writing_leaves_nothing_for_the_backup_move(tmp_path):
+    """kill -9 in the middle of an archive: nothing in daily-backups/<lv>/ for the move to the NAS to carry."""
+    import signal
+    import time
+
+    snap = tmp_path / "snap"
+    snap.mkdir()
+    (snap / "base.dat").write_bytes(os.urandom(24 << 20))  # zstd -19, one thread: several seconds
+    directory = tmp_path / "daily-backups" / "postgres"
+    directory.mkdir(parents=True)
+    path = directory / "postgres_20261123T023000Z.tar.zst"
+    cmd, env = _run_module(tmp_path, {"src": str(snap), "path": str(path), "compression_level": 19, "threads": 1})
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and proc.poll() is None and not _open_in(proc.pid, directory):
+            time.sleep(0.02)
+        writing = _open_in(proc.pid, directory) if proc.poll() is None else []
+        assert writing, "the module never started writing: %r" % (proc.poll(),)
+        time.sleep(0.5)
+        assert proc.poll() is None, "the archive was written too fast to be interrupted"
+        during = sorted(os.listdir(directory))  # what the backup move would see now
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.communicate(timeout=60)
+    assert during == [], during
+    assert sorted(os.listdir(directory)) == []
+    # the next run writes the archive; nothing is left to clean
+    cmd, env = _run_module(tmp_path, {"src": str(snap), "path": str(path), "compression_level": 1}, "again.json")
+    again = json.loads(subprocess.run(cmd, env=env, capture_output=True, check=False, timeout=300).stdout)
+    assert again["changed"] is True and again["cleaned_incomplete"] == [], again
+    assert sorted(os.listdir(directory)) == [path.name, path.name + ".sha256"]

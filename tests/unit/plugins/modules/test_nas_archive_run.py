@@ -213,6 +213,17 @@ def test_lock_busy(run_module, tree, fake):
     assert result.get("failed") and result["locked"] is True and "locked by another run" in result["msg"]
 
 
+def test_lock_dir_default_and_an_unsafe_lock_dir(run_module, tree, fake, tmp_path):
+    assert nas_archive.ARGUMENT_SPEC["lock_dir"]["default"] == "/run/jts"
+    unsafe = tmp_path / "shared-locks"
+    unsafe.mkdir()
+    os.chmod(unsafe, 0o777)  # noqa: S103 - anyone could plant or hold the lock file: refused
+    rsync = fake()
+    result = run_module(nas_archive, dict(tree[2], lock_dir=str(unsafe)))
+    assert result.get("failed") and "lock_dir" in result["msg"] and "nothing was done" in result["msg"], result
+    assert rsync.calls == [] and not os.path.exists(tree[2]["destination"])
+
+
 # --------------------------------------------------------------------------- probes and skips
 
 
@@ -341,12 +352,17 @@ def test_snapshot_cleans_leftovers_and_keeps_unknown(tree):
     (root / "2026-11-21T030000Z.partial" / "deep").mkdir(parents=True)
     os.chmod(root / "2026-11-21T030000Z.partial" / "deep", 0o500)
     (root / ".latest.tmp").symlink_to("2026-11-21T030000Z.partial")
+    (root / "2026-11-19T030000Z.deleting" / "half").mkdir(parents=True)  # a removal cut short
     (root / "notes.txt").write_text("mine")
     os.symlink("2026-11-20T030000Z", root / "latest")
     policy = build_policy(_params(args, mode="snapshot", destination=str(dst), name="cfg"))
     archiver = run.Archiver(policy, runner=FakeRsync(), now=datetime.datetime(2026, 11, 22))
     result = archiver.run()
-    assert sorted(result["cleaned_incomplete"]) == [".latest.tmp", "2026-11-21T030000Z.partial"]
+    assert sorted(result["cleaned_incomplete"]) == [
+        ".latest.tmp",
+        "2026-11-19T030000Z.deleting",
+        "2026-11-21T030000Z.partial",
+    ]
     assert sorted(os.listdir(root)) == ["2026-11-20T030000Z", "2026-11-22T000000Z", "latest", "notes.txt"]
     assert result["unknown_entries"] == ["notes.txt"] and any("notes.txt" in w for w in result["warnings"])
 

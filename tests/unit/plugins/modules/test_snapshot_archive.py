@@ -264,3 +264,127 @@ def test_ultra_levels(snap):
         str(src), str(backups / "u.tar.zst"), shutil.which("zstd"), shutil.which("tar"), level=20, threads=1
     )
     assert result["changed"] is True and result["entries"] == 9
+
+
+# --------------------------------------------------------------------------- issue 14 case 14: temporary files
+
+
+def _spy_on_the_directory(monkeypatch, backups):
+    """Record the directory's entries each time the archive's bytes arrive (while it is being written)."""
+    seen = []
+    real = sa.run_pipeline
+
+    def spying(commands, sink, stdin=None):
+        def spy_sink(chunk):
+            seen.append(sorted(os.listdir(backups)))
+            sink(chunk)
+
+        return real(commands, spy_sink, stdin)
+
+    monkeypatch.setattr(sa, "run_pipeline", spying)
+    return seen
+
+
+def test_the_archive_being_written_has_no_name_in_the_directory(run_module, snap, monkeypatch):
+    """The lifecycle moves daily-backups to the NAS: there must be nothing there for it to pick up."""
+    src, backups = snap
+    seen = _spy_on_the_directory(monkeypatch, backups)
+    result = run_module(snapshot_archive, archive_args(src, backups))
+    assert result["changed"] is True, result
+    assert seen and all(entries == [] for entries in seen), seen[:3]
+    assert sorted(os.listdir(backups)) == [
+        "postgres_20261123T023000Z.tar.zst",
+        "postgres_20261123T023000Z.tar.zst.sha256",
+    ]
+
+
+def test_without_unnamed_files_the_temporary_name_is_locked_and_removed(run_module, snap, monkeypatch):
+    """A filesystem without O_TMPFILE (NFS): a named temporary file, held under a lock while it lives."""
+    import fcntl
+
+    src, backups = snap
+    monkeypatch.setattr(sa, "_open_unnamed", lambda dir_fd: None)
+    held = []
+    real = sa.run_pipeline
+
+    def spying(commands, sink, stdin=None):
+        def spy_sink(chunk):
+            for name in os.listdir(backups):
+                fd = os.open(backups / name, os.O_RDWR)
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    held.append((name, False))
+                except BlockingIOError:
+                    held.append((name, True))
+                finally:
+                    os.close(fd)
+            sink(chunk)
+
+        return real(commands, spy_sink, stdin)
+
+    monkeypatch.setattr(sa, "run_pipeline", spying)
+    result = run_module(snapshot_archive, archive_args(src, backups))
+    assert result["changed"] is True, result
+    assert held and all(locked and sa.is_temporary(name) for name, locked in held), held[:3]
+    assert sorted(os.listdir(backups)) == [
+        "postgres_20261123T023000Z.tar.zst",
+        "postgres_20261123T023000Z.tar.zst.sha256",
+    ]
+    verified = run_module(
+        snapshot_archive, {"path": str(backups / "postgres_20261123T023000Z.tar.zst"), "state": "verified"}
+    )
+    assert verified["sha256"] == result["sha256"]
+
+
+def test_stale_temporary_files_are_removed_by_the_next_run(run_module, snap, tmp_path):
+    """What a run killed with SIGKILL left is removed by the next run; a live writer's file and others' files stay."""
+    import fcntl
+
+    src, backups = snap
+    stale = [
+        ".postgres_20261122T023000Z.tar.zst.k3j_9xq0.partial",  # an archive (the old mkstemp names too)
+        ".postgres_20261122T023000Z.tar.zst.0a1b2c3d.sha256.partial",  # its checksum file
+    ]
+    for name in stale:
+        (backups / name).write_bytes(b"half an archive")
+    live = backups / ".postgres_20261123T010000Z.tar.zst.deadbeef.partial"
+    live.write_bytes(b"being written")
+    others = [".notes.partial", "mine.partial", ".x.tar.zst.short.partial"]
+    for name in others:
+        (backups / name).write_text("not ours")
+    os.symlink("/etc/passwd", backups / ".postgres_20261121T023000Z.tar.zst.aaaaaaaa.partial")
+    holder = os.open(live, os.O_RDWR)
+    fcntl.flock(holder, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    try:
+        preview = run_module(snapshot_archive, archive_args(src, backups), check_mode=True)
+        assert preview["cleaned_incomplete"] == sorted(stale) and all((backups / n).exists() for n in stale)
+        result = run_module(snapshot_archive, archive_args(src, backups))
+    finally:
+        os.close(holder)
+    assert result["changed"] is True and result["cleaned_incomplete"] == sorted(stale), result
+    left = sorted(os.listdir(backups))
+    assert not any(n in left for n in stale)
+    assert live.name in left and all(n in left for n in others)
+    assert os.path.islink(backups / ".postgres_20261121T023000Z.tar.zst.aaaaaaaa.partial")
+    assert "postgres_20261123T023000Z.tar.zst" in left
+    # an archive that exists already: the clean-up still runs; the writer that held the lock is gone now
+    (backups / stale[0]).write_bytes(b"again")
+    again = run_module(snapshot_archive, archive_args(src, backups))
+    assert again["changed"] is True and again["cleaned_incomplete"] == sorted([stale[0], live.name]), again
+    assert not (backups / stale[0]).exists() and not live.exists()
+    assert "exists and verifies" in again["msg"]
+
+
+@pytest.mark.parametrize(
+    "name, ours",
+    [
+        (".postgres_20261122T023000Z.tar.zst.k3j_9xq0.partial", True),
+        (".postgres_20261122T023000Z.tar.zst.0a1b2c3d.sha256.partial", True),
+        (".postgres_20261122T023000Z.tar.zst.partial", False),
+        ("postgres_20261122T023000Z.tar.zst.k3j_9xq0.partial", False),
+        (".postgres.tar.zst.k3j_9xq0.partial.x", False),
+        (".notes.partial", False),
+    ],
+)
+def test_is_temporary(name, ours):
+    assert sa.is_temporary(name) is ours
