@@ -20,6 +20,7 @@ snapshot, is never linked from nor pointed to, and is removed by the next run un
 from __future__ import annotations
 
 import datetime
+import errno
 import os
 import shutil
 import signal
@@ -205,7 +206,7 @@ def _tree_size(path):
                 except (NotADirectoryError, FileNotFoundError):
                     continue
                 except OSError as exc:
-                    if exc.errno == 40:  # ELOOP: became a symlink
+                    if exc.errno == errno.ELOOP:  # became a symlink meanwhile
                         continue
                     raise
                 stack.append((child, os.scandir(child)))
@@ -649,12 +650,9 @@ class Archiver:
         self.guard_probe = None
         if not any(has for _s, has in self.present):
             # Refused before rsync even looks: an empty (unmounted, wiped) source is never snapshotted.
-            verdict = snapshot_guard(0, 0, 0, 0, 0, p.max_delete_percent, label=label)
             reference = self._reference(root, complete, warn=False)
-            verdict["reference"] = os.path.join(root, reference) if reference else None
-            verdict["reason"] = verdict["reason"].replace(
-                "(the newest: none)", "(the newest: %s)" % verdict["reference"]
-            )
+            ref_path = os.path.join(root, reference) if reference else ""
+            verdict = snapshot_guard(0, 0, 0, 0, 0, p.max_delete_percent, reference=ref_path, label=label)
             r["guard"] = verdict
             raise ArchiveError(verdict["reason"], **r)
         reference = self._reference(root, complete)

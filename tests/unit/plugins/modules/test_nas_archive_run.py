@@ -587,3 +587,21 @@ def test_issue14_case5_a_future_dated_snapshot_stops_the_runs_and_loses_nothing(
         assert "2026-11-%02dT03:00:00Z" % day in msg and "2036-01-01T030000Z" in msg and "behind" in msg
         assert rsync.calls == [] and exc.value.details["retention_removed"] == []
     assert _names(root) == [*names, "latest"]
+
+
+def test_tree_size_counts_links_without_following_them(tmp_path):
+    snap = tmp_path / "snap"
+    (snap / "etc" / "jts").mkdir(parents=True)
+    (snap / "etc" / "fstab").write_bytes(b"x" * 100)
+    (snap / "etc" / "jts" / "a.conf").write_bytes(b"y" * 50)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "huge").write_bytes(b"z" * 100_000)
+    (snap / "etc" / "elsewhere").symlink_to(outside)
+    # etc, etc/jts, etc/fstab, etc/jts/a.conf, etc/elsewhere (counted by its own size, never entered)
+    assert run._tree_size(str(snap)) == [5, 150 + len(str(outside))]
+    assert run._has_entries(str(snap)) is True
+    (tmp_path / "empty").mkdir()
+    assert run._has_entries(str(tmp_path / "empty")) is False
+    with pytest.raises(OSError):
+        run._tree_size(str(snap / "etc" / "elsewhere"))  # the snapshot itself a link: refused
