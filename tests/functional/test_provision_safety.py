@@ -19,6 +19,7 @@ import secrets
 import shutil
 import struct
 import subprocess
+import zlib
 from pathlib import Path
 
 import pytest
@@ -120,6 +121,23 @@ def add_dos_table(device):
         handle.write(entry)
         handle.seek(510)
         handle.write(b"\x55\xaa")
+
+
+def lvm_crc(data):
+    """LVM's label CRC: CRC-32 without the final inversion, started at 0xf597a6cf."""
+    return zlib.crc32(data, 0xF597A6CF ^ 0xFFFFFFFF) ^ 0xFFFFFFFF
+
+
+def write_pv_label(device):
+    """An LVM2 PV label in sector 1, as pvcreate writes it (wipefs reports LVM2_member)."""
+    sector = bytearray(512)
+    sector[0:8] = b"LABELONE"
+    struct.pack_into("<QxxxxI8s32sQ", sector, 8, 1, 32, b"LVM2 001", b"JtsTestPvUuid0123456789abcdefghi", SIZE)
+    struct.pack_into("<I", sector, 16, lvm_crc(bytes(sector[20:])))
+    with open(device, "r+b") as handle:
+        handle.seek(512)
+        handle.write(sector)
+    assert [t for t, _ in signatures(device)] == ["LVM2_member"]
 
 
 def head(device, size=MIB):
@@ -242,6 +260,7 @@ def test_warm_refuses_another_filesystem_and_replaces_it_only_when_allowed(tmp_p
 FAKE = """#!/bin/sh
 # fake {tool}: prints what the test put in $JTS_FAKE_LVM/{tool}.json, exits with {tool}.rc
 cat "$JTS_FAKE_LVM/{tool}.json"
+cat "$JTS_FAKE_LVM/{tool}.err" >&2
 exit "$(cat "$JTS_FAKE_LVM/{tool}.rc")"
 """
 EXTENT = 4 * MIB
@@ -270,8 +289,9 @@ class FakeLvm:
             path.chmod(0o755)
             self.set(tool, 5, "")
 
-    def set(self, tool, rc, report):
+    def set(self, tool, rc, report, err=""):
         (self.dir / ("%s.json" % tool)).write_text(report)
+        (self.dir / ("%s.err" % tool)).write_text(err)
         (self.dir / ("%s.rc" % tool)).write_text(str(rc))
 
     def pv_of_vg(self, device):
@@ -400,3 +420,32 @@ def test_hot_accepts_an_all_zero_device(tmp_path, loops, vg):
 
     assert done.returncode == 0, done.output
     assert "pg:create" in done.output
+
+
+def test_hot_refuses_a_listed_device_whose_pv_pvs_cannot_read(tmp_path, loops, vg):
+    """After an OS reinstall the LVM devices file may hide the tier's own PV: its VG is unknown, never wipe it."""
+    fake = FakeLvm(tmp_path, vg)
+    device = loops()
+    write_pv_label(device)
+    fake.set("pvs", 5, "", "  Cannot use %s: device is not in devices file\n" % device)
+
+    done = run_hot(tmp_path, fake, device, [volume(tmp_path)], allow=[device], task_files=["lvm_check.yml"])
+
+    assert done.returncode != 0, done.output
+    assert "Refusing to use %s" % device in done.output
+    assert "device is not in devices file" in done.output
+    assert [t for t, _ in signatures(device)] == ["LVM2_member"]
+
+
+def test_hot_accepts_a_listed_device_that_is_a_pv_of_another_vg(tmp_path, loops, vg):
+    fake = FakeLvm(tmp_path, vg)
+    device = loops()
+    write_pv_label(device)
+    fake.set("pvs", 0, json.dumps({"report": [{"pv": [{"pv_name": device, "vg_name": "vg_old"}]}]}))
+
+    refused = run_hot(tmp_path, fake, device, [volume(tmp_path)], allow=[], task_files=["lvm_check.yml"])
+    assert refused.returncode != 0, refused.output
+    assert "(LVM VG vg_old)" in refused.output and "hot_tier_allow_format_devices" in refused.output
+
+    allowed = run_hot(tmp_path, fake, device, [volume(tmp_path)], allow=[device], task_files=["lvm_check.yml"])
+    assert allowed.returncode == 0, allowed.output
