@@ -212,6 +212,8 @@ def layout_migrate_moves(layout, log_age="7d", backup_age="30d"):
             "destination_mount": cold["mount"],
             "older_than": backup_age,
             "compression": "none",
+            # snapshot_archive's temporary name where a filesystem has no unnamed files: never data
+            "exclude": [".*.partial"],
         }
     )
     return moves

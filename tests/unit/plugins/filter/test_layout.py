@@ -108,6 +108,7 @@ def test_another_host_is_described_by_its_tier_variables_only():
             "destination_mount": "/mnt/nas",
             "older_than": "14d",
             "compression": "none",
+            "exclude": [".*.partial"],
         },
     ]
 
