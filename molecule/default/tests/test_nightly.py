@@ -11,6 +11,6 @@ def test_the_aged_log_moved_to_the_warm_tier(host):
 
 def test_the_unit_ended_well_and_left_no_lock_or_snapshot(host):
     assert host.run("systemctl show -p Result --value jts-lifecycle.service").stdout.strip() == "success"
-    assert not host.file("/run/lock/jts-lifecycle.lock.d").exists
+    assert not host.file("/run/jts/lifecycle.lock.d").exists
     snapshots = host.run("lvs --noheadings -o lv_name -S 'lv_name=~^jts_backup_' vg_jts")
     assert snapshots.rc == 0 and snapshots.stdout.strip() == ""
