@@ -44,8 +44,7 @@ def test_nas_answers_after_the_outage(host):
 
 def test_no_lock_is_held(host):
     cmd = host.run(
-        'for f in /run/jts/jts-tree-*.lock; do [ -e "$f" ] || continue; '
-        'flock -n "$f" true || echo "held: $f"; done'
+        'for f in /run/jts/jts-tree-*.lock; do [ -e "$f" ] || continue; flock -n "$f" true || echo "held: $f"; done'
     )
     assert cmd.rc == 0 and "held" not in cmd.stdout, cmd.stdout
 
