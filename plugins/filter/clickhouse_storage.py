@@ -173,7 +173,12 @@ def clickhouse_storage_plan(wanted, own_xml="", effective_xml="", own_source="th
     policy, server, wanted_disks, volumes, dirs = _wanted_layout(wanted)
     own = parse_storage(own_xml, own_source)
     effective = parse_storage(effective_xml, effective_source)
-    kept = []
+    kept, seen = [], set()
+
+    def keep(key, message):
+        if key not in seen:
+            seen.add(key)
+            kept.append(message)
 
     # A disk keeps its path: ClickHouse would lose (or refuse) the parts it has.
     for name, path in wanted_disks.items():
@@ -197,9 +202,10 @@ def clickhouse_storage_plan(wanted, own_xml="", effective_xml="", own_source="th
         disks.append({"name": name, "children": _raw_children(old["xml"])})
         if old["type"] in (None, "local") and old["path"]:
             every_path[name] = _dir(old["path"], "path of disk %s in %s" % (name, own_source))
-        kept.append(
+        keep(
+            ("disk", name),
             "disk %s (%s) is kept from %s although the inventory no longer asks for it: a disk that holds parts "
-            "cannot leave the configuration" % (name, old["path"] or old["type"], own_source)
+            "cannot leave the configuration" % (name, old["path"] or old["type"], own_source),
         )
     for name, old in effective["disks"].items():
         if name not in every_path and name != "default" and old["type"] in (None, "local") and old["path"]:
@@ -220,11 +226,13 @@ def clickhouse_storage_plan(wanted, own_xml="", effective_xml="", own_source="th
                     "disks": [],
                     "settings": {},
                     "children": _raw_children(old_volume["xml"], skip=("disk",)) if found is own else [],
+                    "kept": True,
                 }
                 volumes.append(new_volume)
-                kept.append(
+                keep(
+                    ("volume", old_volume["name"]),
                     "volume %s of policy %s is kept from %s: a storage policy cannot lose a volume"
-                    % (old_volume["name"], policy, source)
+                    % (old_volume["name"], policy, source),
                 )
             for disk in old_volume["disks"]:
                 if where.get(disk, new_volume["name"]) != new_volume["name"]:
@@ -236,10 +244,12 @@ def clickhouse_storage_plan(wanted, own_xml="", effective_xml="", own_source="th
                 if disk not in new_volume["disks"]:
                     new_volume["disks"].append(disk)
                     where[disk] = new_volume["name"]
-                    kept.append(
-                        "disk %s stays in volume %s of policy %s (from %s): a storage policy cannot lose a disk"
-                        % (disk, new_volume["name"], policy, source)
-                    )
+                    if not new_volume.get("kept"):
+                        keep(
+                            ("in", disk),
+                            "disk %s stays in volume %s of policy %s (from %s): a storage policy cannot lose a disk"
+                            % (disk, new_volume["name"], policy, source),
+                        )
     defined = set(wanted_disks) | set(own["disks"]) | set(effective["disks"]) | {"default"}
     missing = sorted(set(where) - defined)
     if missing:
@@ -265,15 +275,8 @@ def clickhouse_storage_plan(wanted, own_xml="", effective_xml="", own_source="th
     for name, old in own["policies"].items():
         if name != policy:
             policies.append({"name": name, "children": _raw_children(old["xml"])})
-            kept.append("policy %s is kept from %s: a storage policy cannot be removed" % (name, own_source))
-    # uniq, in order (one message per kept thing even when both sources had it)
-    seen, unique = set(), []
-    for message in kept:
-        key = message.split(" (from ")[0].split(" is kept from ")[0]
-        if key not in seen:
-            seen.add(key)
-            unique.append(message)
-    return {"policy": policy, "disks": disks, "policies": policies, "directories": dirs, "kept": unique}
+            keep(("policy", name), "policy %s is kept from %s: a storage policy cannot be removed" % (name, own_source))
+    return {"policy": policy, "disks": disks, "policies": policies, "directories": dirs, "kept": kept}
 
 
 class FilterModule:

@@ -136,6 +136,7 @@ def test_a_disk_and_volume_no_longer_asked_for_are_kept():
     )
     assert any(k.startswith("volume nas of policy hot_cold is kept") for k in plan["kept"])
     assert any(k.startswith("policy archive_only is kept") for k in plan["kept"])
+    assert len(plan["kept"]) == 3  # one message per thing kept
 
 
 def test_the_same_inventory_again_keeps_nothing_extra():
