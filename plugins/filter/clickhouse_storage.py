@@ -137,7 +137,9 @@ def _wanted_layout(wanted):
     names = [v["name"] for v in volumes]
     if len(set(names)) != len(names):
         raise AnsibleFilterError("clickhouse_storage: two volumes share a name: %s" % names)
-    return policy, server, disks, volumes, dirs
+    # where each disk's directory must be: the default disk too when it is the hot disk
+    checks = list(dirs) if hot_disk != "default" else [{"path": server, "tier": "hot"}, *dirs]
+    return policy, server, disks, volumes, dirs, checks
 
 
 def _check_paths(disks, server):
@@ -165,12 +167,14 @@ def clickhouse_storage_plan(wanted, own_xml="", effective_xml="", own_source="th
 
     Returns ``{"policy", "disks": [{name, path} | {name, children}], "policies": [{name, volumes:
     [{name, disks, settings, children}], settings, children}], "directories": [{path, tier}],
-    "kept": [str]}``: ``children`` are XML strings kept as they were; ``settings`` are rendered.
+    "mount_checks": [{path, tier}], "kept": [str]}``: ``children`` are XML strings kept as they
+    were; ``settings`` are rendered; ``directories`` are the ones to create, ``mount_checks`` every
+    disk directory that must be on its tier's mount (the server's own path when it is the hot disk).
     """
     if not isinstance(wanted, dict):
         raise AnsibleFilterError("clickhouse_storage_plan expects a dict (got %r)" % (wanted,))
     effective_source = effective_source or "the configuration the server loaded"
-    policy, server, wanted_disks, volumes, dirs = _wanted_layout(wanted)
+    policy, server, wanted_disks, volumes, dirs, checks = _wanted_layout(wanted)
     own = parse_storage(own_xml, own_source)
     effective = parse_storage(effective_xml, effective_source)
     kept, seen = [], set()
@@ -276,7 +280,14 @@ def clickhouse_storage_plan(wanted, own_xml="", effective_xml="", own_source="th
         if name != policy:
             policies.append({"name": name, "children": _raw_children(old["xml"])})
             keep(("policy", name), "policy %s is kept from %s: a storage policy cannot be removed" % (name, own_source))
-    return {"policy": policy, "disks": disks, "policies": policies, "directories": dirs, "kept": kept}
+    return {
+        "policy": policy,
+        "disks": disks,
+        "policies": policies,
+        "directories": dirs,
+        "mount_checks": checks,
+        "kept": kept,
+    }
 
 
 class FilterModule:

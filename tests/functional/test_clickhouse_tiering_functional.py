@@ -60,6 +60,8 @@ def run_role(base, check=False, **variables):
         "clickhouse_storage_owner": "root",
         "clickhouse_storage_group": "root",
         "clickhouse_storage_config_group": "root",
+        "clickhouse_storage_systemd_dropin": str(base / "systemd" / "clickhouse-server.service.d" / "jts.conf"),
+        "clickhouse_storage_systemd_reload": False,
     }
     values.update(variables)
     cmd = [str(BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local", "-e", json.dumps(values), str(play)]
@@ -302,19 +304,28 @@ def test_a_wrong_password_is_a_clean_failure(tiers):
 def test_role_check_mode_is_truthful_and_a_second_run_changes_nothing(tmp_path):
     (tmp_path / "server").mkdir()
     config = tmp_path / "config.d" / "jts-storage.xml"
+    dropin = tmp_path / "systemd" / "clickhouse-server.service.d" / "jts.conf"
     checked = run_role(tmp_path, check=True)
     assert checked.returncode == 0, checked.stdout + checked.stderr
-    assert recap(checked.stdout)["changed"] == 2  # the warm directory and the file
+    # the warm directory, the drop-in's directory, the drop-in and the file
+    assert recap(checked.stdout)["changed"] == 4, checked.stdout
     assert "+                        <disk>warm</disk>" in checked.stdout
-    assert not config.exists() and not (tmp_path / "warm" / "clickhouse").exists()
+    assert "+RequiresMountsFor=%s/warm/clickhouse/" % tmp_path in checked.stdout
+    assert not config.exists() and not dropin.exists() and not (tmp_path / "warm" / "clickhouse").exists()
 
     first = run_role(tmp_path)
-    assert first.returncode == 0 and recap(first.stdout)["changed"] == 2, first.stdout
+    assert first.returncode == 0 and recap(first.stdout)["changed"] == 4, first.stdout
     assert (tmp_path / "warm" / "clickhouse").is_dir()
+    assert "RequiresMountsFor=%s/warm/clickhouse/\n" % tmp_path in dropin.read_text()
     again = run_role(tmp_path)
     assert again.returncode == 0 and recap(again.stdout)["changed"] == 0, again.stdout
     checked_again = run_role(tmp_path, check=True)
     assert recap(checked_again.stdout)["changed"] == 0, checked_again.stdout
+
+    # no tier to guard: the drop-in goes
+    unguarded = run_role(tmp_path, clickhouse_storage_mount_guard_tiers=[])
+    assert unguarded.returncode == 0 and recap(unguarded.stdout)["changed"] == 1, unguarded.stdout
+    assert not dropin.exists()
 
 
 def chdb_policy(data, config):
@@ -418,3 +429,69 @@ def test_a_cold_disk_that_stops_answering_fails_the_run_within_its_time_outs(tmp
     finally:
         front.unstall()
         front.stop()
+
+
+@pytest.fixture
+def btrfs_warm(tmp_path):
+    """A btrfs (zstd, as the warm tier mounts it) on a loop image, mounted at tmp_path/warm."""
+    point = tmp_path / "warm"
+    point.mkdir()
+    image = tmp_path / "warm.img"
+    with open(image, "wb") as handle:
+        handle.truncate(160 << 20)
+    loop = subprocess.run(["losetup", "--find", "--show", str(image)], check=True, capture_output=True, text=True)
+    device = loop.stdout.strip()
+    mounted = False
+
+    def mount():
+        nonlocal mounted
+        subprocess.run(["mount", "-o", "compress=zstd:3,noatime", device, str(point)], check=True)
+        mounted = True
+
+    try:
+        subprocess.run(["mkfs.btrfs", "-q", "-f", device], check=True, capture_output=True)
+        yield point, mount
+    finally:
+        if mounted:
+            subprocess.run(["umount", str(point)], check=False)
+        subprocess.run(["losetup", "-d", device], check=False)
+
+
+def lsattr_flags(path):
+    out = subprocess.run(["lsattr", "-d", str(path)], check=True, capture_output=True, text=True).stdout
+    return out.split()[0]
+
+
+@pytest.mark.root
+@pytest.mark.skipif(
+    os.geteuid() != 0 or not all(shutil.which(t) for t in ("losetup", "mkfs.btrfs", "lsattr")),
+    reason="needs root, losetup, mkfs.btrfs and lsattr",
+)
+def test_the_warm_disk_only_on_the_mounted_tier_and_btrfs_leaves_its_parts_uncompressed(tmp_path, btrfs_warm):
+    (tmp_path / "server").mkdir()
+    point, mount = btrfs_warm
+    variables = {
+        "hot_tier_mode": "directory",
+        "clickhouse_storage_require_mounts": True,
+        "clickhouse_storage_warm_nocompress": True,
+    }
+    config = tmp_path / "config.d" / "jts-storage.xml"
+
+    # not mounted: refused before anything is written, nothing created below the mount point
+    refused = run_role(tmp_path, **variables)
+    assert refused.returncode != 0
+    assert "(warm disk) must be below %s with a btrfs filesystem mounted there" % point in " ".join(
+        refused.stdout.split()
+    )
+    assert not config.exists() and not (point / "clickhouse").exists()
+
+    mount()
+    done = run_role(tmp_path, **variables)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "m" in lsattr_flags(point / "clickhouse")
+    part = point / "clickhouse" / "store"
+    part.mkdir()
+    (part / "data.bin").write_bytes(b"\0" * 65536)
+    assert "m" in lsattr_flags(part) and "m" in lsattr_flags(part / "data.bin")  # inherited by what the server writes
+    again = run_role(tmp_path, **variables)
+    assert again.returncode == 0 and recap(again.stdout)["changed"] == 0, again.stdout

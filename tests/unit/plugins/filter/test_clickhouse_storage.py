@@ -44,6 +44,15 @@ def test_lvm_layout_hot_is_the_default_disk_cold_is_warm():
     assert plan["kept"] == []
 
 
+def test_the_servers_own_path_is_checked_when_it_is_the_hot_disk():
+    assert clickhouse_storage_plan(wanted())["mount_checks"] == [
+        {"path": "/var/lib/clickhouse/", "tier": "hot"},
+        {"path": "/data/warm-storage/clickhouse/", "tier": "warm"},
+    ]
+    other = clickhouse_storage_plan(wanted(hot={"path": "/data/jts/hot/clickhouse/data"}))
+    assert other["mount_checks"] == other["directories"]
+
+
 def test_hot_path_elsewhere_is_a_disk_of_its_own():
     plan = clickhouse_storage_plan(wanted(hot={"path": "/data/jts/hot/clickhouse/data"}))
     assert plan["disks"][0] == {"name": "hot", "path": "/data/jts/hot/clickhouse/data/"}
