@@ -332,8 +332,10 @@ class Archiver(PartitionOps):
                         "reason": part["reason"],
                     }
                 )
-            pending_kept = [p for p in found["partitions"] if p["pending"] and p not in expired]
-            for part in pending_kept:
+            due = {(p["schema"], p["name"]) for p in expired}
+            for part in found["partitions"]:
+                if not part["pending"] or (part["schema"], part["name"]) in due:
+                    continue
                 self.warnings.append(
                     "%s has a detach pending that this module did not start and is not past the retention; "
                     "left alone" % sql.qualified(part["schema"], part["name"])
@@ -353,8 +355,9 @@ class Archiver(PartitionOps):
                 item["has_default"] = table["has_default"]
                 work[item["partition"]] = item
         self._plan_recovery(work, records)
-        self.result["partitions"] = [self._public(item) for item in work.values()]
-        return list(work.values())
+        ordered = sorted(work.values(), key=_oldest_first)
+        self.result["partitions"] = [self._public(item) for item in ordered]
+        return ordered
 
     @staticmethod
     def _item(table, part, state):
@@ -384,7 +387,14 @@ class Archiver(PartitionOps):
 
     def _plan_recovery(self, work, records):
         """Partitions the journal left in flight: finished, continued or closed."""
-        self._stale_scratch = [n for n in sql.stale_scratch(records, self.port) if n.startswith(SCRATCH_PREFIX)]
+        self._stale_scratch = []
+        for name in sql.stale_scratch(records, self.port):
+            if not name.startswith(SCRATCH_PREFIX):
+                continue
+            if self.cli.query_json(sql.DATABASE_EXISTS_SQL, {"scratch": name}, what="looking for database %s" % name):
+                self._stale_scratch.append(name)
+            elif not self.check_mode:  # never made (CREATE DATABASE failed) or dropped by hand: close it quietly
+                self.journal.append([{"op": "scratch_dropped", "port": self.port, "name": name, "run": self.run_id}])
         for name, rec in sorted(sql.in_flight(records, self.port, self.database).items()):
             item = {
                 "ts": rec["table_schema"],
@@ -618,6 +628,14 @@ class Archiver(PartitionOps):
                 "detached_with": detached_with,
             }
         )
+
+
+def _oldest_first(item):
+    try:
+        upper = float("inf") if item.get("hi") is None else sql.parse_pg_time(item["hi"])
+    except ValueError:
+        upper = float("inf")
+    return (item["table"], upper, item["partition"])
 
 
 def _reason(exc):

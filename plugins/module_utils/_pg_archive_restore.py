@@ -85,6 +85,12 @@ class Restorer(PartitionOps):
             and wanted in (r.get("partition"), r.get("partition_name"))
             and (not dump or os.path.basename(r.get("dump", "")) == os.path.basename(dump))
         ]
+        named = sorted({r.get("partition") for r in matches})
+        if len(named) > 1:
+            raise ArchiveFailed(
+                "partition %s is ambiguous in the journal (%s); give its schema-qualified name; nothing was restored"
+                % (wanted, ", ".join(named))
+            )
         if matches:
             return matches[-1], "journal"
         if not dump:
