@@ -77,19 +77,22 @@ def bounds_text(lo, hi):
 # -- tablespaces on the warm tier or the NAS -----------------------------------------------------
 
 
-def _probe_location(path, root):
-    """Run in a child (may touch a dead NFS mount): the real path of ``path`` and the devices."""
-    out = {"real": os.path.realpath(path), "dev": None, "root_dev": None, "root_is_mount": False}
+def _probe_location(path, roots):
+    """Run in a child (may touch a dead NFS mount): the real path and device of ``path``, and for
+    each tier root its device and whether it is a mount point."""
+    out = {"real": os.path.realpath(path), "dev": None, "roots": {}}
     try:
         out["dev"] = os.stat(path).st_dev
     except OSError:
         pass
-    try:
-        root_st = os.stat(root)
-        out["root_dev"] = root_st.st_dev
-        out["root_is_mount"] = root_st.st_dev != os.stat(os.path.dirname(root.rstrip("/")) or "/").st_dev
-    except OSError:
-        pass
+    for root in roots:
+        info = {"dev": None, "is_mount": False}
+        try:
+            info["dev"] = os.stat(root).st_dev
+            info["is_mount"] = info["dev"] != os.stat(os.path.dirname(root.rstrip("/")) or "/").st_dev
+        except OSError:
+            pass
+        out["roots"][root] = info
     return out
 
 
@@ -101,39 +104,49 @@ def _inside(path, root):
 
 def tablespace_refusals(tablespaces, tiers, allowed, probe_timeout, probe=None):
     """Messages for tablespaces whose location lies on a tier in ``tiers`` ({name: (path, option)})
-    that ``allowed`` does not acknowledge: by path, by real path (symlinks) and by device."""
-    probe = probe or (lambda path, root: call_with_timeout(_probe_location, (path, root), timeout=probe_timeout))
+    that ``allowed`` does not acknowledge: by path, by real path (symlinks) and by device. Each
+    location is probed once, in a child with a time-out; one that does not answer counts as on the
+    NAS (or on the one tier checked)."""
+    probe = probe or (lambda path, roots: call_with_timeout(_probe_location, (path, roots), timeout=probe_timeout))
+    checked = sorted((tier, root, option) for tier, (root, option) in tiers.items() if root and tier not in allowed)
     refusals = []
     for space in tablespaces:
         location = space.get("location") or ""
-        if not location:
+        if not location or not checked:
             continue
-        for tier, (root, option) in sorted(tiers.items()):
-            if tier in allowed or not root:
-                continue
-            why = None
-            if _inside(location, root):
-                why = "its location %s lies below %s" % (location, root)
-            else:
-                try:
-                    found = probe(location, root)
-                except (ProbeTimeout, OSError, RuntimeError) as exc:
-                    why = "its location %s did not answer within %ss (%s), as a dead NAS mount would not" % (
-                        location,
-                        probe_timeout,
-                        exc,
-                    )
-                else:
-                    if _inside(found["real"], root):
-                        why = "its location %s resolves to %s, below %s" % (location, found["real"], root)
-                    elif found["root_is_mount"] and found["dev"] is not None and found["dev"] == found["root_dev"]:
-                        why = "its location %s is on the filesystem mounted at %s" % (location, root)
-            if why:
-                refusals.append(
-                    "tablespace %s: %s (%s, option %s): if that tier is lost or not mounted, PostgreSQL may not start. "
-                    "Move the tablespace, or acknowledge it with allow_tablespaces_on: [%s]"
-                    % (space["name"], why, tier, option, tier)
+        hits = [
+            (tier, option, "its location %s lies below %s" % (location, root))
+            for tier, root, option in checked
+            if _inside(location, root)
+        ]
+        if not hits:
+            try:
+                found = probe(location, [root for _tier, root, _option in checked])
+            except (ProbeTimeout, OSError, RuntimeError) as exc:
+                tier, _root, option = next((c for c in checked if c[0] == "nas"), checked[0])
+                why = "its location %s did not answer within %ss (%s), as on a dead NAS mount" % (
+                    location,
+                    probe_timeout,
+                    exc,
                 )
+                hits = [(tier, option, why)]
+            else:
+                for tier, root, option in checked:
+                    info = found["roots"].get(root) or {}
+                    if _inside(found["real"], root):
+                        hits.append(
+                            (tier, option, "its location %s resolves to %s, below %s" % (location, found["real"], root))
+                        )
+                    elif info.get("is_mount") and found["dev"] is not None and found["dev"] == info.get("dev"):
+                        hits.append(
+                            (tier, option, "its location %s is on the filesystem mounted at %s" % (location, root))
+                        )
+        for tier, option, why in hits:
+            refusals.append(
+                "tablespace %s: %s (%s, option %s): if that tier is lost or not mounted, PostgreSQL may not start. "
+                "Move the tablespace, or acknowledge it with allow_tablespaces_on: [%s]"
+                % (space["name"], why, tier, option, tier)
+            )
     return refusals
 
 
