@@ -516,7 +516,7 @@ class Archiver(PartitionOps):
             return
         try:
             self.cli.psql(sql.DROP_SCRATCH_SQL, {"scratch": name}, what="dropping the scratch database %s" % name)
-            self.journal.append([{"op": "scratch_dropped", "port": self.port, "name": name, "run": self.run_id}])
+            self._append_quietly({"op": "scratch_dropped", "port": self.port, "name": name, "run": self.run_id})
         except PgError as exc:
             self.warnings.append("scratch database %s was not dropped (%s); the next run drops it" % (name, exc))
         self.scratch = None

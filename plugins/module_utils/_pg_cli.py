@@ -81,7 +81,10 @@ def _stderr_tail(err):
 
 def _drop_privileges(user):
     """A preexec function that switches to ``user`` (its groups, gid, uid) before the exec."""
-    entry = pwd.getpwnam(user)
+    try:
+        entry = pwd.getpwnam(user)
+    except KeyError:
+        raise PgError("os_user: there is no user %s on this host" % user) from None
 
     def switch():
         os.initgroups(entry.pw_name, entry.pw_gid)

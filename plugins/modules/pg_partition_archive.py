@@ -444,19 +444,9 @@ def check_dump_dir(module):
         )
 
 
-def main():
-    module = AnsibleModule(
-        argument_spec=ARGUMENT_SPEC,
-        required_if=[("state", "archived", ["tables", "dump_dir"]), ("state", "restored", ["partition"])],
-        supports_check_mode=True,
-    )
+def make_cli(module):
     params = module.params
-    for name in ("connect_timeout", "command_timeout"):
-        if params[name] < 0:
-            module.fail_json(msg="%s: %d must be 0 or more" % (name, params[name]))
-    if params["state"] == "archived":
-        check_dump_dir(module)
-    cli = PgCli(
+    return PgCli(
         tool_paths(module),
         params["dbname"],
         host=params["host"],
@@ -470,6 +460,24 @@ def main():
         statement_timeout=params["command_timeout"],
         command_timeout=params["command_timeout"],
     )
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=ARGUMENT_SPEC,
+        required_if=[("state", "archived", ["tables", "dump_dir"]), ("state", "restored", ["partition"])],
+        supports_check_mode=True,
+    )
+    params = module.params
+    for name in ("connect_timeout", "command_timeout"):
+        if params[name] < 0:
+            module.fail_json(msg="%s: %d must be 0 or more" % (name, params[name]))
+    if params["state"] == "archived":
+        check_dump_dir(module)
+    try:
+        cli = make_cli(module)
+    except PgError as exc:
+        module.fail_json(msg=str(exc))
     journal = Journal(params["journal"])
     runner_class = Archiver if params["state"] == "archived" else Restorer
     runner = runner_class(cli, journal, params, check_mode=module.check_mode)

@@ -525,3 +525,27 @@ def test_restore_by_a_bare_name_that_two_schemas_share_is_refused(run_module, pg
     assert result["failed"] is True, result
     assert "archive.trades_2020_01, market.trades_2020_01" in result["msg"] and "qualified" in result["msg"]
     assert pg.parts[P1] == "gone"
+
+
+def test_an_unknown_os_user_is_refused_naming_the_option(run_module, pg, tmp_path):
+    result = run_module(pg_partition_archive, args_for(tmp_path, os_user="no-such-user-jts"))
+    assert result["failed"] is True and result["msg"] == "os_user: there is no user no-such-user-jts on this host"
+    assert pg.calls == []
+
+
+def test_a_journal_error_while_dropping_the_scratch_database_does_not_hide_the_failure(
+    run_module, pg, tmp_path, monkeypatch
+):
+    real = _migrate_journal.Journal.append
+
+    def append(self, records):
+        if records[0]["op"] == "scratch_dropped":
+            raise _migrate_journal.JournalError("cannot write journal %s: No space left on device" % self.path)
+        return real(self, records)
+
+    monkeypatch.setattr(_migrate_journal.Journal, "append", append)
+    pg.fail["restore"] = (1, "pg_restore: error: boom")
+    result = run_module(pg_partition_archive, args_for(tmp_path))
+    assert result["failed"] is True
+    assert result["msg"].startswith("restore into the scratch database of market.trades_2020_01 failed"), result["msg"]
+    assert pg.databases == set() and pg.parts[P1] == "attached"
