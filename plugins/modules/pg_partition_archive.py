@@ -146,7 +146,7 @@ options:
     description: The role's password, passed to the tools as C(PGPASSWORD) only.
     type: str
   passfile:
-    description: A libpq password file, passed to the tools as C(PGPASSFILE).
+    description: A libpq password file, passed to the tools as C(PGPASSFILE) (readable by O(os_user) when that is set).
     type: path
   os_user:
     description:
