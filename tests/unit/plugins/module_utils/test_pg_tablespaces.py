@@ -1,10 +1,11 @@
-"""_pg_archive: the tablespace refusal (paths, resolved paths, devices, a mount that does not answer)."""
+"""_pg_tablespaces: the tablespace refusal (paths, resolved paths, devices, a mount that does not answer)."""
 
 from __future__ import annotations
 
 import pytest
 
-from ansible_collections.jts.tiered_storage.plugins.module_utils._pg_archive import bounds_text, tablespace_refusals
+from ansible_collections.jts.tiered_storage.plugins.module_utils._pg_archive import bounds_text
+from ansible_collections.jts.tiered_storage.plugins.module_utils._pg_tablespaces import tablespace_refusals
 from ansible_collections.jts.tiered_storage.plugins.module_utils._timeout import ProbeTimeout
 
 TIERS = {"warm": ("/data/warm-storage", "warm_tier_path"), "nas": ("/mnt/synology", "nas_path")}
