@@ -242,8 +242,13 @@ def started():
     yield start
     for proc in procs:
         if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+            # SIGTERM: ansible-playbook stops its workers (they run in sessions of their own).
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
 
 
 def _start(tmp, fio_extra, **extra):
@@ -258,12 +263,25 @@ def _start(tmp, fio_extra, **extra):
     )
 
 
+def _fio_of(tmp):
+    """The fio processes that hold a file below ``tmp`` (this test's, not another run's)."""
+    found = []
+    for pid in subprocess.run(["pgrep", "-x", "fio"], capture_output=True, text=True).stdout.split():
+        try:
+            links = [os.readlink(entry) for entry in Path("/proc/%s/fd" % pid).iterdir()]
+        except OSError:
+            continue
+        if any(link.startswith(str(tmp)) for link in links):
+            found.append(int(pid))
+    return found
+
+
 def _wait_for_fio(tmp, timeout=120):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        found = subprocess.run(["pgrep", "-f", "--", "--name=jts-"], capture_output=True, text=True).stdout.split()
-        if found and bench_files(tmp):
-            return [int(pid) for pid in found]
+        found = _fio_of(tmp)
+        if found:
+            return found
         time.sleep(0.2)
     raise AssertionError("fio did not start")
 
