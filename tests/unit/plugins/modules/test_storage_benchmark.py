@@ -9,8 +9,9 @@ import os
 
 import pytest
 
+from ansible_collections.jts.tiered_storage.plugins.module_utils import _benchmark_run as sb
 from ansible_collections.jts.tiered_storage.plugins.module_utils._benchmark import is_test_file
-from ansible_collections.jts.tiered_storage.plugins.modules import storage_benchmark as sb
+from ansible_collections.jts.tiered_storage.plugins.modules import storage_benchmark
 
 FIO_OUT = json.dumps(
     {
@@ -105,7 +106,7 @@ def files_in(path):
 
 def test_check_mode_lists_commands_and_runs_nothing(setup, run_module):
     tmp_path, recorder, args = setup
-    result = run_module(sb, args, check_mode=True)
+    result = run_module(storage_benchmark, args, check_mode=True)
     assert recorder.calls == []
     assert files_in(tmp_path / "pg") == [] and files_in(tmp_path / "nas") == []
     assert not (tmp_path / "state").exists() and not (tmp_path / "lock").exists()
@@ -119,7 +120,7 @@ def test_check_mode_lists_commands_and_runs_nothing(setup, run_module):
 
 def test_a_read_gets_its_write_first_and_reads_what_was_written(setup, run_module):
     _tmp_path, recorder, args = setup
-    result = run_module(sb, args)
+    result = run_module(storage_benchmark, args)
     assert result["problems"] == []
     tests = [(c["file"].rsplit("/", 2)[1], c["argv"][1]) for c in recorder.calls]
     assert tests == [
@@ -133,7 +134,7 @@ def test_a_read_gets_its_write_first_and_reads_what_was_written(setup, run_modul
 
 def test_test_files_are_gone_and_the_run_is_saved(setup, run_module):
     tmp_path, _recorder, args = setup
-    result = run_module(sb, args)
+    result = run_module(storage_benchmark, args)
     assert files_in(tmp_path / "pg") == [] and files_in(tmp_path / "nas") == []
     [saved] = list((tmp_path / "state").iterdir())
     assert saved.name == result["run_id"] + ".json" and result["result_file"] == str(saved)
@@ -148,17 +149,17 @@ def test_test_files_are_gone_and_the_run_is_saved(setup, run_module):
 
 def test_second_run_is_compared_with_the_first(setup, run_module, monkeypatch):
     _tmp_path, recorder, args = setup
-    first = run_module(sb, args)
+    first = run_module(storage_benchmark, args)
     slower = FIO_OUT.replace("400000000", "100000000")
     recorder.answer = lambda argv, fd: (0, slower, "", False)
-    second = run_module(sb, args)
+    second = run_module(storage_benchmark, args)
     comparison = second["comparisons"]["hot/postgres/rand_read"]
     assert comparison["baseline_run"] == first["run_id"]
     [bw] = [c for c in comparison["changes"] if c["figure"] == "bandwidth_bytes_per_second"]
     assert bw["verdict"] == "worse" and bw["change_percent"] == -75.0
     assert any(w.startswith("hot/postgres/rand_read MB/s -75.0 %") for w in second["worse"])
     # Another block size: not comparable, a new baseline.
-    third = run_module(sb, dict(args, rand_block_size="8k"))
+    third = run_module(storage_benchmark, dict(args, rand_block_size="8k"))
     assert third["comparisons"]["hot/postgres/rand_read"]["baseline_run"] is None
     assert third["comparisons"]["cold/nas/seq_write"]["baseline_run"] == first["run_id"]
 
@@ -171,7 +172,7 @@ def test_a_stop_signal_mid_test_removes_the_file_and_saves_nothing(setup, run_mo
         raise sb.Interrupted(15)
 
     recorder.answer = interrupted
-    result = run_module(sb, args)
+    result = run_module(storage_benchmark, args)
     assert result["failed"] and "interrupted by signal 15" in result["msg"]
     assert files_in(tmp_path / "pg") == [] and files_in(tmp_path / "nas") == []
     assert not (tmp_path / "state").exists() or files_in(tmp_path / "state") == []
@@ -184,7 +185,7 @@ def test_a_failing_tool_is_reported_and_the_rest_runs(setup, run_module):
         if "--rw=randread" in argv
         else (0, FIO_OUT, "", False)
     )
-    result = run_module(sb, args)
+    result = run_module(storage_benchmark, args)
     assert result["failed"]
     assert result["problems"] == ["hot/postgres rand_read: fio exited 1: fio: pid=0, err=22/file:filesetup.c:805"]
     assert [r["status"] for r in result["results"]] == ["ok", "failed", "ok", "ok"]
@@ -194,7 +195,7 @@ def test_a_failing_tool_is_reported_and_the_rest_runs(setup, run_module):
 def test_a_timed_out_test_is_reported(setup, run_module):
     _tmp_path, recorder, args = setup
     recorder.answer = lambda argv, fd: (-9, "", "", True)
-    result = run_module(sb, dict(args, timeout=5))
+    result = run_module(storage_benchmark, dict(args, timeout=5))
     assert "killed after timeout=5s" in result["msg"]
     assert recorder.calls[0]["timeout"] == 5
 
@@ -202,7 +203,7 @@ def test_a_timed_out_test_is_reported(setup, run_module):
 def test_mount_above_warning_is_refused_and_untouched(setup, run_module, monkeypatch):
     tmp_path, recorder, args = setup
     monkeypatch.setattr(sb, "probe_target", fake_probe(tmp_path, used_percent=85.0))
-    result = run_module(sb, args)
+    result = run_module(storage_benchmark, args)
     assert result["failed"] and recorder.calls == []
     assert "%s (hot tier, postgres) is 85.0 %% used" % (tmp_path / "pg") in result["msg"]
     assert "benchmark_warning" in result["msg"]
@@ -213,7 +214,7 @@ def test_mount_above_warning_is_refused_and_untouched(setup, run_module, monkeyp
 def test_not_mounted_is_refused(setup, run_module, monkeypatch):
     tmp_path, recorder, args = setup
     monkeypatch.setattr(sb, "probe_target", fake_probe(tmp_path, is_mount=False))
-    result = run_module(sb, args)
+    result = run_module(storage_benchmark, args)
     assert "is not a mount point" in result["msg"] and recorder.calls == []
 
 
@@ -223,7 +224,7 @@ def test_a_symlinked_directory_is_refused_and_its_target_untouched(setup, run_mo
     elsewhere.mkdir()
     (tmp_path / "nas").rmdir()
     (tmp_path / "nas").symlink_to(elsewhere)
-    result = run_module(sb, args)
+    result = run_module(storage_benchmark, args)
     assert "symlink" in result["msg"] and "(cold tier, nas)" in result["msg"]
     assert files_in(elsewhere) == []
     assert all(not c["file"].startswith(str(elsewhere)) for c in recorder.calls)
@@ -239,7 +240,7 @@ def test_leftovers_removed_foreign_names_left_alone(setup, run_module):
     link.symlink_to(victim)
     other = tmp_path / "pg" / "data.tmp"
     other.write_text("not ours")
-    result = run_module(sb, args)
+    result = run_module(storage_benchmark, args)
     assert result["cleaned"] == [str(stale)] and not stale.exists()
     assert result["left_alone"] == [str(link)] and victim.read_text() == "keep"
     assert other.exists()
@@ -249,16 +250,16 @@ def test_cleaned_state_in_check_mode_removes_nothing(setup, run_module):
     tmp_path, _recorder, args = setup
     stale = tmp_path / "pg" / ".jts-benchmark-20200101T000000Z-dead00.tmp"
     stale.write_text("x")
-    result = run_module(sb, dict(args, state="cleaned"), check_mode=True)
+    result = run_module(storage_benchmark, dict(args, state="cleaned"), check_mode=True)
     assert result["cleaned"] == [str(stale)] and stale.exists()
-    result = run_module(sb, dict(args, state="cleaned"))
+    result = run_module(storage_benchmark, dict(args, state="cleaned"))
     assert result["changed"] and not stale.exists()
 
 
 def test_a_running_benchmark_holds_the_others_off(setup, run_module):
     tmp_path, recorder, args = setup
     with sb.TreeLock([str(tmp_path / "pg")], "a move", str(tmp_path / "lock")):
-        result = run_module(sb, args)
+        result = run_module(storage_benchmark, args)
     assert result["failed"] and "in use by another run" in result["msg"]
     assert recorder.calls == []
 
@@ -272,7 +273,7 @@ def test_dd_without_fio_skips_random_reads(setup, run_module, monkeypatch):
         return 0, "", dd_out, False
 
     monkeypatch.setattr(sb, "run_tool", dd)
-    result = run_module(sb, dict(args, tool="dd"))
+    result = run_module(storage_benchmark, dict(args, tool="dd"))
     statuses = {(r["name"], r["test"]): (r["status"], r["tool"]) for r in result["results"]}
     assert statuses[("postgres", "rand_read")] == ("skipped", "dd")
     assert statuses[("nas", "seq_read")] == ("ok", "dd")
@@ -290,14 +291,14 @@ def test_dd_without_fio_skips_random_reads(setup, run_module, monkeypatch):
 )
 def test_bad_settings(setup, run_module, args, message):
     _tmp, _rec, base = setup
-    result = run_module(sb, dict(base, **args))
+    result = run_module(storage_benchmark, dict(base, **args))
     assert result["failed"] and message in result["msg"]
 
 
 def test_directory_must_be_below_its_mount(setup, run_module):
     tmp_path, _rec, args = setup
     args["targets"][1]["directory"] = str(tmp_path / "pg")
-    result = run_module(sb, args)
+    result = run_module(storage_benchmark, args)
     assert result["failed"] and "is not below mount" in result["msg"]
 
 
