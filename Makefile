@@ -107,7 +107,7 @@ lab-down: venv
 	$(LAB) down --name $(LAB_NAME)
 
 bench: venv deps
-	$(PY) benchmarks/run_all.py
+	$(PY) benchmarks/run_all.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(BUILD) .pytest_cache .ruff_cache
