@@ -14,3 +14,17 @@ def test_the_unit_ended_well_and_left_no_lock_or_snapshot(host):
     assert not host.file("/run/jts/lifecycle.lock.d").exists
     snapshots = host.run("lvs --noheadings -o lv_name -S 'lv_name=~^jts_backup_' vg_jts")
     assert snapshots.rc == 0 and snapshots.stdout.strip() == ""
+
+
+def test_the_good_run_is_recorded_after_the_failed_and_killed_ones(host):
+    """side_effects/run_report.yml left a failed and a killed run; the nightly run after them succeeded."""
+    prom = host.file("/var/lib/prometheus/node-exporter/jts_lifecycle.prom").content_string
+    assert "jts_lifecycle_run_success 1\n" in prom
+    for step in ("health", "backup", "migrate", "archive", "cleanup"):
+        assert 'jts_lifecycle_step_success{step="%s"} 1\n' % step in prom
+        assert 'jts_lifecycle_step_skipped{step="%s"} 0\n' % step in prom
+    assert 'jts_lifecycle_step_files{step="migrate",action="moved"} 1\n' in prom
+    state = host.file("/var/lib/jts/lifecycle")
+    assert state.is_directory and state.mode == 0o700 and state.user == "root"
+    summary = host.run("/usr/local/bin/jts-lifecycle-report")
+    assert summary.rc == 0 and summary.stdout.startswith("last run: SUCCESS"), summary.stdout
