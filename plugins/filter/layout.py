@@ -190,10 +190,38 @@ def layout_health_tiers(layout, warning=80, critical=90, vg_free_warning="3%", v
     ]
 
 
-def layout_migrate_moves(layout, log_age="7d", backup_age="30d"):
-    """The tier_migrate runs of a layout: service logs hot -> warm, daily backups warm -> cold."""
+# Rotated system logs (syslog.1, kern.log.2.gz, messages-20261101, dpkg.log.3.gz): a log that is
+# still the live file of a daemon is never among them, so a move cannot take a file someone still
+# writes to. The live *.log files are logrotate's to rotate.
+SYSTEM_LOG_INCLUDE = [
+    "*.[0-9]",
+    "*.[0-9].gz",
+    "*.[0-9][0-9]",
+    "*.[0-9][0-9].gz",
+    "*-[0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9]*",
+]
+# journald's files are its own; the lifecycle's own logs stay where they are written.
+SYSTEM_LOG_EXCLUDE = ["journal", "*.journal", "*.journal~"]
+
+
+def layout_migrate_moves(layout, log_age="7d", backup_age="30d", system_logs="/var/log"):
+    """The tier_migrate runs of a layout: rotated system logs and service logs hot -> warm, daily backups warm -> cold."""
     warm, cold = layout["warm"], layout["cold"]
-    moves = [
+    moves = []
+    if system_logs:
+        moves.append(
+            {
+                "name": "system logs",
+                "source": _abs(system_logs, "lifecycle_migrate_system_log_dir"),
+                "destination": "%s/system" % warm["logs"],
+                "destination_mount": warm["mount"],
+                "older_than": log_age,
+                "compression": "zstd",
+                "include": list(SYSTEM_LOG_INCLUDE),
+                "exclude": list(SYSTEM_LOG_EXCLUDE),
+            }
+        )
+    moves += [
         {
             "name": "%s logs" % item["name"],
             "source": item["path"],

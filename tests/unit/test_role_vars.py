@@ -130,7 +130,7 @@ def test_the_nightly_run_derives_from_the_tier_variables_only():
         ["health", "backup", "migrate", "archive", "cleanup"],
         ["hot", "warm", "cold"],
         "/srv/pg",
-        ["/srv/pg/logs", "/srv/warm/daily-backups"],
+        ["/var/log", "/srv/pg/logs", "/srv/warm/daily-backups"],
         "nas2.internal",
         "/mnt/nas",
         "/mnt/nas/jts/development/datasets",

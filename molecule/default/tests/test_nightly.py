@@ -9,6 +9,13 @@ def test_the_aged_log_moved_to_the_warm_tier(host):
     assert moved.exists and moved.size > 0
 
 
+def test_rotated_system_logs_moved_and_live_ones_stayed(host):
+    assert not host.file("/var/log/jts-test/app.log.1").exists
+    moved = host.file("/data/warm-storage/logs/system/jts-test/app.log.1.zst")
+    assert moved.exists and moved.size > 0
+    assert host.file("/var/log/jts-test/app.log").exists  # a live name is never moved
+
+
 def test_the_unit_ended_well_and_left_no_lock_or_snapshot(host):
     assert host.run("systemctl show -p Result --value jts-lifecycle.service").stdout.strip() == "success"
     assert not host.file("/run/jts/lifecycle.lock.d").exists

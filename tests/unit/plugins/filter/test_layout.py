@@ -91,7 +91,27 @@ def test_another_host_is_described_by_its_tier_variables_only():
     assert tiers[2]["mounts"][0]["source"] == "nas2.internal:/export/x"
     assert tiers[2]["mounts"][0]["path"] == "/mnt/nas"
 
-    moves = layout_migrate_moves(layout, "3d", "14d")
+    moves = layout_migrate_moves(layout, "3d", "14d", "/srv/log")
+    assert moves[0] == {
+        "name": "system logs",
+        "source": "/srv/log",
+        "destination": "/srv/warm/logs/system",
+        "destination_mount": "/srv/warm",
+        "older_than": "3d",
+        "compression": "zstd",
+        "include": [
+            "*.[0-9]",
+            "*.[0-9].gz",
+            "*.[0-9][0-9]",
+            "*.[0-9][0-9].gz",
+            "*-[0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9]*",
+        ],
+        "exclude": ["journal", "*.journal", "*.journal~"],
+    }
+    assert layout_migrate_moves(layout, "3d", "14d", "")[0]["name"] == "pg logs"
+    with pytest.raises(AnsibleFilterError, match="lifecycle_migrate_system_log_dir"):
+        layout_migrate_moves(layout, "3d", "14d", "var/log")
+    moves = moves[1:]
     assert moves == [
         {
             "name": "pg logs",
