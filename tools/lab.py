@@ -59,6 +59,8 @@ PACKAGES = (
     "nftables",
     "util-linux",
     "procps",
+    # playbooks/benchmark.yml's tool (the Molecule step runs it; the VM needs no mirror then)
+    "fio",
     "ansible-core",
     # debootstrap does not resolve virtual packages: python3-cryptography (for ansible-core)
     # needs python3-cffi-backend-api-*, which only python3-cffi-backend provides.
