@@ -719,12 +719,19 @@ class TempRegistry:
         self.known = set()
 
     def add(self, root, rel_dir):
-        key = (root, rel_dir)
-        if key in self.known:
-            return
-        self.known.add(key)
-        line = json.dumps({"root": encode_path(root), "dir": encode_path(rel_dir)}, ensure_ascii=True) + "\n"
-        append_private(self.path, line.encode("ascii"))
+        self.add_many(root, (rel_dir,))
+
+    def add_many(self, root, rel_dirs):
+        """Record the directories not recorded yet with one append (one flush)."""
+        lines = []
+        for rel_dir in rel_dirs:
+            key = (root, rel_dir)
+            if key in self.known:
+                continue
+            self.known.add(key)
+            lines.append(json.dumps({"root": encode_path(root), "dir": encode_path(rel_dir)}, ensure_ascii=True))
+        if lines:
+            append_private(self.path, ("\n".join(lines) + "\n").encode("ascii"))
 
     def entries(self):
         found = set(self.known)
@@ -1126,6 +1133,9 @@ class Transfer:
     def stage_batch(self, jobs):
         """Step 1 for each job; return the staged jobs and the ENOSPC error that stopped it, if any."""
         staged = []
+        # Every directory that gets a temporary file is recorded before it gets one: the whole
+        # batch's with one flush (stage() checks each again), not one flush per directory.
+        self.registry.add_many(self.dst.root, sorted({split(job.dst_rel)[0] for job in jobs}))
         for i, job in enumerate(jobs):
             try:
                 self.stage(job)

@@ -943,3 +943,29 @@ def test_rename_noreplace_at(tmp_path):
     finally:
         os.close(fd)
     assert (tmp_path / "c").read_bytes() == b"a" and not (tmp_path / "a").exists()
+
+
+# --------------------------------------------------------------------------- issue 17: fewer flushes, cheaper checks
+
+
+def test_a_batch_records_its_temporary_directories_with_one_flush(tmp_path, monkeypatch):
+    """Every directory that gets a temporary file is recorded (and flushed) before it gets one,
+    but a batch of files in many directories costs one append to the registry, not one each."""
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    for i in range(6):
+        _old_file(src / ("d%d" % i) / "f", b"%d" % i * 100)
+    dst.mkdir()
+    appends = []
+    real = m.append_private
+
+    def counting(path, data):
+        if path.endswith(b".tmpdirs"):
+            appends.append(data)
+            # the temporary files of the batch come after this flush
+            assert not any(name.startswith(".jts-migrate-") for _r, _d, names in os.walk(dst) for name in names)
+        return real(path, data)
+
+    monkeypatch.setattr(m, "append_private", counting)
+    res = _run(src, dst, tmp_path)
+    assert res["moved"] == 6
+    assert len(appends) == 1 and appends[0].count(b"\n") == 6
