@@ -26,6 +26,13 @@ import os
 import re
 import time
 
+from ansible_collections.jts.tiered_storage.plugins.module_utils._freshness import (
+    ON_NAS,
+    FreshnessError,
+    build_freshness,
+    check_freshness,
+    report_lines,
+)
 from ansible_collections.jts.tiered_storage.plugins.module_utils._lvm_snapshot import (
     LV_FIELDS,
     LVM_TIME_CONFIG,
@@ -46,6 +53,7 @@ from ansible_collections.jts.tiered_storage.plugins.module_utils._mount_options 
 )
 from ansible_collections.jts.tiered_storage.plugins.module_utils._timeout import (
     ProbeTimeout,
+    call_with_timeout,
     statvfs_in_process,
     statvfs_with_timeout,
     tcp_probe,
@@ -276,7 +284,19 @@ def build_config(settings):
     fail_on = settings.get("fail_on") or "never"
     if fail_on not in FAIL_ON:
         raise HealthError("fail_on: %r is not one of %s" % (fail_on, ", ".join(FAIL_ON)))
-    return {"tiers": tiers, "timeout": timeout, "probe_timeout": min(probe, timeout), "fail_on": fail_on}
+    try:
+        freshness = build_freshness(settings.get("freshness"))
+    except FreshnessError as exc:
+        raise HealthError(str(exc)) from None
+    if freshness["checks"] and "freshness" in names:
+        raise HealthError("tiers: 'freshness' names the freshness checks in alerts and reports; rename that tier")
+    return {
+        "tiers": tiers,
+        "timeout": timeout,
+        "probe_timeout": min(probe, timeout),
+        "fail_on": fail_on,
+        "freshness": freshness,
+    }
 
 
 # ----------------------------------------------------------------------------------------------
@@ -675,7 +695,18 @@ class HealthChecker:
     ``module.run_command``, the command ``subprocess``.
     """
 
-    def __init__(self, config, runner, which, read_file=None, statvfs=None, probe=None, clock=time.monotonic):
+    def __init__(
+        self,
+        config,
+        runner,
+        which,
+        read_file=None,
+        statvfs=None,
+        probe=None,
+        clock=time.monotonic,
+        call=None,
+        now=time.time,
+    ):
         self.config = config
         self.runner = runner
         self.which = which
@@ -687,6 +718,8 @@ class HealthChecker:
         self.clock = clock
         self.deadline = Deadline(config["timeout"], config["probe_timeout"], clock)
         self.stalled = {}  # mount point -> reason: later paths on it are not probed again
+        self.call = call or call_with_timeout  # the freshness scans: a forked child with a time-out
+        self.now = now
 
     def _run(self, argv):
         budget = self.deadline.budget()
@@ -696,7 +729,7 @@ class HealthChecker:
 
     def run(self):
         started = self.clock()
-        wall = time.time()
+        wall = self.now()
         try:
             mounts = parse_mounts(self.read_file(MOUNTS_FILE))
         except OSError as exc:
@@ -733,6 +766,8 @@ class HealthChecker:
             result["alerts"] = len(tier_alerts)
             tiers[tier["name"]] = result
             alerts.extend(tier_alerts)
+        freshness = self.check_freshness(mounts, nas)
+        alerts.extend(freshness.pop("alerts"))
         status, counts = summarise(alerts)
         return {
             "status": status,
@@ -752,9 +787,40 @@ class HealthChecker:
                 }
                 for t in self.config["tiers"]
             },
+            "freshness": freshness,
             "checked_at": int(wall),
             "duration_seconds": round(self.clock() - started, 3),
         }
+
+    # -- freshness ---------------------------------------------------------------------------
+
+    def check_freshness(self, mounts, nas):
+        """Ages of the newest backups, NAS snapshots and successful run (``_freshness``).
+
+        The NAS is probed once: a tier with the same server and port already did it, otherwise
+        here; when it does not answer, no check on the NAS touches its mount.
+        """
+        config = self.config["freshness"]
+        result = {"status": "ok", "checks": [], "nas": None, "alerts": []}
+        if not config["checks"]:
+            return result
+        nas_up = None
+        if config["nas_server"] and any(c["kind"] in ON_NAS for c in config["checks"]):
+            probed = None
+            for tier in self.config["tiers"]:
+                same = (tier["nas_server"], tier["nas_port"]) == (config["nas_server"], config["nas_port"])
+                if same and tier["name"] in nas:
+                    probed = nas[tier["name"]]
+                    break
+            if probed is None:
+                probed = self.check_nas({"nas_server": config["nas_server"], "nas_port": config["nas_port"]})
+            result["nas"] = probed
+            nas_up = (probed["up"], probed["message"])
+        entries, alerts = check_freshness(
+            config, self.call, self.deadline.budget, self.now(), mounts, nas_up, self.stalled
+        )
+        result.update(status=worst(a["severity"] for a in alerts), checks=entries, alerts=alerts)
+        return result
 
     # -- NAS ---------------------------------------------------------------------------------
 
@@ -1062,4 +1128,8 @@ def render_report(result, host=None):
             )
         for item in by_tier.get(name, []):
             lines.append("  %-8s %s: %s" % (item["severity"].upper(), item["path"], item["message"]))
+    freshness = result.get("freshness") or {}
+    lines.extend(
+        report_lines(freshness.get("checks") or [], by_tier.get("freshness", []), freshness.get("status", "ok"))
+    )
     return "\n".join(lines)

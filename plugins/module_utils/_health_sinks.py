@@ -13,6 +13,7 @@ import json
 import os
 import tempfile
 
+from ansible_collections.jts.tiered_storage.plugins.module_utils._freshness import perf_items
 from ansible_collections.jts.tiered_storage.plugins.module_utils._health import SEVERITY_RANK, HealthError, parse_bool
 
 METRIC_PREFIX = "jts_storage_"
@@ -43,7 +44,31 @@ METRICS = (
     ("alerts", "gauge", "Alerts of the last run by severity."),
     ("check_duration_seconds", "gauge", "Seconds the last health check took."),
     ("last_run_timestamp_seconds", "gauge", "Unix time of the last health check."),
+    # freshness (_freshness): ages at the time of the check, and the times they are counted from
+    ("backup_age_seconds", "gauge", "Age of the newest verified backup archive of an LV on the warm tier."),
+    ("backup_newest_timestamp_seconds", "gauge", "Unix time (from its name) of the newest backup of an LV on warm."),
+    ("nas_backup_age_seconds", "gauge", "Age of the newest backup archive of an LV on the NAS."),
+    (
+        "nas_backup_newest_timestamp_seconds",
+        "gauge",
+        "Unix time (from its name) of the newest backup of an LV on the NAS.",
+    ),
+    ("nas_snapshot_age_seconds", "gauge", "Age of the newest complete dated snapshot of a NAS archive."),
+    ("nas_snapshot_newest_timestamp_seconds", "gauge", "Unix time (from its name) of a NAS archive's newest snapshot."),
+    ("lifecycle_last_success_age_seconds", "gauge", "Age of the last successful nightly run (its end)."),
+    (
+        "freshness_status",
+        "gauge",
+        "Freshness check by kind and name: 0 ok, 1 warning, 2 critical, 3 unknown (none found: its missing severity).",
+    ),
 )
+# freshness kind -> (age metric, newest timestamp metric, label name)
+FRESHNESS_METRICS = {
+    "backup": ("backup_age_seconds", "backup_newest_timestamp_seconds", "lv"),
+    "nas_backup": ("nas_backup_age_seconds", "nas_backup_newest_timestamp_seconds", "lv"),
+    "nas_snapshot": ("nas_snapshot_age_seconds", "nas_snapshot_newest_timestamp_seconds", "archive"),
+    "last_run": ("lifecycle_last_success_age_seconds", None, None),
+}
 
 
 class SinkError(RuntimeError):
@@ -115,6 +140,16 @@ def metric_samples(result):
                 for counter, value in sorted(counters.items()):
                     labels = (("tier", tier_name), ("mount", stats["mount"]), ("device", device), ("counter", counter))
                     samples["btrfs_device_errors"].append((labels, value))
+    for entry in (result.get("freshness") or {}).get("checks") or []:
+        samples["freshness_status"].append(
+            ((("kind", entry["kind"]), ("name", entry["name"])), STATUS_VALUES[entry["status"]])
+        )
+        age_name, stamp_name, label = FRESHNESS_METRICS[entry["kind"]]
+        labels = ((label, entry["name"]),) if label else ()
+        if entry.get("age_seconds") is not None:
+            samples[age_name].append((labels, int(entry["age_seconds"])))
+        if stamp_name and entry.get("newest_epoch") is not None:
+            samples[stamp_name].append((labels, int(entry["newest_epoch"])))
     samples["status"].append(((), STATUS_VALUES[result["status"]]))
     for severity in ("critical", "warning", "unknown"):
         samples["alerts"].append(((("severity", severity),), result["alert_counts"][severity]))
@@ -441,6 +476,7 @@ def perfdata(result):
         nas = tier.get("nas")
         if nas:
             items.append("%s=%d;;1;0;1" % (_perf_label("%s nas up" % tier_name), 1 if nas["up"] else 0))
+    items.extend(perf_items((result.get("freshness") or {}).get("checks") or [], _perf_label))
     items.append("'duration'=%ss;;;0;" % _perf_number(float(result["duration_seconds"])))
     return " ".join(items)
 
@@ -455,6 +491,9 @@ def status_line(result):
         summary = "%d alert(s): %s" % (len(alerts), shown)
     else:
         summary = "all %d tier(s) ok" % len(result["tier_order"])
+        checks = len((result.get("freshness") or {}).get("checks") or [])
+        if checks:
+            summary += ", %d freshness check(s) ok" % checks
     # '|' separates perfdata: it must not appear in the text part
     summary = summary.replace("|", "/").replace("\n", " ")
     return "STORAGE %s - %s | %s" % (result["status"].upper(), summary, perfdata(result))
