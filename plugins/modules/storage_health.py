@@ -40,6 +40,18 @@ description:
   - "Sinks, each optional: the journal through C(logger) (O(journal)), a Prometheus node_exporter
     textfile written atomically (O(textfile)), a JSON webhook (O(webhook_url)). A sink that fails
     gives a warning; it never changes the status."
+  - "Freshness (O(freshness)), the way sanoid --monitor and Nagios plugins see it: the age of the
+    newest backup archive of each LV on the warm tier (O(freshness.backups)) and on the NAS
+    (O(freshness.nas_backups)), of the newest dated snapshot of each NAS archive
+    (O(freshness.nas_snapshots)) and of the last successful nightly run (O(freshness.last_run)),
+    each against a warning and a critical age (an alert at or above). Ages come from the names
+    (C(<lv>_<YYYYmmddTHHMMSSZ>.tar.zst) with its C(.sha256); C(<YYYY-mm-ddTHHMMSSZ>/) snapshot
+    directories) and from C(run.last_success) of the lifecycle report's C(last-run.json), never
+    from mtimes. Nothing found is the block's O(freshness.backups.missing) severity. Paths are
+    opened from C(/) without following symlinks; every filesystem call runs in a forked child
+    with a time-out. With the NAS away (O(freshness.nas_server) not answering), a mount not
+    mounted or stalled, a symlink on the way, no permission or a state that is not root's, the
+    check is V(unknown) with its reason."
   - The same checks run as the command C(jts-storage-check) for people and Nagios/Icinga (see
     docs/storage_health.md), installed by the lifecycle role.
   - The run fails only when O(fail_on) says so; by default it reports and succeeds.
@@ -200,6 +212,138 @@ options:
     type: str
     choices: [ok, warning, unknown, critical]
     default: warning
+  freshness:
+    description:
+      - Freshness checks of what the nightly run leaves behind; unset (or a block absent, or its list
+        empty) checks none. Ages are sizes of time such as V(26h), V(7d), V(30m) (a bare number is days).
+      - Their alerts have the tier C(freshness); their ages are in RV(perfdata) and in the textfile
+        (C(jts_storage_backup_age_seconds), C(jts_storage_nas_backup_age_seconds),
+        C(jts_storage_nas_snapshot_age_seconds), C(jts_storage_lifecycle_last_success_age_seconds),
+        C(jts_storage_freshness_status) and the C(*_newest_timestamp_seconds) the ages count from).
+    type: dict
+    suboptions:
+      nas_server:
+        description:
+          - The NAS probed (TCP, O(freshness.nas_port)) before any path of O(freshness.nas_backups)
+            or O(freshness.nas_snapshots) is touched; when it does not answer they are V(unknown).
+            A tier with the same server and port is probed only once.
+        type: str
+      nas_port:
+        description: TCP port of the NAS probe (NFS).
+        type: int
+        default: 2049
+      backups:
+        description:
+          - The backup archives on the warm tier, C(<directory>/<lv>/<lv>_<YYYYmmddTHHMMSSZ>.tar.zst),
+            as the lifecycle backup step (M(jts.tiered_storage.snapshot_archive)) writes them. An archive
+            counts only with its C(.sha256) beside it; temporaries and symlinks never count.
+        type: dict
+        suboptions:
+          directory:
+            description: The backup directory (C(lifecycle_backup_dir)); one sub-directory per LV.
+            type: path
+          mount:
+            description: The warm tier's mount point; when it is not mounted the checks are V(unknown).
+            type: path
+          volumes:
+            description: The LV names (C(lifecycle_backup_volumes)); empty checks none.
+            type: list
+            elements: str
+            default: []
+          warning:
+            description: Age of the newest archive at or above which it is V(warning) (one night missed, with slack).
+            type: str
+            default: 26h
+          critical:
+            description: Age at or above which it is V(critical) (two nights missed).
+            type: str
+            default: 50h
+          missing:
+            description: Severity when the LV's directory does not exist or holds no archive.
+            type: str
+            choices: [ok, warning, unknown, critical]
+            default: critical
+      nas_backups:
+        description:
+          - The backup archives moved to the NAS by the migrate step (C(<directory>/<lv>/), the same names).
+            Only archives older than the move's age go there, so the newest is normally that old plus
+            up to a day or two; the defaults are 32 days 2 hours and 33 days 2 hours for a 30-day move.
+        type: dict
+        suboptions:
+          directory:
+            description: The move's destination on the NAS (C(<NAS mount>/<cold_tier_root>/archives/database)).
+            type: path
+          mount:
+            description: The NAS mount point; when it is not mounted the checks are V(unknown).
+            type: path
+          volumes:
+            description: The LV names; empty checks none.
+            type: list
+            elements: str
+            default: []
+          warning:
+            description: Age of the newest archive on the NAS at or above which it is V(warning).
+            type: str
+            default: 770h
+          critical:
+            description: Age at or above which it is V(critical).
+            type: str
+            default: 794h
+          missing:
+            description: Severity when there is none (a host's first month has none).
+            type: str
+            choices: [ok, warning, unknown, critical]
+            default: warning
+      nas_snapshots:
+        description:
+          - The dated snapshots of M(jts.tiered_storage.nas_archive) (snapshot mode),
+            C(<destination>/<name>/<YYYY-mm-ddTHHMMSSZ>/). C(.partial) directories, C(latest) and
+            symlinks never count.
+        type: dict
+        suboptions:
+          archives:
+            description: Archive name to its destination, as in C(lifecycle_archive_snapshots).
+            type: dict
+            default: {}
+          mount:
+            description: The NAS mount point; when it is not mounted the checks are V(unknown).
+            type: path
+          warning:
+            description: Age of the newest snapshot at or above which it is V(warning).
+            type: str
+            default: 26h
+          critical:
+            description: Age at or above which it is V(critical).
+            type: str
+            default: 50h
+          missing:
+            description: Severity when the archive has no snapshot (or no directory).
+            type: str
+            choices: [ok, warning, unknown, critical]
+            default: critical
+      last_run:
+        description:
+          - The last successful nightly run, C(run.last_success) of C(<state_dir>/last-run.json) (written by
+            M(jts.tiered_storage.lifecycle_report)). The file is opened without following symlinks and must
+            be a regular file of root that no one else may write, otherwise the check is V(unknown).
+        type: dict
+        suboptions:
+          state_dir:
+            description: The report's state directory (C(lifecycle_report_state_dir)).
+            type: path
+          warning:
+            description: Age of the last success at or above which it is V(warning).
+            type: str
+            default: 26h
+          critical:
+            description: Age at or above which it is V(critical).
+            type: str
+            default: 50h
+          missing:
+            description: Severity when no run ever reported, or none succeeded yet.
+            type: str
+            choices: [ok, warning, unknown, critical]
+            default: critical
 seealso:
   - module: jts.tiered_storage.lvm_snapshot_info
 """
@@ -293,6 +437,21 @@ tiers:
       nas: null
       btrfs: [{mount: /data/warm-storage, devices: {/dev/sda: {write_io_errs: 0, read_io_errs: 0}}}]
       io: {}
+freshness:
+  description:
+    - The freshness checks. C(status) (the worst of them), C(nas) (the NAS probe used, or null) and
+      C(checks), one per check with C(kind) (V(backup), V(nas_backup), V(nas_snapshot), V(last_run)),
+      C(name) (the LV, the archive, or V(nightly)), C(path), C(mount), C(warning) and C(critical) (seconds),
+      C(missing), C(status), C(age_seconds), C(newest) (the archive or snapshot name), C(newest_epoch),
+      C(count), and C(error) when it could not be looked at.
+  returned: always
+  type: dict
+  sample:
+    status: ok
+    nas: {server: nas.example.internal, port: 2049, up: true, message: ""}
+    checks:
+      - {kind: backup, name: postgres, path: /data/warm-storage/daily-backups/postgres, status: ok, age_seconds: 3600,
+         newest: postgres_20261123T023000Z.tar.zst, newest_epoch: 1795401000, count: 7, warning: 93600, critical: 180000}
 tier_order:
   description: The tier names in the order of O(tiers).
   returned: always
@@ -346,6 +505,7 @@ import socket
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.jts.tiered_storage.plugins.module_utils._freshness import DEFAULTS as FRESHNESS_DEFAULTS
 from ansible_collections.jts.tiered_storage.plugins.module_utils._health import (
     HealthChecker,
     HealthError,
@@ -388,6 +548,45 @@ TIER_SPEC = dict(
     btrfs_stats=dict(type="bool", default=True),
     btrfs_error_severity=dict(type="str", choices=["warning", "critical"], default="warning"),
 )
+SEVERITIES = ["ok", "warning", "unknown", "critical"]
+
+
+def _ages(block):
+    defaults = FRESHNESS_DEFAULTS[block]
+    return dict(
+        warning=dict(type="str", default=defaults["warning"]),
+        critical=dict(type="str", default=defaults["critical"]),
+        missing=dict(type="str", choices=SEVERITIES, default=defaults["missing"]),
+    )
+
+
+FRESHNESS_SPEC = dict(
+    nas_server=dict(type="str"),
+    nas_port=dict(type="int", default=2049),
+    backups=dict(
+        type="dict",
+        options=dict(
+            directory=dict(type="path"),
+            mount=dict(type="path"),
+            volumes=dict(type="list", elements="str", default=[]),
+            **_ages("backups"),
+        ),
+    ),
+    nas_backups=dict(
+        type="dict",
+        options=dict(
+            directory=dict(type="path"),
+            mount=dict(type="path"),
+            volumes=dict(type="list", elements="str", default=[]),
+            **_ages("nas_backups"),
+        ),
+    ),
+    nas_snapshots=dict(
+        type="dict",
+        options=dict(archives=dict(type="dict", default={}), mount=dict(type="path"), **_ages("nas_snapshots")),
+    ),
+    last_run=dict(type="dict", options=dict(state_dir=dict(type="path"), **_ages("last_run"))),
+)
 ARGUMENT_SPEC = dict(
     tiers=dict(type="list", elements="dict", required=True, options=TIER_SPEC),
     timeout=dict(type="float", default=10),
@@ -399,6 +598,7 @@ ARGUMENT_SPEC = dict(
     webhook_url=dict(type="str", no_log=True),
     webhook_timeout=dict(type="float", default=5),
     webhook_min_severity=dict(type="str", choices=["ok", "warning", "unknown", "critical"], default="warning"),
+    freshness=dict(type="dict", options=FRESHNESS_SPEC),
 )
 # exit codes of coreutils timeout: 124 after TERM, 137 (128 + 9) after --signal=KILL
 _TIMEOUT_CODES = (124, 137)
