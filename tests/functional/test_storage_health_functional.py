@@ -56,6 +56,8 @@ def installed(tmp_path_factory):
         "lifecycle_health_check_command": str(base / "jts-storage-check"),
         "lifecycle_health_tiers": [{"name": "warm", "paths": [str(data)], "warning": 100, "critical": 100}],
         "lifecycle_health_textfile": str(base / "jts_storage.prom"),
+        # freshness has tests of its own (test_storage_health_freshness_functional.py)
+        "lifecycle_health_freshness": {},
         "ansible_python_interpreter": sys.executable,
     }
     cmd = [str(BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local", "-e", json.dumps(variables), str(play)]
@@ -224,6 +226,7 @@ def test_health_step_of_the_lifecycle_role(tmp_path):
         "lifecycle_health_tiers": [{"name": "warm", "paths": [str(tmp_path)], "warning": 0}],
         "lifecycle_health_textfile": str(prom),
         "lifecycle_health_journal": False,
+        "lifecycle_health_freshness": {},
         "ansible_python_interpreter": sys.executable,
     }
     base = [str(BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local", "-e", json.dumps(variables), str(play)]
