@@ -5,7 +5,8 @@
 Installed on the host as /usr/local/bin/jts-storage-check (roles/lifecycle/tasks/install_health.yml),
 a small wrapper that puts the installed collection on ``sys.path`` and calls ``main``. It reads a
 JSON config (default /etc/jts/storage-health.json) holding the same data as the
-``storage_health`` module's parameters, prints one status line with perfdata and the report
+``storage_health`` module's parameters (the freshness checks included: ages of the newest
+backups, NAS snapshots and last successful run), prints one status line with perfdata and the report
 (or ``--json``), and exits 0 ok, 1 warning, 2 critical, 3 unknown. It never hangs: every call
 is time-limited, and a timer ends the process with UNKNOWN one second after its time-out.
 """
@@ -91,7 +92,8 @@ def load_config(path):
 def parse_args(argv):
     parser = argparse.ArgumentParser(
         prog="jts-storage-check",
-        description="Check the storage tiers (space, inodes, mounts, LVM, NAS, btrfs) the Nagios way: "
+        description="Check the storage tiers (space, inodes, mounts, LVM, NAS, btrfs) and the freshness of "
+        "the backups, NAS snapshots and last successful nightly run the Nagios way: "
         "exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.",
     )
     parser.add_argument("-c", "--config", default=DEFAULT_CONFIG, help="JSON config (default %(default)s)")

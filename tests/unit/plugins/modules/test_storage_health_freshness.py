@@ -128,3 +128,47 @@ def test_no_state_file_is_written_or_followed(run_module, tmp_path):
     check = result["freshness"]["checks"][0]
     assert check["status"] == "unknown" and "not followed" in check["error"]
     assert os.path.islink(tmp_path / "state" / "last-run.json")
+
+
+def _open_fifo(path):
+    with open(path) as handle:  # blocks: nobody ever opens the FIFO for writing
+        return handle.read()
+
+
+def test_cli_stalled_nas_is_unknown_within_the_timeout(tmp_path):
+    """jts-storage-check with a NAS scan that really blocks (a FIFO, in the child): UNKNOWN in time."""
+    import io
+
+    from ansible_collections.jts.tiered_storage.plugins.module_utils import _health_cli
+    from ansible_collections.jts.tiered_storage.plugins.module_utils._timeout import call_with_timeout
+
+    fifo = tmp_path / "stall"
+    os.mkfifo(fifo)
+    backup(tmp_path / "backups" / "postgres", "postgres", 2 * H)
+    nas = str(tmp_path / "nas")
+
+    def call(func, args, timeout):
+        if args[0].startswith(nas):
+            return call_with_timeout(_open_fifo, (str(fifo),), timeout)  # a real blocked call in a child
+        return call_with_timeout(func, args, timeout)
+
+    settings = args(
+        tmp_path,
+        backups={"directory": str(tmp_path / "backups"), "volumes": ["postgres"]},
+        nas_backups={"directory": nas + "/database", "volumes": ["postgres"]},
+        nas_snapshots={"archives": {"configs": nas + "/configs"}},
+    )
+    config = tmp_path / "health.json"
+    config.write_text(json.dumps(dict(settings, timeout=3, probe_timeout=1)))
+    out = io.StringIO()
+    started = time.monotonic()
+    code = _health_cli.main(["--config", str(config)], stdout=out, call=call)
+    elapsed = time.monotonic() - started
+    assert code == 3, out.getvalue()
+    first = out.getvalue().splitlines()[0]
+    assert first.startswith(
+        "STORAGE UNKNOWN - 2 alert(s): freshness %s/database/postgres: backup of postgres on the NAS" % nas
+    )
+    assert "did not answer within 1.0s (stalled mount?)" in first
+    assert "'backup postgres age'=72" in first
+    assert 0.9 < elapsed < 3 + 1
