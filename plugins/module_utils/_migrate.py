@@ -7,14 +7,18 @@ not UTF-8 work; they are shown to people with ``display()``.
 
 The transfer protocol for a batch of files (see docs/tier_migrate.md):
 
-1. copy each source to ``.jts-migrate-<run>-<n>.tmp`` in its destination directory, hashing
-   (SHA-256 of the uncompressed content) while copying; owner, group, mode and times kept;
-   a source whose size, mtime or ctime moved during the copy is left alone and reported;
+1. copy each source to ``.jts-migrate-<run>-<n>.tmp`` in its destination directory (in the
+   kernel when uncompressed: ``copy_file_range``/``sendfile``, the source's holes kept); owner,
+   group, mode and times kept; a source whose size, mtime or ctime moved during the copy is left
+   alone and reported;
 2. ``syncfs`` the destination filesystem (one flush per batch instead of one per file);
-3. drop the temporary file's pages from the page cache and read it back from the disk
-   (decompressing a compressed copy); the hash must match;
+3. drop the temporary file's pages from the page cache, read it back from the disk
+   (decompressing a compressed copy) and compare it byte for byte with the source, hashing it on
+   the way (SHA-256, kept in the journal for undo); an undo's copy, decompressed from the tier,
+   was hashed while written and its read-back must give the journal's hash;
 4. check the source once more, then hard-link the temporary file to its final name (never
-   overwriting anything) and remove the temporary name; ``syncfs`` again;
+   overwriting anything) and remove the temporary name; the next ``syncfs`` (that of the next
+   batch, or one more after the last) makes the names durable;
 5. append the batch to the journal and fsync it;
 6. only then remove the sources (move mode), each after checking it is still the file copied.
 """
@@ -42,13 +46,13 @@ from ansible_collections.jts.tiered_storage.plugins.module_utils._migrate_copy i
     SUFFIXES,
     CodecError,
     CopyError,
+    compare_back,
+    copy_content,
     copy_metadata,
-    open_reader,
     prefetch,
     read_back,
     same_stat,
     syncfs,
-    write_stream,
 )
 from ansible_collections.jts.tiered_storage.plugins.module_utils._migrate_journal import (
     Journal,
@@ -830,6 +834,7 @@ class _Skip(Exception):
     pass
 
 
+_NOT_THE_JOURNALS = "content does not match the journal's checksum"
 _UNSAFE_SRC = "a parent directory at the source is a symlink or not a directory; not followed"
 _UNSAFE_DST = "a directory on the way at the destination is a symlink or not a directory; left alone"
 
@@ -913,8 +918,9 @@ class Transfer:
                 dir_fd=job.dst_dir.fd,
             )
             try:
-                chunks = open_reader(fd, job.src_codec, self.zstd_bin)
-                job.digest, job.length = write_stream(chunks, tfd, job.dst_codec, job.level, self.zstd_bin)
+                job.digest, job.length = copy_content(
+                    fd, tfd, st.st_size, job.src_codec, job.dst_codec, job.level, self.zstd_bin
+                )
             except CodecError:
                 raise
             except OSError as exc:
@@ -926,8 +932,8 @@ class Transfer:
             after = os.fstat(fd)
             if not same_stat(st, after) or (job.src_codec == "none" and job.length != st.st_size):
                 raise _Skip("changed during the copy (left at the source)")
-            if job.expect is not None and job.digest != job.expect:
-                raise CopyError("content does not match the journal's checksum")
+            if job.expect is not None and job.digest is not None and job.digest != job.expect:
+                raise CopyError(_NOT_THE_JOURNALS)
             warning = copy_metadata(tfd, st, self.keep_owner, src_fd=fd, drop_unsupported=self.drop_metadata)
             if warning:
                 self.outcome.warn(warning)
@@ -975,13 +981,50 @@ class Transfer:
             os.close(fd)
 
     def verify(self, job):
+        """Step 3: the flushed copy, read back from the disk, against the source.
+
+        A copy made from an uncompressed source (no digest yet) is compared byte for byte with the
+        source, which is hashed on the way (the SHA-256 the journal keeps); a copy decompressed
+        from a tier copy (an undo) was hashed while it was written and its read-back is hashed again.
+        """
         fd = self._open_tmp(job)
         try:
+            if job.digest is None:
+                job.digest, job.length = self._compare(job, fd)
+                if job.expect is not None and job.digest != job.expect:
+                    raise CopyError(_NOT_THE_JOURNALS)
+                return
             digest, length = read_back(fd, job.dst_codec, self.zstd_bin, prefetched=job.prefetched)
         finally:
             os.close(fd)
         if digest != job.digest or length != job.length:
             raise CopyError("verification failed: the copy read back from the disk differs")
+
+    def _compare(self, job, fd):
+        name = split(job.src_rel)[1]
+        try:
+            sfd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, dir_fd=job.src_dir.fd)
+        except FileNotFoundError as exc:
+            raise _Skip("vanished during the copy") from exc
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise _Skip("changed during the copy (left at the source)") from exc
+            raise
+        changed = _Skip("changed during the copy (left at the source)")
+        try:
+            if not same_stat(os.fstat(sfd), job.st):
+                raise changed
+            try:
+                result = compare_back(fd, sfd, job.dst_codec, self.zstd_bin, prefetched=job.prefetched)
+            except CopyError:
+                if not same_stat(os.fstat(sfd), job.st):
+                    raise changed from None
+                raise
+            if not same_stat(os.fstat(sfd), job.st):
+                raise changed
+            return result
+        finally:
+            os.close(sfd)
 
     def _still_same(self, job):
         try:
@@ -1098,14 +1141,17 @@ class Transfer:
     def run_all(self, batch_iter):
         """Transfer every batch, staging the next one while the previous one is finished.
 
-        Step 1 (copy, hash) of batch N+1 runs in this thread while steps 2-6 of batch N (flush,
-        read back, place, journal, remove the sources) run in a second one; the per-file
-        protocol is unchanged and at most two batches are in flight. The flushes of batch N
-        also write out what batch N+1 has copied so far, which costs nothing in safety: only
-        batch N's files are read back, placed and journalled after that flush.
+        Step 1 (copy) of batch N+1 runs in this thread while steps 2-6 of batch N (flush, read
+        back and compare, place, journal, remove the sources) run in a second one; at most two
+        batches are in flight. One flush serves two batches: the flush that makes batch N+1's
+        data durable also makes batch N's new names durable, and only after it are batch N's
+        records journalled and its sources removed (a last flush commits the last batch). The
+        per-file protocol is unchanged: nothing is journalled or removed before the flush that
+        follows its placing.
         """
         full = None
         pending = None
+        carry = []
         pool = ThreadPoolExecutor(max_workers=1)
         # Both threads spend most of their time in system calls: hand the GIL over sooner than
         # the default 5 ms, so neither waits on the other's bookkeeping.
@@ -1115,17 +1161,30 @@ class Transfer:
             for batch in batch_iter:
                 staged, full = self.stage_batch(batch)
                 if pending is not None:
-                    pending.result()
-                    pending = None
-                if staged:
-                    pending = pool.submit(self.finish_batch, staged)
+                    carry, pending = pending.result(), None
+                if staged or carry:
+                    pending = pool.submit(self.finish_batch, staged, carry, False)
+                    carry = []
                 if full is not None:
                     break
             if pending is not None:
-                pending.result()
+                carry, pending = pending.result(), None
+            if carry:
+                done, carry = carry, []
+                self.finish_batch([], done)
         finally:
-            # After an error while staging, the batch in flight still finishes (its own error,
-            # if any, is not raised over the one that stopped the run).
+            # After an error in this thread the batch in flight still finishes and what it placed
+            # is committed; an error of that work is not raised over the one that stopped the run.
+            if pending is not None:
+                try:
+                    carry = pending.result()
+                except BaseException:
+                    carry = []
+            if carry:
+                try:
+                    self.finish_batch([], carry)
+                except Exception as exc:  # reported, not raised over the first error
+                    self.outcome.warn("placed files not committed after the run stopped (the next run does): %s" % exc)
             pool.shutdown(wait=True)
             sys.setswitchinterval(interval)
         self._raise_full(full)
@@ -1154,11 +1213,20 @@ class Transfer:
             self._close_dirs(job)
         return staged, None
 
-    def finish_batch(self, staged):
-        """Steps 2 to 6 for the staged jobs of one batch."""
+    def finish_batch(self, staged, carry=(), flush=True):
+        """Steps 2 to 6 for the staged jobs of one batch.
+
+        ``carry``: jobs of the previous batch placed but not committed yet; the first flush here
+        makes their names durable, then they are committed (journal, sources). With ``flush``
+        the jobs placed here are flushed and committed before returning; without it they are
+        returned, to be the ``carry`` of the next batch. Returns the jobs not committed yet.
+        """
+        carried = []
         try:
-            if staged:
+            if staged or carry:
                 syncfs(self.dst.root)
+            if carry:
+                self.commit(carry)
             for job in staged:
                 self.prefetch(job)
             placed = []
@@ -1175,12 +1243,17 @@ class Transfer:
                     self._fail_all(job, "%s" % (exc.strerror or exc))
                 finally:
                     self._drop_tmp(job)
-            if placed:
+            if placed and flush:
                 syncfs(self.dst.root)
                 self.commit(placed)
+            elif placed:
+                carried = placed
+            return carried
         finally:
-            for job in staged:
-                self._close_dirs(job)
+            keep = set(map(id, carried))
+            for job in (*carry, *staged):
+                if id(job) not in keep:
+                    self._close_dirs(job)
 
     def _skip_all(self, job, reason):
         for each in (job, *job.links):

@@ -227,11 +227,9 @@ def write_stream(chunks, dst_fd, codec="none", level=None, zstd_bin=None):
     if codec == "zstd":
         if not zstd_bin:
             raise CodecError("compression zstd needs the zstd tool on the host and it was not found")
-        lvl = DEFAULT_LEVELS["zstd"] if level is None else level
-        args = [zstd_bin, "-q", "-c", "--no-progress", "-%d" % lvl]
-        if lvl > 19:
-            args.insert(1, "--ultra")
-        proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=dst_fd, stderr=subprocess.PIPE)
+        proc = subprocess.Popen(
+            _zstd_args(zstd_bin, level), stdin=subprocess.PIPE, stdout=dst_fd, stderr=subprocess.PIPE
+        )
         try:
             for data in chunks:
                 digest.update(data)
@@ -248,12 +246,142 @@ def write_stream(chunks, dst_fd, codec="none", level=None, zstd_bin=None):
         proc.stderr.close()
         rc = proc.wait()
         if rc != 0:
-            text = err.decode("utf-8", "replace").strip()
-            if "No space left" in text:
-                raise OSError(errno.ENOSPC, "No space left on device")
-            raise CodecError("zstd failed (rc=%d): %s" % (rc, text))
+            raise _zstd_failed(rc, err)
         return digest.hexdigest(), length
     raise ValueError("unknown codec %r" % (codec,))
+
+
+_KERNEL_STEP = 16 << 20  # bytes per copy_file_range/sendfile call (signals are handled between calls)
+_NOT_HERE = (errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSUP)
+
+
+def _copy_range(src_fd, dst_fd, offset, count, how):
+    """Copy ``count`` bytes at ``offset`` of ``src_fd`` to the same offset of ``dst_fd`` in the kernel.
+
+    ``how`` (a one-item list, shared by the calls for one file) says which call works here:
+    ``copy_file_range`` (same filesystem: a reflink or a server-side copy where there is one),
+    else ``sendfile`` (any two files: one copy from page cache to page cache), else ``pread``/``pwrite``.
+    Returns the bytes copied, fewer when the source ended early (it shrank).
+    """
+    done = 0
+    while done < count:
+        step = min(count - done, _KERNEL_STEP)
+        pos = offset + done
+        if how[0] == "copy_file_range":
+            try:
+                got = os.copy_file_range(src_fd, dst_fd, step, pos, pos)
+            except OSError as exc:
+                if exc.errno not in _NOT_HERE:
+                    raise
+                how[0] = "sendfile"
+                continue
+        elif how[0] == "sendfile":
+            try:
+                os.lseek(dst_fd, pos, os.SEEK_SET)
+                got = os.sendfile(dst_fd, src_fd, pos, step)
+            except OSError as exc:
+                if exc.errno not in _NOT_HERE:
+                    raise
+                how[0] = "pread"
+                continue
+        else:
+            data = os.pread(src_fd, step, pos)
+            got = len(data)
+            view = memoryview(data)
+            while view:
+                written = os.pwrite(dst_fd, view, pos + got - len(view))
+                view = view[written:]
+        if not got:
+            break
+        done += got
+    return done
+
+
+def copy_raw(src_fd, dst_fd, size):
+    """Copy the first ``size`` bytes of ``src_fd`` into the new, empty file ``dst_fd``, in the kernel.
+
+    The data never passes through Python, and the source's holes (``SEEK_HOLE``) stay holes: only
+    its data segments are copied and the file is extended to ``size`` at the end. Returns the
+    length copied: ``size``, or less when the source shrank (the caller checks).
+    """
+    how = ["copy_file_range" if hasattr(os, "copy_file_range") else "sendfile"]
+    offset = 0
+    written_to = 0
+    while offset < size:
+        try:
+            start = os.lseek(src_fd, offset, os.SEEK_DATA)
+            end = min(os.lseek(src_fd, start, os.SEEK_HOLE), size)
+        except OSError as exc:
+            if exc.errno == errno.ENXIO:
+                break  # nothing but a hole from here on
+            if exc.errno not in (errno.EINVAL, errno.EOPNOTSUPP, errno.ENOTSUP):
+                raise
+            start, end = offset, size  # no hole information: copy it all
+        if start >= size:
+            break
+        got = _copy_range(src_fd, dst_fd, start, end - start, how)
+        written_to = start + got
+        if got < end - start:
+            return written_to  # the source shrank
+        offset = end
+    if written_to < size:
+        now = os.fstat(src_fd).st_size
+        if now < size:
+            return now  # the source shrank: what looked like a trailing hole is its new end
+        os.ftruncate(dst_fd, size)  # the content ends in a hole
+    return size
+
+
+def _zstd_args(zstd_bin, level):
+    lvl = DEFAULT_LEVELS["zstd"] if level is None else level
+    args = [zstd_bin, "-q", "-c", "--no-progress", "-%d" % lvl]
+    if lvl > 19:
+        args.insert(1, "--ultra")
+    return args
+
+
+def _zstd_failed(rc, err):
+    text = err.decode("utf-8", "replace").strip()
+    if "No space left" in text:
+        return OSError(errno.ENOSPC, "No space left on device")
+    return CodecError("zstd failed (rc=%d): %s" % (rc, text))
+
+
+def compress_fd(src_fd, dst_fd, level=None, zstd_bin=None):
+    """Compress ``src_fd`` (from offset 0) into ``dst_fd`` with the ``zstd`` tool reading the file itself."""
+    if not zstd_bin:
+        raise CodecError("compression zstd needs the zstd tool on the host and it was not found")
+    os.lseek(src_fd, 0, os.SEEK_SET)
+    proc = subprocess.Popen(_zstd_args(zstd_bin, level), stdin=src_fd, stdout=dst_fd, stderr=subprocess.PIPE)
+    try:
+        err = proc.stderr.read()
+    except BaseException:
+        proc.kill()
+        proc.wait()
+        raise
+    finally:
+        proc.stderr.close()
+    rc = proc.wait()
+    if rc != 0:
+        raise _zstd_failed(rc, err)
+
+
+def copy_content(src_fd, dst_fd, size, src_codec="none", dst_codec="none", level=None, zstd_bin=None):
+    """Copy a file's content from ``src_fd`` to the new file ``dst_fd``; return (sha256 or None, length).
+
+    From an uncompressed source the copy is made the cheapest way (``copy_raw`` in the kernel, or
+    ``zstd`` reading the file itself) and not hashed: the digest is None, and ``compare_back``
+    checks the flushed copy against the source and hashes it then. From a compressed source (an
+    undo) the content is decompressed here and hashed while it is written, as ``write_stream`` does.
+    """
+    if src_codec == "none":
+        if dst_codec == "none":
+            return None, copy_raw(src_fd, dst_fd, size)
+        if dst_codec == "zstd":
+            compress_fd(src_fd, dst_fd, level, zstd_bin)
+            return None, size
+        return None, write_stream(open_reader(src_fd), dst_fd, dst_codec, level, zstd_bin)[1]
+    return write_stream(open_reader(src_fd, src_codec, zstd_bin), dst_fd, dst_codec, level, zstd_bin)
 
 
 def drop_cache(fd):
@@ -298,6 +426,61 @@ def read_back(fd, codec="none", zstd_bin=None, prefetched=False):
         prefetch(fd)
     os.lseek(fd, 0, os.SEEK_SET)
     return _hash_content(open_reader(fd, codec, zstd_bin, ahead=READ_AHEAD))
+
+
+def _read_full(fd, buf, n):
+    """Read up to ``n`` bytes into ``buf`` (a bytearray), as many as there are; return how many."""
+    view = memoryview(buf)
+    got = 0
+    while got < n:
+        step = os.readv(fd, [view[got:n]])
+        if not step:
+            break
+        got += step
+    return got
+
+
+def _equal(data, buf, n):
+    """``data`` (n bytes: bytes or a view of a reader's buffer) equals the first n bytes of ``buf``."""
+    if n == len(buf):
+        owner = data.obj if isinstance(data, memoryview) else data
+        if len(owner) == n:
+            return owner == buf  # memcmp
+    return bytes(data) == buf[:n]
+
+
+def compare_back(fd, src_fd, codec="none", zstd_bin=None, prefetched=False):
+    """Read the (flushed) copy at ``fd`` back from the disk and compare it with the source's bytes.
+
+    The copy's content (decompressed when ``codec`` says so) is read as ``read_back`` reads it,
+    after its pages were dropped from the page cache; the source is read from ``src_fd`` (from its
+    start; normally still in the page cache) and the two are compared byte for byte. Returns the
+    SHA-256 and length of the content (what the journal keeps); raises CopyError when they differ.
+    """
+    if not prefetched:
+        prefetch(fd)
+    os.lseek(fd, 0, os.SEEK_SET)
+    os.lseek(src_fd, 0, os.SEEK_SET)
+    digest = hashlib.sha256()
+    length = 0
+    buf = _SPARE_BUFFERS.pop() if _SPARE_BUFFERS else bytearray(CHUNK)
+    chunks = open_reader(fd, codec, zstd_bin, ahead=READ_AHEAD)
+    try:
+        for data in chunks:
+            n = len(data)
+            if n > len(buf):
+                buf = bytearray(n)
+            if _read_full(src_fd, buf, n) != n or not _equal(data, buf, n):
+                raise CopyError("verification failed: the copy read back from the disk differs")
+            digest.update(data)
+            length += n
+        if os.read(src_fd, 1):
+            raise CopyError("verification failed: the copy read back from the disk differs")
+    finally:
+        chunks.close()
+        if len(_SPARE_BUFFERS) < 4 and len(buf) == CHUNK:
+            _SPARE_BUFFERS.append(buf)
+    return digest.hexdigest(), length
 
 
 def _hash_content(chunks):

@@ -560,13 +560,23 @@ class _ScriptedTransfer(m.Transfer):
             return [], OSError(errno.ENOSPC, "No space left on device")
         return list(jobs), None
 
-    def finish_batch(self, staged):
-        if staged[0] == 1:
+    def finish_batch(self, staged, carry=(), flush=True):
+        if staged and staged[0] == 1:
             self.finishing.set()
             assert self.release.wait(5)
-        if staged[0] == self.finish_error_at:
+        if staged and staged[0] == self.finish_error_at:
             raise m.JournalError("journal: disk gone")
+        self.log.append(("flush", staged[0] if staged else None))
+        if carry:
+            self.log.append(("commit", carry[0]))
+        if not staged:
+            return []
         self.log.append(("finish", staged[0]))
+        if flush:
+            self.log.append(("flush", staged[0]))
+            self.log.append(("commit", staged[0]))
+            return []
+        return list(staged)
 
 
 def test_run_all_stages_the_next_batch_while_the_previous_finishes():
@@ -574,6 +584,35 @@ def test_run_all_stages_the_next_batch_while_the_previous_finishes():
     _ScriptedTransfer(log).run_all(iter([[1], [2], [3]]))
     assert log.index(("stage-overlaps-finish", 1)) < log.index(("finish", 1))
     assert [e for e in log if e[0] == "finish"] == [("finish", 1), ("finish", 2), ("finish", 3)]
+    # one flush per batch: batch N is committed after the flush of batch N+1, the last after one more
+    finishing = [e for e in log if e[0] in ("flush", "commit", "finish")]
+    assert finishing == [
+        ("flush", 1),
+        ("finish", 1),
+        ("flush", 2),
+        ("commit", 1),
+        ("finish", 2),
+        ("flush", 3),
+        ("commit", 2),
+        ("finish", 3),
+        ("flush", None),
+        ("commit", 3),
+    ]
+
+
+def test_run_all_commits_what_was_placed_when_staging_fails():
+    """An error while staging batch 3: batch 2, finished in the other thread, is still committed."""
+
+    class Failing(_ScriptedTransfer):
+        def stage_batch(self, jobs):
+            if jobs[0] == 3:
+                raise RuntimeError("staging broke")
+            return super().stage_batch(jobs)
+
+    log = []
+    with pytest.raises(RuntimeError, match="staging broke"):
+        Failing(log).run_all(iter([[1], [2], [3], [4]]))
+    assert log[-2:] == [("flush", None), ("commit", 2)] and ("commit", 1) in log
 
 
 def test_run_all_finishes_what_was_staged_then_reports_a_full_destination():
@@ -782,15 +821,15 @@ def test_migrate_destination_full_stops_cleanly(tmp_path, monkeypatch):
         _old_file(src / ("f%d" % i), b"%d" % i * 100, days=10 + i)
     dst.mkdir()
     calls = {"n": 0}
-    real = m.write_stream
+    real = m.copy_content
 
-    def filling(chunks, fd, *a, **kw):
+    def filling(src_fd, fd, *a, **kw):
         calls["n"] += 1
         if calls["n"] == 3:
             raise OSError(errno.ENOSPC, "No space left on device")
-        return real(chunks, fd, *a, **kw)
+        return real(src_fd, fd, *a, **kw)
 
-    monkeypatch.setattr(m, "write_stream", filling)
+    monkeypatch.setattr(m, "copy_content", filling)
     res = _run(src, dst, tmp_path, check_space=False)
     assert "is full (No space left on device)" in res["error"]
     assert res["moved"] == 2
@@ -802,15 +841,15 @@ def test_migrate_source_changed_during_copy(tmp_path, monkeypatch):
     src, dst = tmp_path / "src", tmp_path / "dst"
     f = _old_file(src / "grow.log", b"start\n")
     dst.mkdir()
-    real = m.write_stream
+    real = m.copy_content
 
-    def appending(chunks, fd, *a, **kw):
-        out = real(chunks, fd, *a, **kw)
+    def appending(src_fd, fd, *a, **kw):
+        out = real(src_fd, fd, *a, **kw)
         with open(f, "ab") as handle:
             handle.write(b"more\n")
         return out
 
-    monkeypatch.setattr(m, "write_stream", appending)
+    monkeypatch.setattr(m, "copy_content", appending)
     res = _run(src, dst, tmp_path)
     assert res["moved"] == 0 and res["skipped_reasons"] == {"changed during the copy (left at the source)": 1}
     assert f.read_bytes() == b"start\nmore\n"
@@ -969,3 +1008,82 @@ def test_a_batch_records_its_temporary_directories_with_one_flush(tmp_path, monk
     res = _run(src, dst, tmp_path)
     assert res["moved"] == 6
     assert len(appends) == 1 and appends[0].count(b"\n") == 6
+
+
+def test_one_flush_per_batch_and_every_commit_after_the_flush_that_follows_its_placing(tmp_path, monkeypatch):
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    for i in range(3):
+        _old_file(src / ("f%d" % i), b"%d" % i * 100, days=10 + i)
+    dst.mkdir()
+    log = []
+    real_sync, real_place, real_commit = m.syncfs, m.Transfer.place, m.Transfer.commit
+    monkeypatch.setattr(m, "syncfs", lambda path: log.append("flush") or real_sync(path))
+    monkeypatch.setattr(m.Transfer, "place", lambda self, job: log.append(("place", job.rel)) or real_place(self, job))
+    monkeypatch.setattr(
+        m.Transfer,
+        "commit",
+        lambda self, placed: log.append(("commit", [j.rel for j in placed])) or real_commit(self, placed),
+    )
+    res = _run(src, dst, tmp_path, batch_files=1)
+    assert res["moved"] == 3 and sorted(os.listdir(src)) == []
+    assert log.count("flush") == 4  # three batches, one flush each, and one to commit the last
+    for i, event in enumerate(log):
+        if event[0] == "commit":
+            for rel in event[1]:
+                placed_at = log.index(("place", rel))
+                assert "flush" in log[placed_at:i], "%s committed before a flush after its placing" % rel
+
+
+@pytest.mark.parametrize("codec", ["none", "zstd"])
+def test_a_copy_that_reads_back_different_from_the_source_is_not_moved(tmp_path, monkeypatch, codec):
+    """The copy is changed on the destination after the flush (a lost write, a bad block): the
+    read-back differs from the source, the file fails and the source stays."""
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    data = os.urandom(3 * 1024 * 1024 + 11)
+    _old_file(src / "big.log", data)
+    _old_file(src / "ok.log", b"fine\n" * 100)
+    dst.mkdir()
+    real = m.syncfs
+    damaged = []
+
+    def flush_then_damage(path):
+        real(path)
+        for name in os.listdir(dst):
+            big = os.path.getsize(dst / name) > 1024 * 1024  # big.log's (ok.log's may be there too)
+            if name.startswith(".jts-migrate-") and name.endswith(".tmp") and big and not damaged:
+                damaged.append(name)
+                with open(dst / name, "r+b") as handle:
+                    size = os.fstat(handle.fileno()).st_size
+                    handle.seek(size - 5 if codec == "none" else size // 2)
+                    byte = handle.read(1)
+                    handle.seek(-1, os.SEEK_CUR)
+                    handle.write(bytes([byte[0] ^ 0x10]))
+                break  # the first one only
+
+    monkeypatch.setattr(m, "syncfs", flush_then_damage)
+    res = _run(src, dst, tmp_path, compression=codec, batch_files=1)
+    assert res["failed_count"] == 1 and res["moved"] == 1
+    reason = res["failed_files"][0]["reason"]
+    assert reason.startswith("verification failed") or (codec == "zstd" and "zstd -d failed" in reason)
+    assert (src / "big.log").read_bytes() == data
+    names = sorted(n for n in os.listdir(dst) if n != ".jts-migrate")
+    assert names == ["ok.log" + (".zst" if codec == "zstd" else "")]
+
+
+def test_a_source_changed_between_its_copy_and_the_comparison_stays(tmp_path, monkeypatch):
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    f = _old_file(src / "grow.log", b"start\n" * 1000)
+    dst.mkdir()
+    real = m.syncfs
+
+    def flush_then_append(path):
+        real(path)
+        if f.stat().st_size == 6000:
+            with open(f, "ab") as handle:
+                handle.write(b"more\n")
+
+    monkeypatch.setattr(m, "syncfs", flush_then_append)
+    res = _run(src, dst, tmp_path)
+    assert res["moved"] == 0 and res["skipped_reasons"] == {"changed during the copy (left at the source)": 1}
+    assert f.read_bytes() == b"start\n" * 1000 + b"more\n"
+    assert os.listdir(dst) == [".jts-migrate"]

@@ -628,3 +628,161 @@ def test_copy_metadata_of_a_directory_keeps_its_default_acl(tmp_path):
         assert _xattrs(target) == _xattrs(source)
         assert _mode(target) == _mode(source)
     assert "system.posix_acl_default" in os.listxattr(parent / "a")
+
+
+# -- issue 17: copies in the kernel, verified by comparing the read-back with the source
+
+
+def _copy_raw(tmp_path, data=None, sparse=None):
+    src = tmp_path / "src"
+    if sparse is not None:
+        _sparse(src, *sparse)
+    else:
+        src.write_bytes(data)
+    dst = tmp_path / "dst"
+    sfd = os.open(src, os.O_RDONLY)
+    dfd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        length = c.copy_raw(sfd, dfd, os.fstat(sfd).st_size)
+    finally:
+        os.close(sfd)
+        os.close(dfd)
+    return src, dst, length
+
+
+@pytest.mark.parametrize("refuse", [(), ("copy_file_range",), ("copy_file_range", "sendfile")])
+def test_copy_raw_copies_exactly_with_each_kernel_call(tmp_path, monkeypatch, refuse):
+    """copy_file_range (EXDEV between filesystems), else sendfile, else pread/pwrite: the same bytes."""
+    for name in refuse:
+
+        def refused(*_a, _name=name, **_kw):
+            raise OSError(errno.EXDEV if _name == "copy_file_range" else errno.EINVAL, "refused")
+
+        monkeypatch.setattr(c.os, name, refused)
+    monkeypatch.setattr(c, "_KERNEL_STEP", 3 * BLOCK)  # several calls per segment
+    data = os.urandom(5 * c.CHUNK + 77)
+    _src, dst, length = _copy_raw(tmp_path, data)
+    assert length == len(data) and dst.read_bytes() == data
+
+
+@pytest.mark.parametrize(
+    ("size", "data_at"),
+    [
+        (64 << 20, [32 << 20]),
+        (64 << 20, [0]),
+        (8 << 20, []),
+        (3 * c.CHUNK + 100, [c.CHUNK + BLOCK, 3 * c.CHUNK - BLOCK]),
+    ],
+    ids=["one-block-in-64MiB", "trailing-hole", "all-hole", "holes-inside-chunks"],
+)
+def test_copy_raw_keeps_the_sources_holes(tmp_path, size, data_at):
+    src, dst, length = _copy_raw(tmp_path, sparse=(size, data_at))
+    got = os.stat(dst)
+    assert length == size and got.st_size == size and _sha(dst) == _sha(src)
+    assert got.st_blocks * 512 <= (len(data_at) + 16) * BLOCK
+
+
+def test_copy_raw_reports_a_source_that_shrank(tmp_path, monkeypatch):
+    data = os.urandom(3 * BLOCK)
+    src = tmp_path / "src"
+    src.write_bytes(data)
+    dst = tmp_path / "dst"
+    sfd = os.open(src, os.O_RDONLY)
+    dfd = os.open(dst, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        os.truncate(src, BLOCK)  # after the caller's fstat
+        assert c.copy_raw(sfd, dfd, len(data)) == BLOCK
+    finally:
+        os.close(sfd)
+        os.close(dfd)
+
+
+def _compare(tmp_path, source, copy, codec="none"):
+    src = tmp_path / "cmp-src"
+    src.write_bytes(source)
+    dst = tmp_path / "cmp-dst"
+    dst.write_bytes(copy)
+    sfd, dfd = os.open(src, os.O_RDONLY), os.open(dst, os.O_RDONLY)
+    try:
+        return c.compare_back(dfd, sfd, codec, ZSTD)
+    finally:
+        os.close(sfd)
+        os.close(dfd)
+
+
+@pytest.mark.parametrize("size", [0, 100, c.CHUNK, 3 * c.CHUNK + 5])
+def test_compare_back_returns_the_contents_hash(tmp_path, size):
+    data = os.urandom(size)
+    assert _compare(tmp_path, data, data) == (hashlib.sha256(data).hexdigest(), size)
+
+
+@pytest.mark.parametrize("where", ["first", "middle", "last"])
+@pytest.mark.parametrize("change", ["flip", "shorter", "longer"])
+def test_compare_back_finds_any_difference(tmp_path, where, change):
+    data = bytearray(os.urandom(3 * c.CHUNK + 5))
+    at = {"first": 0, "middle": c.CHUNK + 17, "last": len(data) - 1}[where]
+    copy = bytearray(data)
+    if change == "flip":
+        copy[at] ^= 0x01
+    elif change == "shorter":
+        del copy[at:]
+    else:
+        copy[at:at] = b"x"
+    with pytest.raises(c.CopyError, match="verification failed: the copy read back from the disk differs"):
+        _compare(tmp_path, bytes(data), bytes(copy))
+
+
+@pytest.mark.parametrize("codec", ["zstd", "gzip"])
+def test_compare_back_decompresses_the_copy(tmp_path, codec):
+    packed = (
+        gzip.compress(DATA)
+        if codec == "gzip"
+        else subprocess.run([ZSTD, "-q", "-c"], input=DATA, capture_output=True, check=True).stdout
+    )
+    assert _compare(tmp_path, DATA, packed, codec) == (hashlib.sha256(DATA).hexdigest(), len(DATA))
+    with pytest.raises(c.CopyError, match="differs"):
+        _compare(tmp_path, DATA[:-1] + b"?", packed, codec)
+
+
+@pytest.mark.parametrize(
+    ("src_codec", "dst_codec"),
+    [("none", "none"), ("none", "zstd"), ("none", "gzip"), ("zstd", "none"), ("gzip", "none")],
+)
+def test_copy_content_leaves_the_hash_to_the_comparison_for_uncompressed_sources(tmp_path, src_codec, dst_codec):
+    packed = {"none": DATA, "gzip": gzip.compress(DATA)}.get(src_codec)
+    if packed is None:
+        packed = subprocess.run([ZSTD, "-q", "-c"], input=DATA, capture_output=True, check=True).stdout
+    src = tmp_path / "src"
+    src.write_bytes(packed)
+    dst = tmp_path / "dst"
+    sfd = os.open(src, os.O_RDONLY)
+    dfd = os.open(dst, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        digest, length = c.copy_content(sfd, dfd, len(packed), src_codec, dst_codec, None, ZSTD)
+        rfd = os.open(dst, os.O_RDONLY)
+        try:
+            if src_codec == "none":
+                assert digest is None and length == len(DATA)
+                assert c.compare_back(rfd, sfd, dst_codec, ZSTD) == (hashlib.sha256(DATA).hexdigest(), len(DATA))
+            else:  # an undo: decompressed and hashed while written
+                assert (digest, length) == (hashlib.sha256(DATA).hexdigest(), len(DATA))
+                assert c.read_back(rfd, dst_codec, ZSTD) == (digest, length)
+        finally:
+            os.close(rfd)
+    finally:
+        os.close(sfd)
+        os.close(dfd)
+
+
+def test_compress_fd_reports_a_full_destination(tmp_path):
+    src = tmp_path / "src"
+    src.write_bytes(os.urandom(1 << 20))
+    sfd = os.open(src, os.O_RDONLY)
+    dfd = os.open("/dev/full", os.O_WRONLY)
+    try:
+        with pytest.raises(OSError) as info:
+            c.compress_fd(sfd, dfd, None, ZSTD)
+        assert info.value.errno == errno.ENOSPC
+    finally:
+        os.close(sfd)
+        os.close(dfd)

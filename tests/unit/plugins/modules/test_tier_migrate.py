@@ -109,7 +109,7 @@ def test_destination_full_fails_with_counts(run_module, tree, monkeypatch):
     def full(*_a, **_kw):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(_migrate, "write_stream", full)
+    monkeypatch.setattr(_migrate, "copy_content", full)
     result = run_module(tier_migrate, dict(args, check_space=False))
     assert result["failed"] is True and "is full" in result["msg"]
     assert result["moved"] == 0 and (src / "a.log").exists()
