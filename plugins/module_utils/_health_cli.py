@@ -107,6 +107,14 @@ def parse_args(argv):
     parser.add_argument(
         "--sinks", action="store_true", help="also deliver to the config's sinks (textfile, journal, webhook)"
     )
+    scope = parser.add_mutually_exclusive_group()
+    scope.add_argument(
+        "--freshness",
+        action="store_true",
+        help="check only the freshness of the backups, NAS snapshots and last successful run (its own Nagios "
+        "service, like sanoid --monitor-snapshots beside --monitor-health); status line FRESHNESS ...",
+    )
+    scope.add_argument("--all", action="store_true", help="check the tiers and the freshness together")
     return parser.parse_args(argv)
 
 
@@ -119,11 +127,25 @@ def _give_up(timeout, stream):
     return handler
 
 
-def run_check(settings, runner=subprocess_runner, which_fn=which, host=None, sinks=False, **checker_args):
-    """Validate, check and (optionally) deliver; returns the full result dict."""
+def run_check(
+    settings, runner=subprocess_runner, which_fn=which, host=None, sinks=False, scope="tiers", **checker_args
+):
+    """Validate, check and (optionally) deliver; returns the full result dict.
+
+    ``scope``: ``tiers`` (the default: the config's freshness checks are not run), ``freshness``
+    (only they; the tiers are validated, not checked) or ``all``.
+    """
     config = build_config(settings)
     sink_settings = build_sinks(settings)
+    if scope == "tiers":
+        config["freshness"] = dict(config["freshness"], checks=[])
+    elif scope == "freshness":
+        if not config["freshness"]["checks"]:
+            raise HealthError("--freshness: the config has no freshness checks (its 'freshness' block is empty)")
+        config["tiers"] = []
     result = HealthChecker(config, runner, which_fn, **checker_args).run()
+    if scope == "freshness":
+        result["service"] = "FRESHNESS"
     host = host or socket.gethostname()
     result["host"] = host
     result["report"] = render_report(result, host)
@@ -143,6 +165,8 @@ def main(argv=None, stdout=None, **checker_args):
         if args.timeout is not None and isinstance(settings, dict):
             settings["timeout"] = args.timeout
         timeout = build_config(settings)["timeout"] if isinstance(settings, dict) else 10.0
+        if args.freshness and args.sinks:
+            raise HealthError("--sinks writes the whole picture: give it alone or with --all, not with --freshness")
     except HealthError as exc:
         stdout.write("STORAGE UNKNOWN - config: %s\n" % exc)
         return UNKNOWN
@@ -151,7 +175,8 @@ def main(argv=None, stdout=None, **checker_args):
     signal.setitimer(signal.ITIMER_REAL, timeout + 0.9)
     started = time.monotonic()
     try:
-        result = run_check(settings, sinks=args.sinks, **checker_args)
+        scope = "freshness" if args.freshness else "all" if args.all else "tiers"
+        result = run_check(settings, sinks=args.sinks, scope=scope, **checker_args)
     except (HealthError, SinkError) as exc:
         stdout.write("STORAGE UNKNOWN - config: %s\n" % exc)
         return UNKNOWN

@@ -482,7 +482,7 @@ def perfdata(result):
 
 
 def status_line(result):
-    """``STORAGE <STATUS> - <first alerts> | <perfdata>``."""
+    """``STORAGE <STATUS> - <first alerts> | <perfdata>`` (``FRESHNESS`` for jts-storage-check --freshness)."""
     alerts = sorted(result["alerts"], key=lambda a: -SEVERITY_RANK[a["severity"]])
     if alerts:
         shown = "; ".join("%s %s: %s" % (a["tier"], a["path"], a["message"]) for a in alerts[:3])
@@ -490,13 +490,14 @@ def status_line(result):
             shown += "; and %d more" % (len(alerts) - 3)
         summary = "%d alert(s): %s" % (len(alerts), shown)
     else:
-        summary = "all %d tier(s) ok" % len(result["tier_order"])
         checks = len((result.get("freshness") or {}).get("checks") or [])
+        parts = ["%d tier(s)" % len(result["tier_order"])] if result["tier_order"] or not checks else []
         if checks:
-            summary += ", %d freshness check(s) ok" % checks
+            parts.append("%d freshness check(s)" % checks)
+        summary = "all %s ok" % " and ".join(parts)
     # '|' separates perfdata: it must not appear in the text part
     summary = summary.replace("|", "/").replace("\n", " ")
-    return "STORAGE %s - %s | %s" % (result["status"].upper(), summary, perfdata(result))
+    return "%s %s - %s | %s" % (result.get("service") or "STORAGE", result["status"].upper(), summary, perfdata(result))
 
 
 # ----------------------------------------------------------------------------------------------

@@ -130,10 +130,12 @@ def site(tmp_path_factory):
             subprocess.run(["umount", str(path)], check=False)
 
 
-def check(site, config, *args, timeout=30):
+def check(site, config, *args, timeout=30, scope="--all"):
+    """The installed command; ``--all`` (tiers and freshness) unless another ``scope`` is given."""
     started = time.monotonic()
+    scope_args = [scope] if scope else []
     result = subprocess.run(
-        [sys.executable, str(site["base"] / "jts-storage-check"), "--config", str(config), *args],
+        [sys.executable, str(site["base"] / "jts-storage-check"), "--config", str(config), *scope_args, *args],
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -168,11 +170,22 @@ def test_install_derives_the_checks_from_the_layout(site):
     assert fresh["last_run"]["state_dir"] == str(site["base"] / "state")
 
 
+def test_by_default_the_command_checks_the_tiers_and_freshness_is_its_own_service(site):
+    result, _elapsed = check(site, site["base"] / "storage-health.json", scope=None)
+    assert result.returncode == 0, result.stdout
+    assert result.stdout.startswith("STORAGE OK - all 1 tier(s) ok | ") and "[freshness]" not in result.stdout
+    result, _elapsed = check(site, site["base"] / "storage-health.json", scope="--freshness")
+    assert result.returncode == 0, result.stdout
+    status, _, perf = result.stdout.splitlines()[0].partition(" | ")
+    assert status == "FRESHNESS OK - all 8 freshness check(s) ok"
+    assert "used'=" not in perf and "'last success age'=" in perf
+
+
 def test_all_fresh_is_ok_with_ages_in_perfdata(site):
     result, elapsed = check(site, site["base"] / "storage-health.json")
     assert result.returncode == 0, result.stdout + result.stderr
     status, _, perf = result.stdout.splitlines()[0].partition(" | ")
-    assert status == "STORAGE OK - all 1 tier(s) ok, 8 freshness check(s) ok"
+    assert status == "STORAGE OK - all 1 tier(s) and 8 freshness check(s) ok"
     items = re.findall(r"'(?:[^']|'')+'=\S+", perf)
     assert all(PERF_ITEM.match(item) for item in items), perf
     ages = {

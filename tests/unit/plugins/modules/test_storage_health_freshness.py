@@ -162,7 +162,7 @@ def test_cli_stalled_nas_is_unknown_within_the_timeout(tmp_path):
     config.write_text(json.dumps(dict(settings, timeout=3, probe_timeout=1)))
     out = io.StringIO()
     started = time.monotonic()
-    code = _health_cli.main(["--config", str(config)], stdout=out, call=call)
+    code = _health_cli.main(["--config", str(config), "--all"], stdout=out, call=call)
     elapsed = time.monotonic() - started
     assert code == 3, out.getvalue()
     first = out.getvalue().splitlines()[0]
@@ -172,3 +172,51 @@ def test_cli_stalled_nas_is_unknown_within_the_timeout(tmp_path):
     assert "did not answer within 1.0s (stalled mount?)" in first
     assert "'backup postgres age'=72" in first
     assert 0.9 < elapsed < 3 + 1
+
+
+def cli(tmp_path, settings, *argv):
+    import io
+
+    from ansible_collections.jts.tiered_storage.plugins.module_utils import _health_cli
+
+    config = tmp_path / "health.json"
+    config.write_text(json.dumps(settings))
+    out = io.StringIO()
+    code = _health_cli.main(["--config", str(config), *argv], stdout=out)
+    return code, out.getvalue()
+
+
+def test_cli_scopes_tiers_by_default_freshness_alone_or_all(tmp_path):
+    backup(tmp_path / "backups" / "postgres", "postgres", 30 * H)  # a warning
+    settings = args(tmp_path, backups={"directory": str(tmp_path / "backups"), "volumes": ["postgres"]})
+    # by default the tiers only, as before: existing Nagios services and textfiles do not change
+    code, out = cli(tmp_path, settings)
+    assert code == 0 and out.startswith("STORAGE OK - all 1 tier(s) ok | ") and "[freshness]" not in out
+    assert "age'=" not in out
+    # --freshness: its own service, the tiers not checked
+    code, out = cli(tmp_path, settings, "--freshness")
+    assert code == 1, out
+    first = out.splitlines()[0]
+    assert first.startswith("FRESHNESS WARNING - 1 alert(s): freshness %s/backups/postgres: newest backup" % tmp_path)
+    assert "used'=" not in first and "'backup postgres age'=108" in first
+    assert "[warm]" not in out and "[freshness] WARNING" in out
+    # --all: both, one status
+    code, out = cli(tmp_path, settings, "--all")
+    assert code == 1 and out.startswith("STORAGE WARNING - 1 alert(s): freshness ")
+    assert "used'=" in out.splitlines()[0] and "[warm] OK" in out
+    for old in (tmp_path / "backups" / "postgres").iterdir():
+        old.unlink()
+    backup(tmp_path / "backups" / "postgres", "postgres", H)
+    code, out = cli(tmp_path, settings, "--all")
+    assert code == 0 and out.startswith("STORAGE OK - all 1 tier(s) and 1 freshness check(s) ok | ")
+    code, out = cli(tmp_path, settings, "--freshness")
+    assert code == 0 and out.startswith("FRESHNESS OK - all 1 freshness check(s) ok | ")
+
+
+def test_cli_freshness_without_checks_or_with_sinks_is_unknown(tmp_path):
+    code, out = cli(tmp_path, args(tmp_path), "--freshness")
+    assert code == 3
+    assert out.startswith("STORAGE UNKNOWN - config: --freshness: the config has no freshness checks")
+    settings = args(tmp_path, last_run={"state_dir": str(tmp_path)})
+    code, out = cli(tmp_path, settings, "--freshness", "--sinks")
+    assert code == 3 and "--sinks writes the whole picture" in out
