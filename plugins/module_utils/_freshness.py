@@ -482,7 +482,7 @@ PERF_LABELS = {
     "backup": "backup %s age",
     "nas_backup": "nas backup %s age",
     "nas_snapshot": "nas snapshot %s age",
-    "last_run": "last success%.0s age",
+    "last_run": "last success%.0s age",  # %.0s: the name ("nightly") is not shown
 }
 
 
