@@ -651,6 +651,7 @@ class Job:
     links) that follow it; ``src``/``dst`` are the full paths, for reports and the journal."""
 
     __slots__ = (
+        "compare",
         "digest",
         "dst",
         "dst_codec",
@@ -686,6 +687,7 @@ class Job:
         self.sel_st = sel_st
         self.expect = expect
         self.size = sel_st.st_size if sel_st is not None else 0
+        self.compare = False
         self.st = None
         self.tmp = None
         self.tmp_ino = None
@@ -849,6 +851,11 @@ class Transfer:
     directory at the source.
     """
 
+    # Where the SHA-256 of an uncompressed source is taken: by the copying thread right after its
+    # copy (reading the source again from the page cache), or by the finishing thread while it
+    # compares the read-back with the source. Both give the same digest.
+    HASH_WHILE_COPYING = True
+
     def __init__(self, op, src, dst, journal, run_id, registry, outcome, zstd_bin=None, drop_metadata=False):
         self.op = op
         self.src = src
@@ -919,8 +926,9 @@ class Transfer:
             )
             try:
                 job.digest, job.length = copy_content(
-                    fd, tfd, st.st_size, job.src_codec, job.dst_codec, job.level, self.zstd_bin
+                    fd, tfd, st.st_size, job.src_codec, job.dst_codec, job.level, self.zstd_bin, self.HASH_WHILE_COPYING
                 )
+                job.compare = job.src_codec == "none"
             except CodecError:
                 raise
             except OSError as exc:
@@ -989,8 +997,9 @@ class Transfer:
         """
         fd = self._open_tmp(job)
         try:
-            if job.digest is None:
-                job.digest, job.length = self._compare(job, fd)
+            if job.compare:
+                digest, job.length = self._compare(job, fd, hashing=job.digest is None)
+                job.digest = job.digest or digest
                 if job.expect is not None and job.digest != job.expect:
                     raise CopyError(_NOT_THE_JOURNALS)
                 return
@@ -1000,7 +1009,7 @@ class Transfer:
         if digest != job.digest or length != job.length:
             raise CopyError("verification failed: the copy read back from the disk differs")
 
-    def _compare(self, job, fd):
+    def _compare(self, job, fd, hashing):
         name = split(job.src_rel)[1]
         try:
             sfd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, dir_fd=job.src_dir.fd)
@@ -1015,7 +1024,7 @@ class Transfer:
             if not same_stat(os.fstat(sfd), job.st):
                 raise changed
             try:
-                result = compare_back(fd, sfd, job.dst_codec, self.zstd_bin, prefetched=job.prefetched)
+                result = compare_back(fd, sfd, job.dst_codec, self.zstd_bin, job.prefetched, hashing)
             except CopyError:
                 if not same_stat(os.fstat(sfd), job.st):
                     raise changed from None

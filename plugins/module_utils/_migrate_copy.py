@@ -366,22 +366,31 @@ def compress_fd(src_fd, dst_fd, level=None, zstd_bin=None):
         raise _zstd_failed(rc, err)
 
 
-def copy_content(src_fd, dst_fd, size, src_codec="none", dst_codec="none", level=None, zstd_bin=None):
+def copy_content(src_fd, dst_fd, size, src_codec="none", dst_codec="none", level=None, zstd_bin=None, hashing=True):
     """Copy a file's content from ``src_fd`` to the new file ``dst_fd``; return (sha256 or None, length).
 
     From an uncompressed source the copy is made the cheapest way (``copy_raw`` in the kernel, or
-    ``zstd`` reading the file itself) and not hashed: the digest is None, and ``compare_back``
-    checks the flushed copy against the source and hashes it then. From a compressed source (an
-    undo) the content is decompressed here and hashed while it is written, as ``write_stream`` does.
+    ``zstd`` reading the file itself) and ``compare_back`` later checks the flushed copy against
+    the source. The SHA-256 of the content (what the journal keeps) is taken here by reading the
+    source once more (from the page cache) when ``hashing``, else it is None and ``compare_back``
+    takes it. From a compressed source (an undo) the content is decompressed here and hashed while
+    it is written, as ``write_stream`` does.
     """
-    if src_codec == "none":
-        if dst_codec == "none":
-            return None, copy_raw(src_fd, dst_fd, size)
-        if dst_codec == "zstd":
-            compress_fd(src_fd, dst_fd, level, zstd_bin)
-            return None, size
-        return None, write_stream(open_reader(src_fd), dst_fd, dst_codec, level, zstd_bin)[1]
-    return write_stream(open_reader(src_fd, src_codec, zstd_bin), dst_fd, dst_codec, level, zstd_bin)
+    if src_codec != "none":
+        return write_stream(open_reader(src_fd, src_codec, zstd_bin), dst_fd, dst_codec, level, zstd_bin)
+    if dst_codec == "none":
+        length = copy_raw(src_fd, dst_fd, size)
+    elif dst_codec == "zstd":
+        compress_fd(src_fd, dst_fd, level, zstd_bin)
+        length = size
+    else:
+        os.lseek(src_fd, 0, os.SEEK_SET)
+        length = write_stream(open_reader(src_fd), dst_fd, dst_codec, level, zstd_bin)[1]
+    if not hashing:
+        return None, length
+    os.lseek(src_fd, 0, os.SEEK_SET)
+    digest, hashed = _hash_content(_raw_chunks(src_fd))
+    return digest, min(length, hashed)
 
 
 def drop_cache(fd):
@@ -449,13 +458,13 @@ def _equal(data, buf, n):
     return bytes(data) == buf[:n]
 
 
-def compare_back(fd, src_fd, codec="none", zstd_bin=None, prefetched=False):
+def compare_back(fd, src_fd, codec="none", zstd_bin=None, prefetched=False, hashing=True):
     """Read the (flushed) copy at ``fd`` back from the disk and compare it with the source's bytes.
 
     The copy's content (decompressed when ``codec`` says so) is read as ``read_back`` reads it,
     after its pages were dropped from the page cache; the source is read from ``src_fd`` (from its
     start; normally still in the page cache) and the two are compared byte for byte. Returns the
-    SHA-256 and length of the content (what the journal keeps); raises CopyError when they differ.
+    SHA-256 (None unless ``hashing``) and length of the content; raises CopyError when they differ.
     """
     if not prefetched:
         prefetch(fd)
@@ -472,7 +481,8 @@ def compare_back(fd, src_fd, codec="none", zstd_bin=None, prefetched=False):
                 buf = bytearray(n)
             if _read_full(src_fd, buf, n) != n or not _equal(data, buf, n):
                 raise CopyError("verification failed: the copy read back from the disk differs")
-            digest.update(data)
+            if hashing:
+                digest.update(data)
             length += n
         if os.read(src_fd, 1):
             raise CopyError("verification failed: the copy read back from the disk differs")
@@ -480,7 +490,7 @@ def compare_back(fd, src_fd, codec="none", zstd_bin=None, prefetched=False):
         chunks.close()
         if len(_SPARE_BUFFERS) < 4 and len(buf) == CHUNK:
             _SPARE_BUFFERS.append(buf)
-    return digest.hexdigest(), length
+    return (digest.hexdigest() if hashing else None), length
 
 
 def _hash_content(chunks):

@@ -744,29 +744,33 @@ def test_compare_back_decompresses_the_copy(tmp_path, codec):
         _compare(tmp_path, DATA[:-1] + b"?", packed, codec)
 
 
+@pytest.mark.parametrize("hashing", [True, False])
 @pytest.mark.parametrize(
     ("src_codec", "dst_codec"),
     [("none", "none"), ("none", "zstd"), ("none", "gzip"), ("zstd", "none"), ("gzip", "none")],
 )
-def test_copy_content_leaves_the_hash_to_the_comparison_for_uncompressed_sources(tmp_path, src_codec, dst_codec):
+def test_copy_content_then_compare_back(tmp_path, src_codec, dst_codec, hashing):
+    """Either step takes the content's hash (an undo's decompressed copy always hashes while written)."""
     packed = {"none": DATA, "gzip": gzip.compress(DATA)}.get(src_codec)
     if packed is None:
         packed = subprocess.run([ZSTD, "-q", "-c"], input=DATA, capture_output=True, check=True).stdout
     src = tmp_path / "src"
     src.write_bytes(packed)
     dst = tmp_path / "dst"
+    want = (hashlib.sha256(DATA).hexdigest(), len(DATA))
     sfd = os.open(src, os.O_RDONLY)
     dfd = os.open(dst, os.O_WRONLY | os.O_CREAT, 0o600)
     try:
-        digest, length = c.copy_content(sfd, dfd, len(packed), src_codec, dst_codec, None, ZSTD)
+        digest, length = c.copy_content(sfd, dfd, len(packed), src_codec, dst_codec, None, ZSTD, hashing)
         rfd = os.open(dst, os.O_RDONLY)
         try:
             if src_codec == "none":
-                assert digest is None and length == len(DATA)
-                assert c.compare_back(rfd, sfd, dst_codec, ZSTD) == (hashlib.sha256(DATA).hexdigest(), len(DATA))
-            else:  # an undo: decompressed and hashed while written
-                assert (digest, length) == (hashlib.sha256(DATA).hexdigest(), len(DATA))
-                assert c.read_back(rfd, dst_codec, ZSTD) == (digest, length)
+                assert (digest, length) == (want[0] if hashing else None, len(DATA))
+                compared = c.compare_back(rfd, sfd, dst_codec, ZSTD, hashing=not hashing)
+                assert compared == (None if hashing else want[0], len(DATA))
+            else:
+                assert (digest, length) == want
+                assert c.read_back(rfd, dst_codec, ZSTD) == want
         finally:
             os.close(rfd)
     finally:
