@@ -118,6 +118,14 @@ def test_restore_of_the_newest_archive_gives_back_the_same_bytes(backups, tmp_pa
     assert tree_digest(dest) == tree_digest(backups["snap"])
 
 
+def test_restore_finds_the_archives_of_a_host_whose_warm_tier_is_elsewhere(backups, tmp_path):
+    """No restore_backup_dir: the daily-backups directory comes from warm_tier_mount, said once."""
+    dest = tmp_path / "restored"
+    result = restore(tmp_path, restore_lv="postgres", warm_tier_mount=str(tmp_path), restore_dest=str(dest))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert tree_digest(dest) == tree_digest(backups["snap"])
+
+
 def test_restore_of_a_named_older_archive(backups, tmp_path):
     dest = tmp_path / "restored-older"
     result = restore(tmp_path, restore_archive=str(backups["older"]), restore_dest=str(dest))
