@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 
 def test_the_aged_log_moved_to_the_warm_tier(host):
     assert not host.file("/var/lib/postgresql/logs/postgresql-old.log").exists
@@ -35,3 +37,13 @@ def test_the_good_run_is_recorded_after_the_failed_and_killed_ones(host):
     assert state.is_directory and state.mode == 0o700 and state.user == "root"
     summary = host.run("/usr/local/bin/jts-lifecycle-report")
     assert summary.rc == 0 and summary.stdout.startswith("last run: SUCCESS"), summary.stdout
+
+
+def test_freshness_after_the_nightly_run(host):
+    """The backups just written and the run just reported are fresh; a young host has no NAS backup yet."""
+    check = host.run("/usr/local/bin/jts-storage-check --freshness")
+    assert check.rc in (0, 1), check.stdout  # WARNING at most: no NAS backup on a young host
+    assert check.stdout.startswith("FRESHNESS "), check.stdout
+    for lv in ("postgres", "clickhouse", "mongodb"):
+        assert re.search(r"(?m)^\s*backup\s+%s\s.*\sOK$" % lv, check.stdout), check.stdout
+    assert re.search(r"(?m)^\s*last_run\s+\S+\s.*\sOK$", check.stdout), check.stdout
