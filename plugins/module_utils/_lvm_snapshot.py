@@ -20,6 +20,7 @@ import json
 import math
 import re
 
+from ansible_collections.jts.tiered_storage.plugins.module_utils import _consistency
 from ansible_collections.jts.tiered_storage.plugins.module_utils._units import (
     UnitError,
     format_bytes,
@@ -423,8 +424,9 @@ def merge_deferred(output, origin_row):
 class SnapshotManager:
     """Runs LVM through ``module.run_command`` (argument lists, ``LC_ALL=C``)."""
 
-    def __init__(self, module, now):
+    def __init__(self, module, now, popen=None):
         self.module = module
+        self.popen = popen  # subprocess.Popen for psql and the freeze watchdog (unit tests replace it)
         self.now = now
         self.check_mode = module.check_mode
         self._bins = {}
@@ -507,12 +509,15 @@ class SnapshotManager:
 
     # -- states --------------------------------------------------------------------------------
 
-    def present(self, vg, origins, prefix, pre_hook, post_hook, hook_timeout):
+    def present(self, vg, origins, prefix, pre_hook, post_hook, hook_timeout, consistency=()):
         vg_info = self.vg_info(vg)
         rows = self.lv_rows(vg)
         plan, room = plan_set(vg, origins, rows, vg_info, prefix, self.now)
         result = dict(room, changed=True, created=plan, vg=vg)
+        groups = list(consistency or [])
         if self.check_mode:
+            states = _consistency.planned(groups, [item["origin"] for item in plan])
+            _attach(result, plan, states)
             result["msg"] = "would create %d snapshot(s) in VG %s: %s" % (
                 len(plan),
                 vg,
@@ -529,35 +534,60 @@ class SnapshotManager:
                 exc.msg += "; no snapshot created"
                 exc.details.update(result, changed=False, created=[])
                 raise exc
+        holders = [(group, self.holder(group)) for group in groups if group["method"] != "none"]
         created = []
         failure = None
-        for item in plan:
-            cmd = [
-                self._bin("lvcreate"),
-                "--snapshot",
-                "--name",
-                item["name"],
-                "--extents",
-                str(item["extents"]),
-                "%s/%s" % (vg, item["origin"]),
-            ]
-            rc, out, err = self.run(cmd)
-            if rc != 0:
-                failure = SnapshotError(
-                    "lvcreate of %s/%s (snapshot of %s) failed (rc %d): %s"
-                    % (vg, item["name"], item["origin"], rc, (err or out).strip()),
-                    rc=rc,
-                    stdout=out,
-                    stderr=err,
-                    cmd=cmd,
-                )
-                break
-            created.append(item)
-        if failure is not None:
+        stage_failed = False
+        held = []
+        states = _consistency.planned([g for g in groups if g["method"] == "none"], [item["origin"] for item in plan])
+        findings = []
+        with _consistency.SignalGuard() as guard:
+            try:
+                for group, holder in holders:
+                    holder.acquire()
+                    held.append((group, holder))
+            except (_consistency.ConsistencyError, _consistency.Interrupted) as exc:
+                failure = SnapshotError("%s; no snapshot created" % exc)
+                stage_failed = True
+            if failure is None:
+                try:
+                    for item in plan:
+                        failure = self._create(vg, item)
+                        if failure is not None:
+                            break
+                        created.append(item)
+                except _consistency.Interrupted as exc:
+                    failure = SnapshotError("%s while the snapshots were created" % exc)
+            guard.block()
+            for group, holder in held:
+                state, finding = holder.release(failure is None)
+                for lv in group["origins"]:
+                    states[lv] = dict(state, origins=list(group["origins"]))
+                if finding:
+                    findings.append(
+                        {
+                            "severity": "warning",
+                            "vg": vg,
+                            "lv": ",".join(group["origins"]),
+                            "origin": group["origins"][0],
+                            "message": "consistency (%s) of %s: %s; the snapshot is crash-consistent only"
+                            % (group["method"], ", ".join(group["origins"]), finding)
+                            if state["mode"] == "crash"
+                            else "consistency (%s) of %s: %s" % (group["method"], ", ".join(group["origins"]), finding),
+                        }
+                    )
+        if guard.pending is not None and failure is None:
+            failure = SnapshotError("interrupted by signal %d while the consistency was released" % guard.pending)
+        _attach(result, plan, states)
+        result["findings"] = findings
+        rolled_back, left = [], []
+        if failure is not None and created:
             rolled_back, left = self._remove_all(vg, created)
             failure.msg += "; rolled back the %d snapshot(s) created in this call" % len(rolled_back)
             if left:
                 failure.msg += "; could NOT remove %s" % ", ".join(x["name"] for x in left)
+        elif failure is not None and not stage_failed:
+            failure.msg += "; rolled back the 0 snapshot(s) created in this call"
         if post_hook:
             try:
                 hooks["post"] = self.run_hook("post_hook", post_hook, hook_timeout)
@@ -578,6 +608,36 @@ class SnapshotManager:
             raise failure
         result["msg"] = "created %d snapshot(s) in VG %s" % (len(created), vg)
         return result
+
+    def _create(self, vg, item):
+        """lvcreate one snapshot; return a SnapshotError on failure, None on success."""
+        cmd = [
+            self._bin("lvcreate"),
+            "--snapshot",
+            "--name",
+            item["name"],
+            "--extents",
+            str(item["extents"]),
+            "%s/%s" % (vg, item["origin"]),
+        ]
+        rc, out, err = self.run(cmd)
+        if rc != 0:
+            return SnapshotError(
+                "lvcreate of %s/%s (snapshot of %s) failed (rc %d): %s"
+                % (vg, item["name"], item["origin"], rc, (err or out).strip()),
+                rc=rc,
+                stdout=out,
+                stderr=err,
+                cmd=cmd,
+            )
+        return None
+
+    def holder(self, group):
+        """The object that brings ``group`` to a consistent state and releases it."""
+        if group["method"] == "postgresql":
+            psql = group.get("psql") or self._bin("psql")
+            return _consistency.PgHolder(group, psql, popen=self.popen)
+        return _consistency.FreezeHolder(group, self.run, self._bin("fsfreeze"), popen=self.popen)
 
     def _remove_all(self, vg, items):
         """lvremove each item; return (removed, left) and never raise."""
@@ -733,6 +793,15 @@ class SnapshotManager:
             for s in invalid
         ]
         return {"vg": vg, "changed": False, "snapshots": snaps, "findings": findings}
+
+
+def _attach(result, plan, states):
+    """Give each planned snapshot its ``consistency`` and the result the per-origin map."""
+    for item in plan:
+        item["consistency"] = states.get(item["origin"]) or _consistency.empty_state(
+            "none", "crash", _consistency.NO_METHOD
+        )
+    result["consistency"] = dict((item["origin"], item["consistency"]) for item in plan)
 
 
 def _merge_message(vg, row, deferred, check_mode):

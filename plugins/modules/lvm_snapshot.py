@@ -255,6 +255,10 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.jts.tiered_storage.plugins.module_utils._consistency import (
+    ConsistencyError,
+    parse_consistency,
+)
 from ansible_collections.jts.tiered_storage.plugins.module_utils._lvm_snapshot import (
     SnapshotError,
     SnapshotManager,
@@ -280,6 +284,30 @@ ARGUMENT_SPEC = dict(
     pre_hook=dict(type="list", elements="str", default=[]),
     post_hook=dict(type="list", elements="str", default=[]),
     hook_timeout=dict(type="int", default=300),
+    consistency=dict(
+        type="list",
+        elements="dict",
+        default=[],
+        options=dict(
+            origins=dict(type="list", elements="str", required=True),
+            method=dict(type="str", choices=["postgresql", "fsfreeze", "none"], required=True),
+            mounts=dict(type="list", elements="str", default=[]),
+            freeze_timeout=dict(type="int", default=60),
+            reason=dict(type="str"),
+            database=dict(type="str", default="postgres"),
+            host=dict(type="str"),
+            port=dict(type="int", default=5432),
+            user=dict(type="str"),
+            password=dict(type="str", no_log=True),
+            passfile=dict(type="path"),
+            os_user=dict(type="str"),
+            connect_timeout=dict(type="int", default=10),
+            statement_timeout=dict(type="int", default=300),
+            psql=dict(type="path"),
+            label=dict(type="str", default="jts_lvm_snapshot"),
+            wal_dest=dict(type="path"),
+        ),
+    ),
 )
 
 
@@ -298,9 +326,21 @@ def run(manager, params):
     if state == "present":
         if not origins:
             raise SnapshotError("origins must list at least one LV with state=present (VG %s)" % vg)
+        try:
+            groups = parse_consistency(params["consistency"], [entry["lv"] for entry in origins])
+        except ConsistencyError as exc:
+            raise SnapshotError(str(exc)) from None
         return manager.present(
-            vg, origins, params["prefix"], params["pre_hook"], params["post_hook"], params["hook_timeout"]
+            vg,
+            origins,
+            params["prefix"],
+            params["pre_hook"],
+            params["post_hook"],
+            params["hook_timeout"],
+            consistency=groups,
         )
+    if params["consistency"]:
+        raise SnapshotError("consistency is only used with state=present")
     if state == "pruned":
         return manager.pruned(vg, origins, params["prefix"], params["keep"], max_age)
     if state in ("absent", "merged"):
