@@ -6,7 +6,7 @@
 - the rules read only metrics that storage_health and lifecycle_report export;
 - ``promtool check metrics`` on a textfile rendered by storage_health's ``render_textfile`` from a
   real health check (the lab's LVM, mounts and btrfs answers, this host's statvfs, a NAS that
-  refuses);
+  refuses, freshness checks on real backup directories);
 - those real textfiles (health and run report) fed to the rules through promtool: the alerts
   that fire are the ones the results call for, with the labels the exporters write.
 
@@ -16,6 +16,7 @@ skipped with a reason on a workstation, and fails when ``CI`` is set.
 
 from __future__ import annotations
 
+import datetime
 import os
 import re
 import shutil
@@ -33,6 +34,8 @@ ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "extensions" / "prometheus" / "jts_tiered_storage.rules.yml"
 RULE_TESTS = sorted((ROOT / "tests" / "prometheus").glob("*.test.yml"))
 FIXTURES = ROOT / "tests" / "unit" / "plugins" / "modules" / "fixtures"
+# the sections of docs/operations.md the alerts point to
+RUNBOOK_ANCHORS = {"nightly-run-failed", "tier-full", "nas-away", "backup-stale", "snapshot-full"}
 IN_CI = os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
 
 
@@ -98,9 +101,24 @@ def test_every_alert_has_severity_summary_description():
         assert rule["annotations"]["summary"] and rule["annotations"]["description"], rule["alert"]
         runbook = rule["annotations"].get("runbook")
         if runbook is not None:
-            assert re.fullmatch(
-                r"docs/operations\.md#(nightly-run-failed|tier-full|nas-away|backup-stale|snapshot-full)", runbook
-            ), (rule["alert"], runbook)
+            # a literal anchor, or a template choosing among literal anchors
+            first, *anchors = [part for part in re.split(r"\{\{.*?\}\}", runbook) if part]
+            if not anchors:
+                first, _hash, anchor = first.partition("#")
+                first, anchors = first + "#", [anchor]
+            assert first == "docs/operations.md#", (rule["alert"], runbook)
+            assert set(anchors) <= RUNBOOK_ANCHORS, (rule["alert"], runbook)
+
+
+def test_runbook_anchors_exist_in_operations_md():
+    text = (ROOT / "docs" / "operations.md").read_text()
+    ids = set(re.findall(r'<a id="([^"]+)"', text))
+    # GitHub's heading anchors: lower case, punctuation dropped, spaces to hyphens
+    ids |= {
+        re.sub(r"[^a-z0-9 -]", "", heading.strip().lower()).replace(" ", "-")
+        for heading in re.findall(r"^#+ (.+)$", text, re.M)
+    }
+    assert RUNBOOK_ANCHORS - ids == set()
 
 
 def exported_metric_names():
@@ -145,7 +163,19 @@ LAB_TIERS = [
 
 def health_result(tmp_path):
     """A real health check over the lab's layout: the LVM, btrfs and mount answers the lab VM
-    gave (fixtures), statvfs of this host's temporary directory, and a NAS that refuses."""
+    gave (fixtures), statvfs of this host's temporary directory, and a NAS that refuses; its
+    freshness checks look at real backup directories: postgres's newest archive 30 h old
+    (warning), none for mongodb (critical), and the NAS snapshots cannot be looked at (unknown)."""
+    backups = tmp_path / "daily-backups"
+    stamp = (datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(hours=30)).strftime("%Y%m%dT%H%M%SZ")
+    (backups / "postgres").mkdir(parents=True)
+    (backups / "postgres" / ("postgres_%s.tar.zst" % stamp)).write_bytes(b"archive")
+    (backups / "postgres" / ("postgres_%s.tar.zst.sha256" % stamp)).write_text("checksum\n")
+    freshness = {
+        "nas_server": "127.0.0.1",
+        "backups": {"directory": str(backups), "volumes": ["postgres", "mongodb"]},
+        "nas_snapshots": {"archives": {"configs": "/mnt/synology/archives/configs"}, "mount": "/mnt/synology"},
+    }
     answers = {
         "lvs": (0, (FIXTURES / "lvm_snapshot" / "lvs_vg_jts_lab.json").read_text(), ""),
         "vgs": (0, (FIXTURES / "lvm_snapshot" / "vgs_vg_jts_lab.json").read_text(), ""),
@@ -163,7 +193,7 @@ def health_result(tmp_path):
         return "/usr/sbin/" + name if name in ("lvs", "vgs", "btrfs") else None
 
     checker = HealthChecker(
-        build_config({"tiers": LAB_TIERS}),
+        build_config({"tiers": LAB_TIERS, "freshness": freshness}),
         runner,
         which,
         read_file=files.__getitem__,
@@ -220,6 +250,8 @@ def test_health_textfile_passes_promtool_check_metrics(promtool, tmp_path):
         "snapshot_valid",
         "btrfs_device_errors",
         "last_run_timestamp_seconds",
+        "freshness_status",
+        "backup_age_seconds",
     ):
         assert "\n# TYPE jts_storage_%s gauge\n" % family in text, family
     assert '\\"name\\" \\\\ dir' in text
@@ -255,7 +287,12 @@ def test_real_textfiles_raise_the_alerts_their_results_call_for(promtool, tmp_pa
     assert [s["valid"] for s in health["tiers"]["hot"]["lvm"]["snapshots"]] == [False, True]
     series = input_series(_health_sinks.render_textfile(health), "db1:9100")
     series += input_series(_run_report.render_textfile(run_state()), "db1:9100")
-    query = "count by (alertname, tier, server, lv, step) (ALERTS{alertstate='firing'})"
+    assert [(c["kind"], c["name"], c["status"]) for c in health["freshness"]["checks"]] == [
+        ("backup", "postgres", "warning"),
+        ("backup", "mongodb", "critical"),
+        ("nas_snapshot", "configs", "unknown"),
+    ]
+    query = "count by (alertname, tier, server, lv, step, kind, name) (ALERTS{alertstate='firing'})"
     expected = [
         {"alertname": "JtsTierCritical", "tier": "hot"},  # the invalid snapshot
         {"alertname": "JtsTierCritical", "tier": "cold"},
@@ -263,6 +300,9 @@ def test_real_textfiles_raise_the_alerts_their_results_call_for(promtool, tmp_pa
         {"alertname": "JtsNasDown", "tier": "cold", "server": "127.0.0.1"},
         {"alertname": "JtsSnapshotInvalid", "tier": "hot", "lv": "cap_mongodb_20261123T000000Z"},
         {"alertname": "JtsMountNotOk", "tier": "warm"},
+        {"alertname": "JtsFreshnessWarning", "kind": "backup", "name": "postgres"},
+        {"alertname": "JtsFreshnessCritical", "kind": "backup", "name": "mongodb"},
+        {"alertname": "JtsFreshnessWarning", "kind": "nas_snapshot", "name": "configs"},
         {"alertname": "JtsNightlyRunFailed"},
         {"alertname": "JtsStepFailed", "step": "backup"},
     ]
