@@ -65,7 +65,7 @@ def parse_consistency(entries, set_origins):
         if method not in METHODS:
             raise ConsistencyError("%s.method: %r is not one of %s" % (where, method, ", ".join(METHODS)))
         mounts = list(entry.get("mounts") or [])
-        timeout = entry.get("freeze_timeout") or 60
+        timeout = 60 if entry.get("freeze_timeout") is None else entry["freeze_timeout"]
         if timeout <= 0:
             raise ConsistencyError("%s.freeze_timeout must be more than zero" % where)
         for mount in mounts:
