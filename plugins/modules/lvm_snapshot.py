@@ -27,6 +27,14 @@ description:
   - Optional O(pre_hook) and O(post_hook) commands (for example a database checkpoint, or a freeze and
     thaw) run just before and after the set is created, each bounded by O(hook_timeout). A failing
     pre-hook means no snapshot; the post-hook runs whenever the pre-hook ran, even when creation failed.
+  - "O(consistency) brings the services on the set's LVs to a consistent state before the snapshots and
+    releases them after, always (also when a snapshot fails or a SIGTERM, SIGINT or SIGHUP arrives):
+    V(postgresql) holds a non-exclusive base backup (C(pg_backup_start), C(pg_start_backup) before 15)
+    open on one C(psql) connection across the snapshots and stops it after them; V(fsfreeze) freezes the
+    group's mounts with a detached watchdog that thaws them after O(consistency[].freeze_timeout) even
+    if the module is killed; V(none) says the group is crash-consistent on purpose. Each origin's result
+    (RV(consistency)) says V(application) or V(crash) and why; an origin in no group is V(crash) with the
+    reason C(no consistency method configured)."
 author:
   - JTS infrastructure team (@jts-infra)
 extends_documentation_fragment:
@@ -34,7 +42,7 @@ extends_documentation_fragment:
 attributes:
   check_mode:
     support: full
-    details: Reports the snapshots that would be created, removed or merged (with the free-space check); runs no hook and changes nothing.
+    details: Reports the snapshots that would be created, removed or merged (with the free-space check) and the consistency each origin would get; runs no hook, connects to no database, freezes nothing and changes nothing.
   diff_mode:
     support: full
     details: The before and after are the names of this collection's snapshots that the call adds or removes.
@@ -42,6 +50,8 @@ attributes:
     platforms: posix
 requirements:
   - lvm2 2.02.158 or later (JSON report output); coreutils C(timeout) for the hooks.
+  - For O(consistency[].method=postgresql), C(psql) and PostgreSQL 10 or later, a role allowed to run the backup functions
+    (superuser, or C(pg_backup_start)/C(pg_backup_stop) granted); for V(fsfreeze), util-linux C(fsfreeze).
 options:
   vg:
     description: The volume group of the origins and their snapshots.
@@ -115,10 +125,113 @@ options:
     description: Seconds each hook may run before it is stopped (SIGTERM, then SIGKILL 10 s later) and counted as failed.
     type: int
     default: 300
+  consistency:
+    description:
+      - Groups of origins of the set and how each group is made consistent across the snapshots (only with O(state=present)).
+      - The groups are brought to their consistent state in order (after O(pre_hook)), then every snapshot is created,
+        then each group is released (before O(post_hook)). When one group cannot be brought to its state, those before
+        it are released and no snapshot is created. When a snapshot fails, every group is released
+        (a PostgreSQL backup aborted, the mounts thawed) and the set rolled back.
+      - A release that goes wrong after a complete set (C(pg_backup_stop) failing, the WAL not copied, the set taking
+        longer than the freeze bound) keeps the snapshots, reports the group as V(crash) with the reason and adds a
+        warning to RV(findings).
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      origins:
+        description: LVs of O(origins) in this group; an LV may be in one group only.
+        type: list
+        elements: str
+        required: true
+      method:
+        description:
+          - V(postgresql) holds a non-exclusive PostgreSQL base backup open on one connection across the snapshots
+            (fast checkpoint at the start); RV(consistency) then carries the C(backup_label), C(tablespace_map) and WAL
+            range a restore needs.
+          - V(fsfreeze) runs C(fsfreeze -f) on each of O(consistency[].mounts) before the snapshots and C(fsfreeze -u) after.
+          - V(none) records the group as crash-consistent on purpose (with O(consistency[].reason)).
+        type: str
+        choices: [postgresql, fsfreeze, none]
+        required: true
+      mounts:
+        description:
+          - Mount points of the group's LVs (absolute). Required for V(fsfreeze) (all are frozen; C(/) is refused).
+          - For V(postgresql), used to give PostgreSQL's C(data_directory) relative to the mount point that holds it;
+            nothing is frozen.
+        type: list
+        elements: str
+        default: []
+      freeze_timeout:
+        description:
+          - With V(fsfreeze), seconds after which a detached watchdog process (its own session, started before the first
+            freeze) thaws every mount of the group, even if the module or the controller died. A set that takes longer is
+            reported as V(crash).
+        type: int
+        default: 60
+      reason:
+        description: With V(none), the reason recorded in RV(consistency).
+        type: str
+      database:
+        description: With V(postgresql), the database to connect to.
+        type: str
+        default: postgres
+      host:
+        description: With V(postgresql), host name or socket directory; the default local socket when unset.
+        type: str
+      port:
+        description: With V(postgresql), the server's port.
+        type: int
+        default: 5432
+      user:
+        description: With V(postgresql), the role (superuser or granted the backup functions).
+        type: str
+      password:
+        description: With V(postgresql), the role's password, passed to C(psql) in C(PGPASSWORD) only.
+        type: str
+      passfile:
+        description: With V(postgresql), a libpq password file (C(PGPASSFILE)).
+        type: path
+      os_user:
+        description: With V(postgresql), run C(psql) as this OS user (for example V(postgres), for peer authentication).
+        type: str
+      connect_timeout:
+        description: With V(postgresql), seconds to wait for the connection.
+        type: int
+        default: 10
+      statement_timeout:
+        description:
+          - With V(postgresql), seconds to wait for the answer to each statement (the start includes a checkpoint).
+          - The server itself runs the session without a statement time-out.
+        type: int
+        default: 300
+      psql:
+        description: With V(postgresql), the C(psql) to run (default C(psql) from the PATH).
+        type: path
+      label:
+        description: "With V(postgresql), the backup label (letters, digits and C(_ . : + -))."
+        type: str
+        default: jts_lvm_snapshot
+      wal_dest:
+        description:
+          - With V(postgresql), an existing directory where the WAL segments from the backup's start to its stop are copied
+            right after C(pg_backup_stop) (from the live C(pg_wal), before a checkpoint can recycle them). Existing files
+            are never overwritten; use an empty directory per run.
+          - Without it, a restore needs those segments from the server's WAL archive (C(restore_command)).
+        type: path
 notes:
   - Only classic copy-on-write snapshots are handled; thin LVs are refused as origins.
-  - The snapshots of a set are created one after the other; use O(pre_hook) and O(post_hook) for a
-    consistent point across several services.
+  - The snapshots of a set are created one after the other; use O(consistency) (or O(pre_hook) and
+    O(post_hook)) for a consistent point.
+  - "C(pg_backup_stop) is called with C(wait_for_archive=false): the WAL of the backup is copied to
+    O(consistency[].wal_dest) by the module, and waiting for archiving would hang on a server without
+    C(archive_mode)."
+  - A non-exclusive PostgreSQL backup belongs to its connection; when the module is killed, C(psql) reads end-of-file on
+    its standard input and exits, the connection closes and the server aborts the backup (it logs
+    C(aborting backup due to backend exiting before pg_backup_stop was called)).
+  - LVM suspends the origin's device (with its own filesystem freeze) for each snapshot; on kernels before 6.8 a
+    filesystem already frozen with V(fsfreeze) may make that suspend fail (EBUSY). The set then fails, is thawed and
+    rolled back; check V(fsfreeze) on the target kernel first.
   - Findings (RV(findings)) are meant for the lifecycle's alerting; invalid snapshots are also warnings.
 seealso:
   - name: lvm_snapshot guide
@@ -139,6 +252,26 @@ EXAMPLES = r"""
     pre_hook: [/usr/bin/psql, -U, postgres, -c, CHECKPOINT]
     hook_timeout: 120
   register: snapset
+
+- name: Application-consistent set - PostgreSQL backup held across it, ClickHouse and MongoDB frozen
+  jts.tiered_storage.lvm_snapshot:
+    vg: vg_jts
+    origins:
+      - {lv: postgres, size: 5G}
+      - {lv: clickhouse, size: 10G}
+      - {lv: mongodb, size: 2%}
+    consistency:
+      - origins: [postgres]
+        method: postgresql
+        os_user: postgres
+        mounts: [/var/lib/postgresql]
+        wal_dest: /data/warm-storage/daily-backups/postgres/.wal-20261123T023000Z
+      - origins: [clickhouse, mongodb]
+        method: fsfreeze
+        mounts: [/var/lib/clickhouse, /var/lib/mongodb]
+        freeze_timeout: 30
+  register: snapset
+  # snapset.consistency.postgres.backup_label goes into the archive as <data_directory>/backup_label
 
 - name: Keep the newest 3 per origin and nothing older than 7 days; drop invalid ones
   jts.tiered_storage.lvm_snapshot:
@@ -226,8 +359,10 @@ foreign_skipped:
   type: int
   sample: 1
 findings:
-  description: Problems to alert on, each with C(severity) (V(warning) or V(critical)), C(vg), C(lv), C(origin) and C(message).
-  returned: when O(state=pruned)
+  description:
+    - Problems to alert on, each with C(severity) (V(warning) or V(critical)), C(vg), C(lv), C(origin) and C(message).
+    - With O(state=present), a consistency group that ended V(crash) after a complete set (for example C(pg_backup_stop) failed).
+  returned: when O(state=pruned), or O(state=present) and not in check mode
   type: list
   elements: dict
   sample: [{"severity": "critical", "vg": "vg_jts", "lv": "jts_snap_mongodb_20261122T013000Z", "origin": "mongodb",
@@ -244,6 +379,26 @@ merge_deferred:
   returned: when O(state=merged)
   type: bool
   sample: true
+consistency:
+  description:
+    - Per origin of the set, C(mode) (V(application) or V(crash)), C(method) (V(postgresql), V(fsfreeze) or V(none)),
+      C(reason), C(origins) (the group), and C(backup_label), C(tablespace_map), C(start_lsn), C(stop_lsn),
+      C(data_directory) (PostgreSQL's data directory relative to the mount point in O(consistency[].mounts) that
+      holds it; null when none does), all null except for a held PostgreSQL backup.
+    - For V(postgresql) also C(start_wal), C(stop_wal), C(wal_files) (copied to C(wal_dest)), C(wal_dest) and
+      C(data_directory_absolute); for V(fsfreeze) also C(mounts) and C(frozen_seconds).
+    - In check mode, what a run would aim at (no LSN, no label). The same dict is in each item of RV(created).
+  returned: when O(state=present)
+  type: dict
+  sample: {"postgres": {"mode": "application", "method": "postgresql", "origins": ["postgres"],
+           "reason": "non-exclusive backup held on one connection across the snapshots (0/2000028 to 0/3000100); restore: ...",
+           "backup_label": "START WAL LOCATION: 0/2000028 (file 000000010000000000000002)\n...",
+           "tablespace_map": "", "start_lsn": "0/2000028", "stop_lsn": "0/3000100", "data_directory": "15/main",
+           "data_directory_absolute": "/var/lib/postgresql/15/main", "start_wal": "000000010000000000000002",
+           "stop_wal": "000000010000000000000003", "wal_dest": "/data/warm-storage/daily-backups/postgres/.wal-x",
+           "wal_files": ["000000010000000000000002", "000000010000000000000003"]},
+           "clickhouse": {"mode": "crash", "method": "none", "reason": "no consistency method configured",
+           "backup_label": null, "tablespace_map": null, "start_lsn": null, "stop_lsn": null, "data_directory": null}}
 msg:
   description: A one-line summary.
   returned: when O(state=present), O(state=pruned) or O(state=merged)
