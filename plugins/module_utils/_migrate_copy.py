@@ -1,6 +1,6 @@
 # Copyright (c) 2026 JTS infrastructure team
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Verified copies: hash while copying, optional compression, flush, re-read and compare.
+"""Verified copies: copy (in the kernel where possible), flush, read back and compare with the source.
 
 Reusable by any module that must never lose a byte. Standard library only (the ``zstd``
 tool is called with argument lists when zstd compression is asked for), Python 3.8.
@@ -9,8 +9,14 @@ The building blocks:
 
 * ``open_reader(fd, codec)``: a chunk iterator over a file's *content* (decompressing
   ``zstd`` or ``gzip`` files when asked).
+* ``copy_content(src_fd, dst_fd, size, src_codec, dst_codec, ...)``: the copy a verified move
+  makes: from an uncompressed source ``copy_raw`` (``copy_file_range``/``sendfile``, holes kept)
+  or the ``zstd`` tool reading the file itself, then the source's SHA-256 (``hash_at_offsets``);
+  from a compressed source ``write_stream``.
 * ``write_stream(chunks, dst_fd, codec, level)``: write the content to ``dst_fd``,
   compressing when asked; returns the SHA-256 and length of the uncompressed content.
+* ``compare_back(fd, src_fd, codec)``: ``read_back``'s read of the flushed copy, compared byte
+  for byte with the source instead of hashed.
 * ``read_back(fd, codec)``: drop the file's clean pages from the page cache
   (``posix_fadvise(DONTNEED)``, which only works once the data is on disk, so call it after a
   flush) and hash the content from the disk again. ``prefetch(fd)`` does the drop and queues
@@ -21,7 +27,8 @@ The building blocks:
   a dropped POSIX ACL never leaves the mode wider than the owning group's ACL entry.
 * ``fsync_dir``, ``syncfs``: flushes.
 
-Raw copies (codec ``none``) keep holes: blocks of zeros are skipped, not written.
+Raw copies keep holes: ``copy_raw`` copies only the source's data segments; ``write_stream``
+(codec ``none``) skips blocks of zeros.
 """
 
 from __future__ import annotations
@@ -347,13 +354,18 @@ def _zstd_failed(rc, err):
     return CodecError("zstd failed (rc=%d): %s" % (rc, text))
 
 
-def compress_fd(src_fd, dst_fd, level=None, zstd_bin=None):
-    """Compress ``src_fd`` (from offset 0) into ``dst_fd`` with the ``zstd`` tool reading the file itself."""
+def compress_fd(src_fd, dst_fd, level=None, zstd_bin=None, meanwhile=None):
+    """Compress ``src_fd`` (from offset 0) into ``dst_fd`` with the ``zstd`` tool reading the file itself.
+
+    ``meanwhile()`` runs while the tool works (it must not move the file offset: ``pread``);
+    its result is returned.
+    """
     if not zstd_bin:
         raise CodecError("compression zstd needs the zstd tool on the host and it was not found")
     os.lseek(src_fd, 0, os.SEEK_SET)
     proc = subprocess.Popen(_zstd_args(zstd_bin, level), stdin=src_fd, stdout=dst_fd, stderr=subprocess.PIPE)
     try:
+        result = meanwhile() if meanwhile is not None else None
         err = proc.stderr.read()
     except BaseException:
         proc.kill()
@@ -364,6 +376,25 @@ def compress_fd(src_fd, dst_fd, level=None, zstd_bin=None):
     rc = proc.wait()
     if rc != 0:
         raise _zstd_failed(rc, err)
+    return result
+
+
+def hash_at_offsets(fd):
+    """(sha256, length) of the file at ``fd`` read with ``pread`` from its start (the offset stays)."""
+    buf = _SPARE_BUFFERS.pop() if _SPARE_BUFFERS else bytearray(CHUNK)
+    view = memoryview(buf)
+    digest = hashlib.sha256()
+    length = 0
+    try:
+        while True:
+            n = os.preadv(fd, [buf], length)
+            if not n:
+                return digest.hexdigest(), length
+            digest.update(view[:n])
+            length += n
+    finally:
+        if len(_SPARE_BUFFERS) < 4:
+            _SPARE_BUFFERS.append(buf)
 
 
 def copy_content(src_fd, dst_fd, size, src_codec="none", dst_codec="none", level=None, zstd_bin=None, hashing=True):
@@ -378,18 +409,17 @@ def copy_content(src_fd, dst_fd, size, src_codec="none", dst_codec="none", level
     """
     if src_codec != "none":
         return write_stream(open_reader(src_fd, src_codec, zstd_bin), dst_fd, dst_codec, level, zstd_bin)
+    if dst_codec == "zstd":  # hashed while the tool compresses, in a process of its own
+        hashed = compress_fd(src_fd, dst_fd, level, zstd_bin, (lambda: hash_at_offsets(src_fd)) if hashing else None)
+        return hashed or (None, size)
     if dst_codec == "none":
         length = copy_raw(src_fd, dst_fd, size)
-    elif dst_codec == "zstd":
-        compress_fd(src_fd, dst_fd, level, zstd_bin)
-        length = size
     else:
         os.lseek(src_fd, 0, os.SEEK_SET)
         length = write_stream(open_reader(src_fd), dst_fd, dst_codec, level, zstd_bin)[1]
     if not hashing:
         return None, length
-    os.lseek(src_fd, 0, os.SEEK_SET)
-    digest, hashed = _hash_content(_raw_chunks(src_fd))
+    digest, hashed = hash_at_offsets(src_fd)
     return digest, min(length, hashed)
 
 
