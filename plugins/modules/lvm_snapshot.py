@@ -229,9 +229,12 @@ notes:
   - A non-exclusive PostgreSQL backup belongs to its connection; when the module is killed, C(psql) reads end-of-file on
     its standard input and exits, the connection closes and the server aborts the backup (it logs
     C(aborting backup due to backend exiting before pg_backup_stop was called)).
-  - LVM suspends the origin's device (with its own filesystem freeze) for each snapshot; on kernels before 6.8 a
-    filesystem already frozen with V(fsfreeze) may make that suspend fail (EBUSY). The set then fails, is thawed and
-    rolled back; check V(fsfreeze) on the target kernel first.
+  - "Unproven with LVM: C(lvcreate) suspends the origin's device with its own filesystem freeze while V(fsfreeze)
+    holds one. How the kernel takes the two freezes depends on its version (the freeze code was reworked in
+    Linux 6.8; LINBIT/linstor-server issue 525 reports a device left frozen after C(fsfreeze) was held across a
+    DRBD snapshot), and device-mapper is not available where the functional tests run. Prove V(fsfreeze) on the
+    target kernel (the lab VM: the set is taken, and the filesystem unmounts and mounts again) before relying on
+    it. A failing C(lvcreate) is handled: thawed and rolled back."
   - Findings (RV(findings)) are meant for the lifecycle's alerting; invalid snapshots are also warnings.
 seealso:
   - name: lvm_snapshot guide
