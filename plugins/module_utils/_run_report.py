@@ -81,7 +81,7 @@ def normalise_figures(figures, step):
 
 
 def normalise_step(step):
-    """One step's outcome as the playbook gives it, checked."""
+    """One step's outcome as the playbook gives it (``reason``: why it failed or was skipped), checked."""
     name = step.get("name")
     if not isinstance(name, str) or not name or not name.replace("_", "").isalnum():
         raise ReportError("steps: a step needs a name of letters, digits and _ (got %r)" % (name,))
@@ -95,7 +95,7 @@ def normalise_step(step):
     return {
         "name": name,
         "status": status,
-        "message": str(step.get("message") or ""),
+        "message": str(step.get("reason") or ""),
         "started": started,
         "ended": ended,
         "duration": round(ended - started, 3),

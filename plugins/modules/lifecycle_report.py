@@ -30,7 +30,7 @@ extends_documentation_fragment:
 attributes:
   check_mode:
     support: full
-    details: Nothing is written or sent; RV(diff) shows the textfile that would be written.
+    details: Nothing is written or sent; the diff shows the textfile that would be written.
   diff_mode:
     support: full
     details: The textfile before and after.
@@ -63,8 +63,8 @@ options:
         description: Unix time the step ended.
         type: float
         required: true
-      message:
-        description: Why it failed or was skipped.
+      reason:
+        description: Why it failed or was skipped (the state, the journal and the webhook call it C(message)).
         type: str
         default: ""
       figures:
@@ -148,7 +148,7 @@ EXAMPLES = r"""
         status: skipped
         started: 1795000121.0
         ended: 1795000122.0
-        message: /mnt/synology is not mounted
+        reason: /mnt/synology is not mounted
     textfile: /var/lib/prometheus/node-exporter/jts_lifecycle.prom
     webhook_url: "{{ alert_webhook_url }}"
 """
@@ -215,7 +215,7 @@ STEP_SPEC = dict(
     status=dict(type="str", required=True, choices=["success", "failed", "skipped"]),
     started=dict(type="float", required=True),
     ended=dict(type="float", required=True),
-    message=dict(type="str", default=""),
+    reason=dict(type="str", default=""),
     figures=dict(type="dict", default={}),
 )
 ARGUMENT_SPEC = dict(

@@ -31,7 +31,7 @@ def promtool_check(text):
 
 def step(name, status, figures=None, message=""):
     return normalise_step(
-        {"name": name, "status": status, "started": 100.0, "ended": 160.5, "figures": figures, "message": message}
+        {"name": name, "status": status, "started": 100.0, "ended": 160.5, "figures": figures, "reason": message}
     )
 
 

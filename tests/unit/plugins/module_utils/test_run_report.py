@@ -21,7 +21,7 @@ from ansible_collections.jts.tiered_storage.plugins.module_utils._run_report imp
 
 def step(name, status="success", started=100.0, ended=110.5, message="", figures=None):
     return normalise_step(
-        {"name": name, "status": status, "started": started, "ended": ended, "message": message, "figures": figures}
+        {"name": name, "status": status, "started": started, "ended": ended, "reason": message, "figures": figures}
     )
 
 

@@ -41,7 +41,7 @@ BAD = [
         "status": "skipped",
         "started": 2010.0,
         "ended": 2011.0,
-        "message": "/mnt/synology is not mounted",
+        "reason": "/mnt/synology is not mounted",
     },
 ]
 
