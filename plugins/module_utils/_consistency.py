@@ -81,6 +81,13 @@ def parse_consistency(entries, set_origins):
             wal_dest = entry.get("wal_dest")
             if wal_dest and (not os.path.isabs(wal_dest) or os.path.normpath(wal_dest) != wal_dest):
                 raise ConsistencyError("%s.wal_dest: %r must be an absolute, normalised path" % (where, wal_dest))
+            if not wal_dest and not entry.get("wal_from_archive"):
+                raise ConsistencyError(
+                    "%s: method postgresql needs wal_dest, the directory the backup's WAL is copied to (a "
+                    "backup_label without that WAL makes the restored cluster refuse to start); set "
+                    "wal_from_archive: true only when the server archives its WAL (archive_mode) and a "
+                    "restore can fetch it" % where
+                )
         groups.append(dict(entry, origins=origins, method=method, mounts=mounts, freeze_timeout=timeout))
     return groups
 
@@ -165,6 +172,20 @@ class PgHolder:
         )
 
     def acquire(self):
+        wal_dest = self.group.get("wal_dest")
+        if wal_dest:
+            # checked before the backup starts, so that a wrong path costs no snapshot set
+            try:
+                fd = os.open(wal_dest, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+            except OSError as exc:
+                raise ConsistencyError(
+                    "wal_dest %s: %s (an existing directory is needed)" % (wal_dest, exc.strerror)
+                ) from None
+            try:
+                if os.listdir(fd):
+                    raise ConsistencyError("wal_dest %s is not empty: use an empty directory per run" % wal_dest)
+            finally:
+                os.close(fd)
         try:
             self.session.start(self.group.get("label") or "jts_lvm_snapshot")
         except PgError as exc:
@@ -208,7 +229,7 @@ class PgHolder:
                 return state, state["reason"]
             where = "copied to %s" % group["wal_dest"]
         else:
-            where = "to be fetched from the WAL archive (no wal_dest)"
+            where = "to be fetched from the WAL archive (wal_from_archive)"
         state["reason"] = (
             "non-exclusive backup held on one connection across the snapshots (%s to %s); restore: put "
             "backup_label%s in the data directory and the WAL %s to %s (%s) in pg_wal"

@@ -214,11 +214,18 @@ options:
         default: jts_lvm_snapshot
       wal_dest:
         description:
-          - With V(postgresql), an existing directory where the WAL segments from the backup's start to its stop are copied
-            right after C(pg_backup_stop) (from the live C(pg_wal), before a checkpoint can recycle them). Existing files
-            are never overwritten; use an empty directory per run.
-          - Without it, a restore needs those segments from the server's WAL archive (C(restore_command)).
+          - With V(postgresql), an existing, empty directory (checked before the backup starts) where the WAL segments
+            from the backup's start to its stop are copied right after C(pg_backup_stop) (from the live C(pg_wal),
+            before a checkpoint can recycle them). Files are never overwritten.
+          - Required unless O(consistency[].wal_from_archive=true). A C(backup_label) without that WAL makes the
+            restored cluster refuse to start (C(WAL ends before end of online backup)).
         type: path
+      wal_from_archive:
+        description:
+          - With V(postgresql) and no O(consistency[].wal_dest), say that the server archives its WAL (C(archive_mode))
+            and a restore fetches the segments from there (C(restore_command)).
+        type: bool
+        default: false
 notes:
   - Only classic copy-on-write snapshots are handled; thin LVs are refused as origins.
   - The snapshots of a set are created one after the other; use O(consistency) (or O(pre_hook) and
@@ -464,6 +471,7 @@ ARGUMENT_SPEC = dict(
             psql=dict(type="path"),
             label=dict(type="str", default="jts_lvm_snapshot"),
             wal_dest=dict(type="path"),
+            wal_from_archive=dict(type="bool", default=False),
         ),
     ),
 )

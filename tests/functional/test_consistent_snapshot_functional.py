@@ -180,6 +180,155 @@ def test_backup_held_across_a_copy_restores_into_a_scratch_cluster(cluster, writ
         shutil.rmtree(wal_dest, ignore_errors=True)
 
 
+def start_writer(pg):
+    """A session inserting and committing rows in a loop until killed."""
+    pg.sql("CREATE TABLE IF NOT EXISTS ticks (id bigserial PRIMARY KEY, note text)")
+    argv = [str(PGBIN / "psql"), "-X", "-q", "-h", str(pg.base), "-p", str(pg.port), "-d", "postgres", "-c", WRITER]
+    proc = subprocess.Popen(
+        ["runuser", "-u", "postgres", "--", *argv], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.time() + 30
+    while int(pg.sql("SELECT count(*) FROM ticks") or 0) < 200 and time.time() < deadline:
+        time.sleep(0.1)
+    return proc
+
+
+@pytest.fixture
+def split_cluster():
+    """A scratch cluster whose WAL is in another directory (``initdb --waldir``: pg_wal is a symlink),
+    as when data and WAL are on two LVs."""
+    base = public_dir("jts-pg-split-")
+    shutil.chown(base, "postgres", "postgres")
+    port = free_port()
+    init = as_postgres(
+        [
+            str(PGBIN / "initdb"),
+            "-D",
+            str(base / "data"),
+            "--waldir",
+            str(base / "wal"),
+            "-U",
+            "postgres",
+            "--no-sync",
+            "--auth-local=peer",
+        ],
+        timeout=120,
+    )
+    assert init.returncode == 0, init.stderr
+    options = "-p %d -k %s -c listen_addresses='' -c fsync=off" % (port, base)
+    start = as_postgres(
+        [str(PGBIN / "pg_ctl"), "-D", str(base / "data"), "-o", options, "-l", str(base / "log"), "-w", "start"],
+        timeout=120,
+    )
+    assert start.returncode == 0, start.stderr + start.stdout
+    try:
+        yield Pg(base, port)
+    finally:
+        as_postgres([str(PGBIN / "pg_ctl"), "-D", str(base / "data"), "-m", "immediate", "-w", "stop"], timeout=120)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+class Pg:
+    def __init__(self, base, port):
+        self.base = base
+        self.port = port
+
+    def sql(self, query):
+        argv = [str(PGBIN / "psql"), "-X", "-A", "-t", "-q", "-h", str(self.base), "-p", str(self.port), "-c", query]
+        proc = as_postgres(argv, timeout=60)
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout.strip()
+
+
+def start_copy(copy_base, data, port):
+    """Start the restored copy; return (started, log text)."""
+    (data / "postmaster.pid").unlink(missing_ok=True)
+    subprocess.run(["chown", "-R", "postgres:postgres", str(copy_base)], check=True)
+    options = "-p %d -k %s -c listen_addresses=''" % (port, copy_base)
+    start = as_postgres(
+        [
+            str(PGBIN / "pg_ctl"),
+            "-D",
+            str(data),
+            "-o",
+            options,
+            "-l",
+            str(copy_base / "log"),
+            "-w",
+            "-t",
+            "60",
+            "start",
+        ],
+        timeout=120,
+    )
+    log = (copy_base / "log").read_text() if (copy_base / "log").exists() else ""
+    return start.returncode == 0, start.stdout + start.stderr + log
+
+
+@needs_pg
+def test_data_and_wal_on_two_volumes_copied_at_different_times_restore(split_cluster):
+    """pg_wal on another "LV", its copy taken BEFORE the data's while rows are written: the label and
+    the WAL copied by the module after the stop are what make the pair restorable."""
+    pg = split_cluster
+    writer = start_writer(pg)
+    wal_dest = public_dir("jts-wal-")
+    copy_base = public_dir("jts-pg-copy-")
+    copy_port = free_port()
+    started = False
+    try:
+        before = int(pg.sql("SELECT max(id) FROM ticks"))
+        count_before = int(pg.sql("SELECT count(*) FROM ticks WHERE id <= %d" % before))  # noqa: S608
+        holder = _consistency.PgHolder(group(pg, mounts=[str(pg.base)], wal_dest=str(wal_dest)), str(PGBIN / "psql"))
+        holder.acquire()
+        assert (pg.base / "data" / "pg_wal").is_symlink()
+        run(["cp", "-a", str(pg.base / "wal"), str(copy_base / "wal")])  # the WAL LV's snapshot, first
+        time.sleep(1)
+        run(["cp", "-a", str(pg.base / "data"), str(copy_base / "data")])  # the data LV's, later
+        state, finding = holder.release(True)
+        assert finding is None and state["mode"] == "application"
+        assert len(state["wal_files"]) >= 1
+        writer.kill()
+        data = copy_base / "data"
+        (data / "pg_wal").unlink()
+        (data / "pg_wal").symlink_to(copy_base / "wal")  # the restored WAL volume, as the restore mounts it
+        (data / "backup_label").write_text(state["backup_label"])
+        for name in state["wal_files"]:
+            shutil.copyfile(wal_dest / name, copy_base / "wal" / name)
+        started, log = start_copy(copy_base, data, copy_port)
+        assert started, log
+        copy = Pg(copy_base, copy_port)
+        assert int(copy.sql("SELECT count(*) FROM ticks WHERE id <= %d" % before)) == count_before  # noqa: S608
+    finally:
+        writer.kill()
+        writer.wait()
+        if started:
+            as_postgres([str(PGBIN / "pg_ctl"), "-D", str(copy_base / "data"), "-m", "immediate", "-w", "stop"])
+        shutil.rmtree(copy_base, ignore_errors=True)
+        shutil.rmtree(wal_dest, ignore_errors=True)
+
+
+@needs_pg
+def test_without_the_backups_wal_the_copy_does_not_start(cluster, writer):  # noqa: F811
+    """Why wal_dest exists: the copy's own pg_wal ends before pg_backup_stop's end-of-backup record."""
+    copy_base = public_dir("jts-pg-copy-")
+    copy_port = free_port()
+    started = False
+    try:
+        holder = _consistency.PgHolder(group(cluster), str(PGBIN / "psql"))
+        holder.acquire()
+        run(["cp", "-a", str(cluster.base / "data"), str(copy_base / "data")])
+        state, _ = holder.release(True)
+        assert state["mode"] == "application" and "WAL archive" in state["reason"]
+        (copy_base / "data" / "backup_label").write_text(state["backup_label"])
+        started, log = start_copy(copy_base, copy_base / "data", copy_port)
+        assert not started, "a copy without the backup's WAL must not start"
+        assert "WAL ends before end of online backup" in log, log
+    finally:
+        if started:
+            as_postgres([str(PGBIN / "pg_ctl"), "-D", str(copy_base / "data"), "-m", "immediate", "-w", "stop"])
+        shutil.rmtree(copy_base, ignore_errors=True)
+
+
 HOLD = textwrap.dedent(
     """
     import sys, time

@@ -19,7 +19,7 @@ from ansible_collections.jts.tiered_storage.plugins.module_utils import _consist
 from ansible_collections.jts.tiered_storage.plugins.modules import lvm_snapshot
 
 SET = [{"lv": "postgres", "size": "5G"}, {"lv": "clickhouse", "size": "10G"}, {"lv": "mongodb", "size": "1%"}]
-PG = {"origins": ["postgres"], "method": "postgresql", "mounts": ["/srv/pg"], "os_user": None}
+PG = {"origins": ["postgres"], "method": "postgresql", "mounts": ["/srv/pg"], "wal_from_archive": True}
 FREEZE = {"origins": ["clickhouse", "mongodb"], "method": "fsfreeze", "mounts": ["/srv/ch", "/srv/mongo"]}
 
 
@@ -227,6 +227,7 @@ def test_check_mode_connects_to_nothing_and_freezes_nothing(lvm):
         ([{"origins": ["kafka"], "method": "none"}], "consistency[0]: kafka is not one of the origins of this set"),
         ([{"origins": ["postgres"], "method": "fsfreeze"}], "method fsfreeze needs mounts"),
         ([dict(PG, wal_dest="relative/dir")], "wal_dest"),
+        ([dict(PG, wal_from_archive=False)], "method postgresql needs wal_dest"),
         ([dict(FREEZE, freeze_timeout=0)], "freeze_timeout must be more than zero"),
     ],
 )
@@ -255,3 +256,24 @@ def test_password_never_reaches_the_result(lvm):
     result, _, popen = lvm({"origins": SET[:1], "consistency": [dict(PG, password="hunter2-secret")]})  # noqa: S106
     assert "hunter2-secret" not in repr(dict(result))
     assert "hunter2-secret" not in " ".join(popen.psql.procs[0].argv)
+
+
+def test_a_wal_dest_that_is_not_an_empty_directory_fails_before_the_backup(lvm, tmp_path):
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "000000010000000000000001").write_text("old")
+    for wal_dest, message in ((tmp_path / "missing", "No such file or directory"), (tmp_path / "full", "not empty")):
+        result, fake, popen = lvm({"origins": SET, "consistency": [dict(PG, wal_dest=str(wal_dest))]})
+        assert result["failed"] is True and message in result["msg"] and "no snapshot created" in result["msg"]
+        assert popen.psql.procs == [] and fake.issued("lvcreate") == []
+
+
+def test_wal_that_cannot_be_copied_after_the_set_keeps_it_as_crash_with_a_warning(lvm, tmp_path):
+    # the fake server's data directory /srv/pg/data/15/main does not exist here: the copy fails
+    result, fake, popen = lvm({"origins": SET[:1], "consistency": [dict(PG, wal_dest=str(tmp_path))]})
+    assert result["changed"] is True and "failed" not in result
+    pg = result["consistency"]["postgres"]
+    assert pg["mode"] == "crash" and "WAL could not be copied" in pg["reason"]
+    assert pg["backup_label"] == LABEL, "kept for the record; the manifest must say crash"
+    assert "crash-consistent only" in result["findings"][0]["message"]
+    assert any("pg_backup_stop(false)" in s for s in popen.psql.statements)
+    assert fake.issued("lvremove") == [] and os.listdir(tmp_path) == []
