@@ -16,6 +16,7 @@ process holding the freeze is killed with SIGKILL, the watchdog thaws the filesy
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -473,3 +474,135 @@ def test_watchdog_thaws_after_the_bound_when_the_freezer_is_killed(loop_mount):
     while os.path.exists("/proc/%d" % watchdog_pid) and time.time() < deadline:
         time.sleep(0.1)
     assert not os.path.exists("/proc/%d" % watchdog_pid), "the watchdog exits after the thaw"
+
+
+# -- the module end to end ---------------------------------------------------------------------
+
+FAKE_HOST = Path(__file__).resolve().parent / "fake_lvm_host.py"
+VENV_BIN = Path(os.environ.get("VIRTUAL_ENV", ROOT / ".venv")) / "bin"
+# lvcreate of the fake host, preceded by a copy of the live data directory: the "snapshot"
+LVCREATE = """#!/bin/sh
+cp -a "$SNAP_SOURCE" "$SNAP_DIR/copy" 2>/dev/null
+exec "%s" "%s" lvcreate "$@"
+"""
+
+
+@needs_pg
+def test_the_module_run_by_ansible_holds_the_backup_across_lvcreate_and_the_copy_restores(cluster, writer, tmp_path):  # noqa: F811
+    """lvm_snapshot run by ansible-playbook (AnsiballZ, psql as postgres) with a fake LVM whose
+    lvcreate copies the live data directory; the result's label and WAL make the copy start."""
+    snap_dir = public_dir("jts-snap-")
+    wal_dest = public_dir("jts-wal-")
+    copy_port = free_port()
+    started = False
+    fakebin = tmp_path / "fakebin"
+    fakebin.mkdir()
+    for tool in ("vgs", "lvs", "lvremove"):
+        (fakebin / tool).write_text('#!/bin/sh\nexec "%s" "%s" %s "$@"\n' % (sys.executable, FAKE_HOST, tool))
+        (fakebin / tool).chmod(0o755)
+    (fakebin / "lvcreate").write_text(LVCREATE % (sys.executable, FAKE_HOST))
+    (fakebin / "lvcreate").chmod(0o755)
+    extent = 4194304
+    state = {
+        "vg": {
+            "vg_name": "vg_test",
+            "vg_size": str(400 << 30),
+            "vg_free": str(10000 * extent),
+            "vg_extent_size": str(extent),
+            "vg_extent_count": "102400",
+            "vg_free_count": "10000",
+        },
+        "lvs": [
+            {
+                "lv_name": "postgres",
+                "vg_name": "vg_test",
+                "lv_attr": "owi-aos---",
+                "lv_size": str(100 << 30),
+                "origin": "",
+                "origin_size": "",
+                "data_percent": "",
+                "lv_time": "2026-09-01 10:00:00 +0000",
+                "lv_snapshot_invalid": "unknown",
+            }
+        ],
+        "mounted": {},
+    }
+    (tmp_path / "state.json").write_text(json.dumps(state))
+    play = tmp_path / "play.yml"
+    task = {
+        "jts.tiered_storage.lvm_snapshot": {
+            "vg": "vg_test",
+            "origins": [{"lv": "postgres", "size": "1G"}],
+            "consistency": [
+                {
+                    "origins": ["postgres"],
+                    "method": "postgresql",
+                    "os_user": "postgres",
+                    "host": str(cluster.base),
+                    "port": cluster.port,
+                    "psql": str(PGBIN / "psql"),
+                    "mounts": [str(cluster.base)],
+                    "wal_dest": str(wal_dest),
+                    "password": "not-a-real-secret-x9",
+                }
+            ],
+        },
+        "register": "snapset",
+    }
+    dump = {
+        "name": "Result",
+        "ansible.builtin.copy": {"content": "{{ snapset | to_json }}", "dest": str(tmp_path / "r.json")},
+    }
+    play.write_text(json.dumps([{"hosts": "localhost", "gather_facts": False, "tasks": [task, dump]}]))
+    env = dict(
+        os.environ,
+        PATH="%s:%s" % (fakebin, os.environ["PATH"]),
+        FAKE_LVM_STATE=str(tmp_path / "state.json"),
+        SNAP_SOURCE=str(cluster.base / "data"),
+        SNAP_DIR=str(snap_dir),
+        ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
+        ANSIBLE_NOCOLOR="1",
+    )
+    copy_base = snap_dir
+    try:
+        before = int(cluster.sql("SELECT max(id) FROM ticks"))
+        count_before = int(cluster.sql("SELECT count(*) FROM ticks WHERE id <= %d" % before))  # noqa: S608
+        proc = subprocess.run(
+            [
+                str(VENV_BIN / "ansible-playbook"),
+                "-i",
+                "localhost,",
+                "-c",
+                "local",
+                "-e",
+                json.dumps({"ansible_python_interpreter": str(VENV_BIN / "python")}),
+                str(play),
+            ],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            env=env,
+            timeout=300,
+        )
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert "not-a-real-secret-x9" not in proc.stdout + proc.stderr
+        result = json.loads((tmp_path / "r.json").read_text())
+        assert "not-a-real-secret-x9" not in json.dumps(result)
+        pg = result["consistency"]["postgres"]
+        assert pg["mode"] == "application", pg
+        assert pg["data_directory"] == "data"
+        assert result["created"][0]["consistency"] == pg
+        data = copy_base / "copy"
+        assert (data / "PG_VERSION").exists(), "lvcreate copied the live data directory"
+        (data / "backup_label").write_text(pg["backup_label"])
+        for name in pg["wal_files"]:
+            shutil.copyfile(wal_dest / name, data / "pg_wal" / name)
+        started, log = start_copy(copy_base, data, copy_port)
+        assert started, log
+        copy = Pg(copy_base, copy_port)
+        assert int(copy.sql("SELECT count(*) FROM ticks WHERE id <= %d" % before)) == count_before  # noqa: S608
+    finally:
+        if started:
+            as_postgres([str(PGBIN / "pg_ctl"), "-D", str(copy_base / "copy"), "-m", "immediate", "-w", "stop"])
+        shutil.rmtree(snap_dir, ignore_errors=True)
+        shutil.rmtree(wal_dest, ignore_errors=True)
