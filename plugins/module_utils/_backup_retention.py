@@ -1,0 +1,484 @@
+# Copyright (c) 2026 JTS infrastructure team
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Retention and capacity of the backup archives (``<lv>/<lv>_<UTC stamp>.tar.zst`` + ``.sha256``).
+
+Standard library only, Python 3.8. Used by the modules backup_retention and backup_capacity.
+
+* ``plan``: the archives of one LV in, the names kept and removed out (pure). The counts are
+  nas_archive's snapshot retention (``select_retention``: keep_last, newest of each day, ISO week,
+  month), plus a maximum age; the newest archive with a valid checksum file is never removed, a
+  volume without one loses nothing, archives named after the clock are kept and not counted.
+* ``Pruner``: the directory is reached from ``/`` one component at a time without following a
+  symlink (``O_NOFOLLOW``), must be on the filesystem mounted at the required mount (the kernel's
+  mount table, read without touching the NAS, then a statvfs under a time-out), and every
+  listing and removal runs in a forked child under a time-out (a NAS that stops answering fails
+  the run, it never hangs it); a file is removed relative to its directory's descriptor
+  (``unlinkat``), only when it is still the regular file that was listed.
+* ``estimate_bytes`` / ``capacity``: how large an archive of a tree can get, and whether the
+  tier stays under its critical threshold with it (pure, as storage_health counts usage).
+"""
+
+from __future__ import annotations
+
+import datetime
+import errno
+import os
+import re
+import stat
+
+from ansible_collections.jts.tiered_storage.plugins.module_utils._migrate import mount_of, read_mounts
+from ansible_collections.jts.tiered_storage.plugins.module_utils._nas_archive import (
+    Skipped,
+    future_stamps,
+    select_retention,
+)
+from ansible_collections.jts.tiered_storage.plugins.module_utils._timeout import (
+    ProbeTimeout,
+    call_with_timeout,
+    statvfs_in_process,
+    tcp_probe,
+)
+from ansible_collections.jts.tiered_storage.plugins.module_utils._tree import DIR_FLAGS
+from ansible_collections.jts.tiered_storage.plugins.module_utils._units import UnitError, parse_age
+
+STAMP_FORMAT = "%Y%m%dT%H%M%SZ"  # lvm_snapshot's timestamp, which the backup step puts in the name
+ARCHIVE_SUFFIX = ".tar.zst"
+CHECKSUM_SUFFIX = ".sha256"
+CHECKSUM_READ = 4096
+_STAMP = r"(\d{8}T\d{6}Z)"
+_SHA_LINE = re.compile(r"^([0-9a-f]{64}) [ *](.+)$")
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]*$")
+# tar: one 512-byte header per entry, data padded to 512 bytes, 10 KiB at the end; zstd's worst
+# case on data it cannot compress is below 1/256 more (its compressBound), plus its frame.
+TAR_BLOCK = 512
+TAR_END = 10240
+ZSTD_FRAME = 65536
+
+
+class RetentionError(Exception):
+    """A refusal or failure; the message says what was (not) done."""
+
+
+# --------------------------------------------------------------------------- names and checks
+
+
+def parse_archive_name(name, volume):
+    """The UTC datetime (naive) in ``<volume>_<YYYYmmddTHHMMSSZ>.tar.zst``, or None for any other name."""
+    match = re.match(r"^%s_%s%s$" % (re.escape(volume), _STAMP, re.escape(ARCHIVE_SUFFIX)), name)
+    if not match:
+        return None
+    try:
+        return datetime.datetime.strptime(match.group(1), STAMP_FORMAT)
+    except ValueError:
+        return None
+
+
+def checksum_names(text, name):
+    """True when ``text`` (a ``.sha256`` file) is one ``sha256sum`` line for ``name``."""
+    lines = [line for line in (text or "").splitlines() if line.strip()]
+    if len(lines) != 1:
+        return False
+    match = _SHA_LINE.match(lines[0])
+    return bool(match) and match.group(2) == name
+
+
+class Policy:
+    def __init__(self, **kw):
+        self.__dict__.update(kw)
+
+
+def _abs(value, what):
+    if not isinstance(value, str) or not value.startswith("/"):
+        raise RetentionError("%s must be an absolute path (got %r)" % (what, value))
+    path = os.path.normpath(value)
+    if path.startswith("//"):
+        path = path[1:]
+    return path
+
+
+def inside(path, root):
+    return root == "/" or path == root or path.startswith(root.rstrip("/") + "/")
+
+
+def build_policy(params):
+    """Check backup_retention's parameters; return a Policy. Raises RetentionError."""
+    path = _abs(params["path"], "path")
+    mount = _abs(params["mount"], "mount")
+    if path == "/":
+        raise RetentionError("path / is refused")
+    if not inside(path, mount):
+        raise RetentionError("path %s is not below mount %s" % (path, mount))
+    volumes = list(params.get("volumes") or [])
+    for name in volumes:
+        if not isinstance(name, str) or not _NAME_RE.match(name):
+            raise RetentionError("volumes: %r is not one directory name" % (name,))
+    if len(set(volumes)) != len(volumes):
+        raise RetentionError("volumes lists a name twice: %s" % volumes)
+    for key in ("keep_last", "keep_daily", "keep_weekly", "keep_monthly", "max_clock_jump_days"):
+        if params[key] < 0:
+            raise RetentionError("%s must not be negative (got %d)" % (key, params[key]))
+    for key in ("probe_timeout", "remove_timeout"):
+        if params[key] <= 0:
+            raise RetentionError("%s must be positive (got %s)" % (key, params[key]))
+    max_age = None
+    if params.get("max_age") not in (None, ""):
+        try:
+            max_age = parse_age(params["max_age"], "max_age")
+        except UnitError as exc:
+            raise RetentionError(str(exc)) from exc
+        if max_age <= 0:
+            raise RetentionError("max_age must be longer than 0 (leave it empty for no age limit)")
+    return Policy(
+        path=path,
+        mount=mount,
+        volumes=volumes,
+        keep_last=params["keep_last"],
+        keep_daily=params["keep_daily"],
+        keep_weekly=params["keep_weekly"],
+        keep_monthly=params["keep_monthly"],
+        max_age=max_age,
+        max_clock_jump_days=params["max_clock_jump_days"],
+        nas_host=params.get("nas_host") or None,
+        nas_port=params.get("nas_port") or 2049,
+        probe_timeout=float(params["probe_timeout"]),
+        remove_timeout=float(params["remove_timeout"]),
+    )
+
+
+# --------------------------------------------------------------------------- retention (pure)
+
+
+def plan(archives, policy, now):
+    """Decide for one volume's ``archives`` (dicts: name, stamp, good) at ``now`` (naive UTC).
+
+    Returns ``(keep, remove, warnings)``: names kept, names removed (oldest first), messages.
+    * with every count at 0 and no max_age nothing is removed (retention off);
+    * the counts as nas_archive's snapshot retention (``select_retention``);
+    * max_age removes what is older, whatever the counts keep;
+    * the newest archive with a valid checksum file is always kept, and a volume that has none
+      loses nothing (a night of broken archives must not end the good ones);
+    * archives named after ``now`` (a clock that was ahead, or is now behind) are kept, not counted;
+    * with max_age, a newest archive older than max_clock_jump_days days (a clock that jumped
+      ahead?) stops the age limit for the volume.
+    """
+    by_stamp = {}
+    for item in archives:
+        by_stamp.setdefault(item["stamp"], []).append(item)
+    stamps = set(by_stamp)
+    names = sorted(item["name"] for item in archives)
+    warnings = []
+    if not stamps:
+        return names, [], warnings
+    counts = (policy.keep_last, policy.keep_daily, policy.keep_weekly, policy.keep_monthly)
+    if not any(counts) and policy.max_age is None:
+        return names, [], warnings
+    good = sorted(item["stamp"] for item in archives if item["good"])
+    if not good:
+        warnings.append("no archive has a valid checksum file; nothing of it is pruned")
+        return names, [], warnings
+    newest_good = good[-1]
+    future = set(future_stamps(stamps, now))
+    keep = select_retention(stamps, *counts, protect={newest_good}, now=now) if any(counts) else set(stamps)
+    if policy.max_age is not None:
+        limit = now - datetime.timedelta(seconds=policy.max_age)
+        newest = max(stamps - future) if stamps - future else None
+        jump = policy.max_clock_jump_days
+        if newest is not None and jump and now - newest > datetime.timedelta(days=jump):
+            warnings.append(
+                "the newest archive (%s) is more than max_clock_jump_days %d days old: a clock that jumped "
+                "ahead? The age limit is not applied" % (newest.strftime(STAMP_FORMAT), jump)
+            )
+        else:
+            keep = {s for s in keep if s >= limit}
+    keep |= future
+    keep.add(newest_good)
+    kept = sorted(item["name"] for s in keep for item in by_stamp[s])
+    removed = [item["name"] for s in sorted(stamps - keep) for item in sorted(by_stamp[s], key=lambda i: i["name"])]
+    return kept, removed, warnings
+
+
+# --------------------------------------------------------------------------- the directory, safely
+
+
+def open_dir(path):
+    """Open the absolute ``path`` from ``/`` one component at a time, never following a symlink."""
+    fd = os.open("/", DIR_FLAGS)
+    try:
+        for part in [p for p in path.split("/") if p]:
+            try:
+                child = os.open(part, DIR_FLAGS, dir_fd=fd)
+            except OSError as exc:
+                if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                    raise RetentionError("%s: %s is a symlink or not a directory; not followed" % (path, part)) from exc
+                raise
+            os.close(fd)
+            fd = child
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _check_device(fd, path, mount_dev):
+    if os.fstat(fd).st_dev != mount_dev:
+        raise RetentionError(
+            "%s is not on the filesystem of its mount (another filesystem is mounted on it or below the mount); "
+            "nothing pruned" % path
+        )
+
+
+def scan_volume(directory, volume, mount_dev):
+    """List the archives of ``volume`` in ``directory`` (runs in a timed child; JSON in and out).
+
+    Returns ``{"exists": bool, "archives": [{name, size, checksum, checksum_size, good}], "ignored": [names]}``.
+    Names that are not archives are left alone; an archive name that is not a regular file (a
+    symlink, a directory) is ignored and reported.
+    """
+    try:
+        fd = open_dir(directory)
+    except FileNotFoundError:
+        return {"exists": False, "archives": [], "ignored": []}
+    try:
+        _check_device(fd, directory, mount_dev)
+        archives, ignored = [], []
+        entries = set(os.listdir(fd))
+        for name in sorted(entries):
+            if parse_archive_name(name, volume) is None:
+                continue
+            st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+            if not stat.S_ISREG(st.st_mode):
+                ignored.append(name)
+                continue
+            item = {"name": name, "size": st.st_size, "checksum": None, "checksum_size": 0, "good": False}
+            sha = name + CHECKSUM_SUFFIX
+            if sha in entries:
+                cst = os.stat(sha, dir_fd=fd, follow_symlinks=False)
+                if stat.S_ISREG(cst.st_mode):
+                    item["checksum"] = sha
+                    item["checksum_size"] = cst.st_size
+                    cfd = os.open(sha, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=fd)
+                    try:
+                        text = os.read(cfd, CHECKSUM_READ).decode("utf-8", "replace")
+                    finally:
+                        os.close(cfd)
+                    item["good"] = st.st_size > 0 and checksum_names(text, name)
+            archives.append(item)
+        return {"exists": True, "archives": archives, "ignored": ignored}
+    finally:
+        os.close(fd)
+
+
+def remove_file(directory, name, mount_dev):
+    """Remove the regular file ``name`` of ``directory`` (unlinkat on the directory's descriptor).
+
+    Returns the bytes removed, or None when the name is gone or no longer a regular file (left alone).
+    """
+    fd = open_dir(directory)
+    try:
+        _check_device(fd, directory, mount_dev)
+        try:
+            st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+        except FileNotFoundError:
+            return None
+        if not stat.S_ISREG(st.st_mode):
+            return None
+        os.unlink(name, dir_fd=fd)
+        return st.st_size
+    finally:
+        os.close(fd)
+
+
+def _mount_dev(mount):
+    st = statvfs_in_process(mount)
+    return {"dev": os.stat(mount).st_dev, "blocks": st["f_blocks"]}
+
+
+def _utc_now():
+    return datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None, microsecond=0)
+
+
+class Pruner:
+    """One backup_retention run; ``run()`` returns the result or raises RetentionError / Skipped."""
+
+    def __init__(self, policy, check_mode=False, now=None, mounts=None, timed=call_with_timeout, tcp_fn=tcp_probe):
+        self.p = policy
+        self.check_mode = check_mode
+        self.now = now
+        self.mounts = mounts
+        self.timed = timed
+        self.tcp_fn = tcp_fn
+        self.result = {
+            "path": policy.path,
+            "changed": False,
+            "skipped": False,
+            "kept": [],
+            "removed": [],
+            "removed_files": 0,
+            "removed_bytes": 0,
+            "ignored": [],
+            "warnings": [],
+        }
+
+    def _timed(self, func, args, timeout, what):
+        try:
+            return self.timed(func, args, timeout)
+        except ProbeTimeout as exc:
+            raise RetentionError(
+                "%s did not return within %ss (the filesystem stopped answering?); %d file(s) removed before"
+                % (what, timeout, self.result["removed_files"])
+            ) from exc
+        except OSError as exc:
+            raise RetentionError("%s failed: %s" % (what, exc.strerror or exc)) from exc
+        except RuntimeError as exc:
+            # the child re-raised something else (RetentionError is not an OSError): its message
+            raise RetentionError("%s: %s" % (what, str(exc).replace("RetentionError: ", "", 1))) from exc
+
+    def probe(self):
+        """NAS reachable, the mount in the mount table and answering, else Skipped; returns its st_dev."""
+        p = self.p
+        if p.nas_host:
+            ok, reason = self.tcp_fn(p.nas_host, p.nas_port, min(p.probe_timeout, 10.0))
+            if not ok:
+                raise Skipped("NAS %s is not reachable (%s); nothing pruned" % (p.nas_host, reason))
+        mounts = self.mounts if self.mounts is not None else read_mounts()
+        want = os.fsencode(p.mount)
+        if not any(m["mount_point"] == want for m in mounts):
+            raise Skipped("%s is not mounted; nothing pruned" % p.mount)
+        holder = mount_of(os.fsencode(p.path), mounts)
+        if holder is None or holder["mount_point"] != want:
+            raise RetentionError(
+                "%s is on the filesystem mounted at %s, not on %s (mount); nothing pruned"
+                % (p.path, os.fsdecode(holder["mount_point"]) if holder else "?", p.mount)
+            )
+        try:
+            info = self.timed(_mount_dev, (p.mount,), p.probe_timeout)
+        except ProbeTimeout as exc:
+            raise Skipped(
+                "%s did not answer within %ss (a stalled NFS mount?); nothing pruned" % (p.mount, p.probe_timeout)
+            ) from exc
+        except (OSError, RuntimeError) as exc:
+            raise Skipped("%s: %s; nothing pruned" % (p.mount, getattr(exc, "strerror", None) or exc)) from exc
+        return info["dev"]
+
+    def run(self):
+        p, r = self.p, self.result
+        dev = self.probe()
+        now = self.now or _utc_now()
+        for volume in p.volumes:
+            directory = os.path.join(p.path, volume)
+            listing = self._timed(scan_volume, (directory, volume, dev), p.probe_timeout, "listing %s" % directory)
+            r["ignored"] += [os.path.join(volume, n) for n in listing["ignored"]]
+            for name in listing["ignored"]:
+                r["warnings"].append("%s/%s is not a regular file: ignored, never followed" % (directory, name))
+            if not listing["archives"]:
+                continue
+            archives = []
+            for item in listing["archives"]:
+                item = dict(item, stamp=parse_archive_name(item["name"], volume))
+                archives.append(item)
+            kept, removed, warnings = plan(archives, p, now)
+            r["warnings"] += ["%s: %s" % (volume, w) for w in warnings]
+            r["kept"] += [os.path.join(volume, n) for n in kept]
+            by_name = {item["name"]: item for item in archives}
+            for name in removed:
+                item = by_name[name]
+                files = [name] + ([item["checksum"]] if item["checksum"] else [])
+                if self.check_mode:
+                    r["changed"] = True
+                    r["removed"].append(os.path.join(volume, name))
+                    r["removed_files"] += len(files)
+                    r["removed_bytes"] += item["size"] + item["checksum_size"]
+                    continue
+                for fname in files:
+                    # the archive first: a checksum file without its archive names nothing
+                    gone = self._timed(
+                        remove_file, (directory, fname, dev), p.remove_timeout, "removing %s/%s" % (directory, fname)
+                    )
+                    if gone is not None:
+                        r["changed"] = True
+                        r["removed_files"] += 1
+                        r["removed_bytes"] += gone
+                r["removed"].append(os.path.join(volume, name))
+        verb = "would remove" if self.check_mode else "removed"
+        r["msg"] = "%s %d archive(s) (%d file(s), %d bytes) below %s; kept %d" % (
+            verb,
+            len(r["removed"]),
+            r["removed_files"],
+            r["removed_bytes"],
+            p.path,
+            len(r["kept"]),
+        )
+        return r
+
+    def diff(self):
+        r = self.result
+        before = sorted(r["kept"] + r["removed"])
+        return {
+            "before_header": self.p.path,
+            "after_header": self.p.path,
+            "before": "".join(n + "\n" for n in before),
+            "after": "".join(n + "\n" for n in sorted(r["kept"])),
+        }
+
+
+# --------------------------------------------------------------------------- capacity
+
+
+def estimate_bytes(root, ratio=1.0):
+    """How large a ``tar | zstd`` archive of ``root`` can get: the tar stream, times ``ratio``.
+
+    Walks ``root`` without following symlinks and without leaving its filesystem (as tar
+    ``--one-file-system``); each regular file counts its data (the allocated part of a sparse
+    one, as ``tar --sparse`` stores it) rounded up to 512 bytes plus a header, every other entry
+    a header. With ``ratio`` 1.0 (no compression assumed) the estimate is above what zstd writes,
+    whose worst case on data it cannot compress is less than 1/256 more, also added.
+    Returns ``(estimate, tar_bytes, entries)``.
+    """
+    root_dev = os.lstat(root).st_dev
+    total, entries = TAR_END, 0
+    stack = [root]
+    while stack:
+        current = stack.pop()
+        with os.scandir(current) as it:
+            for entry in it:
+                st = entry.stat(follow_symlinks=False)
+                entries += 1
+                total += TAR_BLOCK
+                if stat.S_ISREG(st.st_mode):
+                    data = min(st.st_size, st.st_blocks * 512) if st.st_blocks is not None else st.st_size
+                    total += -(-data // TAR_BLOCK) * TAR_BLOCK
+                elif stat.S_ISDIR(st.st_mode) and st.st_dev == root_dev:
+                    stack.append(entry.path)
+    estimate = int(total * ratio) + total // 256 + ZSTD_FRAME
+    return estimate, total, entries
+
+
+def capacity(usage, estimates, critical):
+    """Which archives fit: ``usage`` (statvfs dict of the tier), ``estimates`` [(name, bytes)] in order.
+
+    The tier's used share is counted as storage_health counts it (df: used / (used + available));
+    an archive is accepted while used + the accepted estimates + its own stay below ``critical``
+    percent (storage_health alerts at or above it). Returns a list of dicts: name, estimate_bytes,
+    used_bytes (before it), usable_bytes, percent_after, fits.
+    """
+    frsize = usage.get("f_frsize") or usage.get("f_bsize") or 0
+    used = (usage["f_blocks"] - usage["f_bfree"]) * frsize
+    usable = used + usage["f_bavail"] * frsize
+    out = []
+    for name, estimate in estimates:
+        after = used + estimate
+        percent = 100.0 * after / usable if usable > 0 else 100.0
+        fits = usable > 0 and percent < critical and estimate <= usable - used
+        out.append(
+            {
+                "name": name,
+                "estimate_bytes": estimate,
+                "used_bytes": used,
+                "usable_bytes": usable,
+                "percent_after": round(percent, 2),
+                "fits": fits,
+            }
+        )
+        if fits:
+            used = after
+    return out
