@@ -153,11 +153,18 @@ def _describe_pg(group):
 
 
 class PgHolder:
-    """Holds a PostgreSQL backup for one group."""
+    """Holds a PostgreSQL backup for one group. Raises ConsistencyError for an unknown ``os_user``."""
 
     def __init__(self, group, psql, popen=None):
         self.group = group
-        self.session = PgBackupSession(
+        try:
+            self.session = self._session(group, psql, popen)
+        except PgError as exc:
+            raise ConsistencyError("consistency of %s: %s" % (", ".join(group["origins"]), exc)) from None
+
+    @staticmethod
+    def _session(group, psql, popen):
+        return PgBackupSession(
             psql,
             dbname=group.get("database") or "postgres",
             host=group.get("host"),
@@ -191,6 +198,10 @@ class PgHolder:
         except PgError as exc:
             self.session.close()
             raise ConsistencyError("PostgreSQL backup start failed: %s" % exc) from None
+        except BaseException:
+            # a signal while the backup was starting: end the session, the server aborts the backup
+            self.session.close()
+            raise
 
     def release(self, success):
         """Stop (after a complete set) or abort the backup; return (state, finding or None). Never raises."""

@@ -87,7 +87,14 @@ class Freezer:
         )
         self.frozen_at = self.clock()
         for mount in self.mounts:
-            rc, out, err = self.run([self.fsfreeze, "-f", mount])
+            try:
+                rc, out, err = self.run([self.fsfreeze, "-f", mount])
+            except BaseException:
+                # a signal (or anything) while this mount was being frozen: it may be frozen already,
+                # so it is thawed with the others (a thaw of a mount not frozen only fails)
+                self.frozen.append(mount)
+                self.thaw()
+                raise
             if rc != 0:
                 errors = self.thaw()
                 raise FreezeError(

@@ -524,6 +524,11 @@ class SnapshotManager:
                 ", ".join(item["name"] for item in plan),
             )
             return result
+        # the holders (tools found, os_user known) before the pre-hook, so that a post-hook always follows it
+        try:
+            holders = [(group, self.holder(group)) for group in groups if group["method"] != "none"]
+        except _consistency.ConsistencyError as exc:
+            raise SnapshotError("%s; no snapshot created" % exc, **dict(result, changed=False, created=[])) from None
         hooks = {}
         result["hooks"] = hooks
         if pre_hook:
@@ -534,7 +539,6 @@ class SnapshotManager:
                 exc.msg += "; no snapshot created"
                 exc.details.update(result, changed=False, created=[])
                 raise exc
-        holders = [(group, self.holder(group)) for group in groups if group["method"] != "none"]
         created = []
         failure = None
         stage_failed = False

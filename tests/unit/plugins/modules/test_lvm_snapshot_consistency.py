@@ -277,3 +277,42 @@ def test_wal_that_cannot_be_copied_after_the_set_keeps_it_as_crash_with_a_warnin
     assert "crash-consistent only" in result["findings"][0]["message"]
     assert any("pg_backup_stop(false)" in s for s in popen.psql.statements)
     assert fake.issued("lvremove") == [] and os.listdir(tmp_path) == []
+
+
+def test_a_signal_between_two_freezes_thaws_the_first(lvm):
+    class Interrupting(Lvm):
+        def __call__(self, cmd, **kw):
+            if cmd[1:] == ["-f", "/srv/mongo"]:
+                os.kill(os.getpid(), signal.SIGTERM)
+            return super().__call__(cmd, **kw)
+
+    result, fake, popen = lvm({"origins": SET, "consistency": [FREEZE]}, fake=Interrupting())
+    assert result["failed"] is True and "interrupted by signal" in result["msg"]
+    freezes = [" ".join(cmd[1:]) for name, cmd in fake.calls if name == "fsfreeze"]
+    assert freezes[-1] == "-u /srv/ch", freezes
+    assert popen.watchdogs[0].signals == [signal.SIGTERM]
+    assert fake.issued("lvcreate") == []
+
+
+def test_a_signal_while_the_backup_starts_ends_the_session(lvm):
+    psql = FakePsql()
+    answer = psql.answer
+
+    def interrupting(sql):
+        if "pg_backup_start" in sql:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return answer(sql)
+
+    psql.answer = interrupting
+    result, fake, popen = lvm({"origins": SET, "consistency": [PG]}, popen=Popen(psql))
+    assert result["failed"] is True and "interrupted by signal" in result["msg"]
+    assert popen.psql.procs[0].returncode is not None, "psql ended: the server aborts the backup"
+    assert fake.issued("lvcreate") == []
+
+
+def test_a_missing_os_user_or_psql_fails_before_the_pre_hook(lvm, monkeypatch):
+    result, fake, _ = lvm(
+        {"origins": SET, "pre_hook": ["/usr/local/bin/pre"], "consistency": [dict(PG, os_user="no-such-user-jts")]}
+    )
+    assert result["failed"] is True and "no user no-such-user-jts" in result["msg"]
+    assert fake.issued("timeout") == [] and fake.issued("lvcreate") == []
