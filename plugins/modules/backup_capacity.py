@@ -13,7 +13,7 @@ description:
   - "Before the backup step writes its archives, estimates each one's size from the tree it archives (a mounted
     snapshot) and checks that the tier holding O(path) stays below O(critical) percent used with it, counted as
     storage_health counts it (C(df): used / (used + available)). The archives are taken in the order of
-    O(sources) and the estimates of those that fit add up, so the check holds for all of them written one after
+    O(names) and the estimates of those that fit add up, so the check holds for all of them written one after
     the other."
   - "The estimate is the size of the tar stream (each regular file's data, the allocated part of a sparse one,
     rounded up to 512 bytes, one 512-byte header per entry, 10 KiB at the end) times O(estimate_ratio), plus
@@ -39,20 +39,15 @@ options:
     description: Where the archives will be written (a directory on the tier).
     type: path
     required: true
-  sources:
-    description: The trees to archive, in the order they will be written.
-    type: list
-    elements: dict
+  source_dir:
+    description: The directory holding the trees to archive, one sub-directory per name (the snapshots' mount points).
+    type: path
     required: true
-    suboptions:
-      name:
-        description: The name in messages (the LV).
-        type: str
-        required: true
-      path:
-        description: The directory to archive (the mounted snapshot).
-        type: path
-        required: true
+  names:
+    description: The trees to archive (C(<source_dir>/<name>), the LVs), in the order they will be written.
+    type: list
+    elements: str
+    required: true
   critical:
     description: The tier's critical used percentage (the health step's); an archive that would bring it there or above is refused.
     type: float
@@ -82,11 +77,8 @@ EXAMPLES = r"""
 - name: Check that the warm tier takes tonight's archives
   jts.tiered_storage.backup_capacity:
     path: /data/warm-storage/daily-backups
-    sources:
-      - name: postgres
-        path: /run/jts-backup/postgres
-      - name: mongodb
-        path: /run/jts-backup/mongodb
+    source_dir: /run/jts-backup
+    names: [postgres, mongodb]
     critical: 90
     threshold_name: lifecycle_backup_warm_critical
   register: room
@@ -94,13 +86,13 @@ EXAMPLES = r"""
 
 RETURN = r"""
 fits:
-  description: The names of the sources whose archives fit, in order.
+  description: The names whose archives fit, in order.
   returned: always
   type: list
   elements: str
   sample: [postgres]
 refused:
-  description: The sources whose archives would pass the threshold, each with the figures and a message.
+  description: The names whose archives would pass the threshold, each with the figures and a message.
   returned: always
   type: list
   elements: dict
@@ -113,7 +105,7 @@ refused:
       fits: false
       msg: "mongodb: archive refused: ..."
 checks:
-  description: Every source's figures (name, estimate_bytes, tar_bytes, entries, used_bytes, usable_bytes, percent_after, fits).
+  description: Every name's figures (name, estimate_bytes, tar_bytes, entries, used_bytes, usable_bytes, percent_after, fits).
   returned: always
   type: list
   elements: dict
@@ -122,6 +114,8 @@ msg:
   returned: always
   type: str
 """
+
+import os
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -137,12 +131,8 @@ from ansible_collections.jts.tiered_storage.plugins.module_utils._units import f
 
 ARGUMENT_SPEC = dict(
     path=dict(type="path", required=True),
-    sources=dict(
-        type="list",
-        elements="dict",
-        required=True,
-        options=dict(name=dict(type="str", required=True), path=dict(type="path", required=True)),
-    ),
+    source_dir=dict(type="path", required=True),
+    names=dict(type="list", elements="str", required=True),
     critical=dict(type="float", required=True),
     estimate_ratio=dict(type="float", default=1.0),
     threshold_name=dict(type="str", default="critical"),
@@ -182,13 +172,14 @@ def run_module(module, statvfs, estimate):
     except OSError as exc:
         module.fail_json(msg="%s: %s; no archive checked" % (p["path"], exc.strerror or exc))
     sizes = []
-    for source in p["sources"]:
+    for name in p["names"]:
+        if not name or "/" in name or name in (".", ".."):
+            module.fail_json(msg="names: %r is not one directory name" % (name,))
+        tree = os.path.join(p["source_dir"], name)
         try:
-            sizes.append((source["name"], *estimate(source["path"], p["estimate_ratio"])))
+            sizes.append((name, *estimate(tree, p["estimate_ratio"])))
         except OSError as exc:
-            module.fail_json(
-                msg="%s: cannot measure %s: %s" % (source["name"], exc.filename or source["path"], exc.strerror or exc)
-            )
+            module.fail_json(msg="%s: cannot measure %s: %s" % (name, exc.filename or tree, exc.strerror or exc))
     checks = capacity(usage, [(name, size) for name, size, _tar, _entries in sizes], p["critical"])
     for check, (_name, _size, tar_bytes, entries) in zip(checks, sizes):
         check["tar_bytes"] = tar_bytes

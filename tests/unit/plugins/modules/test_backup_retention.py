@@ -547,13 +547,16 @@ def test_capacity_counts_as_df_and_at_the_threshold_refuses():
 def test_capacity_module_refuses_naming_the_lv_figures_and_variable(run_module, monkeypatch, tmp_path):
     monkeypatch.setattr(backup_capacity, "statvfs_with_timeout", lambda path, timeout: usage(102400, 20480))
     monkeypatch.setattr(
-        backup_capacity, "estimate_bytes", lambda path, ratio: ({"/a": 6 << 20, "/b": 20 << 20}[path], 1, 1)
+        backup_capacity,
+        "estimate_bytes",
+        lambda path, ratio: ({"/run/s/postgres": 6 << 20, "/run/s/mongodb": 20 << 20}[path], 1, 1),
     )
     result = run_module(
         backup_capacity,
         {
             "path": str(tmp_path),
-            "sources": [{"name": "postgres", "path": "/a"}, {"name": "mongodb", "path": "/b"}],
+            "source_dir": "/run/s",
+            "names": ["postgres", "mongodb"],
             "critical": 90,
             "threshold_name": "lifecycle_backup_warm_critical",
         },
@@ -571,7 +574,7 @@ def test_capacity_module_measures_for_real(run_module, tmp_path):
     src.mkdir()
     (src / "f").write_bytes(b"x" * 4096)
     result = run_module(
-        backup_capacity, {"path": str(tmp_path), "sources": [{"name": "pg", "path": str(src)}], "critical": 100}
+        backup_capacity, {"path": str(tmp_path), "source_dir": str(tmp_path), "names": ["snap"], "critical": 100}
     )
     assert result["checks"][0]["tar_bytes"] == br.TAR_END + 512 + 4096 and result["checks"][0]["entries"] == 1
 
@@ -583,11 +586,12 @@ def test_capacity_module_measures_for_real(run_module, tmp_path):
         ({"critical": 101}, "critical must lie in 0..100"),
         ({"estimate_ratio": 0}, "estimate_ratio must lie in 0..2"),
         ({"path": "/nonexistent/jts"}, "/nonexistent/jts: No such file or directory; no archive checked"),
-        ({"sources": [{"name": "pg", "path": "/nonexistent/snap"}]}, "pg: cannot measure /nonexistent/snap"),
+        ({"source_dir": "/nonexistent", "names": ["pg"]}, "pg: cannot measure /nonexistent/pg"),
+        ({"names": ["../etc"]}, "names: '../etc' is not one directory name"),
     ],
 )
 def test_capacity_module_errors(run_module, tmp_path, args, message):
-    params = {"path": str(tmp_path), "sources": [], "critical": 90}
+    params = {"path": str(tmp_path), "source_dir": str(tmp_path), "names": [], "critical": 90}
     params.update(args)
     result = run_module(backup_capacity, params)
     assert result["failed"] and message in result["msg"]
@@ -598,5 +602,7 @@ def test_capacity_module_with_a_tier_that_does_not_answer(run_module, monkeypatc
         raise ProbeTimeout("x")
 
     monkeypatch.setattr(backup_capacity, "statvfs_with_timeout", stalled)
-    result = run_module(backup_capacity, {"path": str(tmp_path), "sources": [], "critical": 90})
+    result = run_module(
+        backup_capacity, {"path": str(tmp_path), "source_dir": str(tmp_path), "names": [], "critical": 90}
+    )
     assert result["failed"] and "did not answer within 10s; no archive checked" in result["msg"]

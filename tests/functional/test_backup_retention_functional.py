@@ -1,0 +1,435 @@
+"""Retention and capacity of the backups (issue 15 part 4), for real on tmpfs mounts of this host.
+
+* the backup step (roles/lifecycle/tasks/backup.yml, on the fake LVM host of
+  test_backup_step_functional.py, tar and zstd real) with the warm tier a small tmpfs filled near
+  its critical threshold: the LV that would pass it is refused, nothing of it is written, the step
+  fails, and a whole run reports it (textfile success 0, webhook);
+* more archives than the retention keeps: the oldest pruned on the warm tier (backup step) and on
+  the NAS (archive step), none with the NAS unmounted; check mode lists and keeps;
+* the module backup_retention against symlinks planted by a real unprivileged user.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import http.server
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import threading
+import typing
+from pathlib import Path
+
+import pytest
+from test_backup_step_functional import BIN, ROOT, Host
+
+from ansible_collections.jts.tiered_storage.plugins.module_utils import _backup_retention as br
+
+pytestmark = [
+    pytest.mark.skipif(os.geteuid() != 0, reason="mounts tmpfs: needs root"),
+    pytest.mark.skipif(not (shutil.which("zstd") and shutil.which("tar")), reason="needs zstd and GNU tar"),
+]
+NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+
+
+def mount_tmpfs(path, size):
+    path.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=%s,mode=0755" % size, "tmpfs", str(path)], check=True)
+
+
+def umount(path):
+    subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+@pytest.fixture
+def mounts():
+    done = []
+
+    def mount(path, size):
+        mount_tmpfs(path, size)
+        done.append(path)
+        return path
+
+    yield mount
+    for path in reversed(done):
+        umount(path)
+
+
+def used_percent(path):
+    st = os.statvfs(path)
+    used = (st.f_blocks - st.f_bfree) * st.f_frsize
+    return 100.0 * used / (used + st.f_bavail * st.f_frsize)
+
+
+def fill_to(path, percent):
+    """Write a file so that the filesystem of ``path`` is ``percent`` used (as df counts)."""
+    st = os.statvfs(path)
+    used = (st.f_blocks - st.f_bfree) * st.f_frsize
+    usable = used + st.f_bavail * st.f_frsize
+    with open(os.path.join(path, "filler"), "wb") as handle:
+        handle.write(b"\0" * int(usable * percent / 100.0 - used))
+    return used_percent(path)
+
+
+def utc_now():
+    return datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
+
+
+def plant(directory, volume, days_ago, data=b"archive\n"):
+    """Archives of ``volume`` (with valid checksum files) dated ``days_ago`` days before now; names, oldest first."""
+    directory.mkdir(parents=True, exist_ok=True)
+    names = []
+    for days in sorted(days_ago, reverse=True):
+        when = (utc_now() - datetime.timedelta(days=days)).replace(hour=2, minute=30, second=0)
+        name = "%s_%s.tar.zst" % (volume, when.strftime(br.STAMP_FORMAT))
+        (directory / name).write_bytes(data)
+        (directory / (name + ".sha256")).write_text("%s  %s\n" % (hashlib.sha256(data).hexdigest(), name))
+        names.append(name)
+    return names
+
+
+def archives_in(directory):
+    return sorted(n for n in os.listdir(directory) if n.endswith(".tar.zst"))
+
+
+def flat(text):
+    return " ".join(text.split()).replace("''", "'")
+
+
+# --------------------------------------------------------------------------- capacity
+
+
+@pytest.fixture
+def full_host(tmp_path, mounts):
+    """The fake LVM host with its warm tier a 16 MiB tmpfs, postgres holding 4 MiB that zstd cannot shrink."""
+    host = Host(tmp_path)
+    (host.origins / "postgres" / "data" / "big.bin").write_bytes(os.urandom(4 << 20))
+    mounts(host.warm, "16m")
+    host.backups.mkdir()
+    return host
+
+
+@pytest.mark.parametrize("critical", [90, 95])
+def test_backup_near_the_critical_threshold_refuses_the_lv_and_writes_nothing_of_it(full_host, critical):
+    host = full_host
+    before = fill_to(host.warm, critical - 6)
+    result = host.run({"lifecycle_health_critical": critical})
+    out = flat(result.stdout)
+    assert result.returncode != 0, out
+    # the threshold is the health step's (lifecycle_health_critical -> lifecycle_health_tiers' warm entry)
+    assert "Backup refused for postgres: postgres: archive refused, nothing written" in out
+    assert "at or above the critical threshold %d%% (lifecycle_backup_warm_critical)" % critical in out
+    assert "the archive may take up to 4." in out and "MiB" in out
+    # nothing of postgres, not even a hidden temporary file; mongodb's archive written and verified
+    assert os.listdir(host.backups / "postgres") == []
+    mongodb = sorted(os.listdir(host.backups / "mongodb"))
+    assert len(mongodb) == 2 and mongodb[1] == mongodb[0] + ".sha256"
+    assert subprocess.run(["sha256sum", "-c", mongodb[1]], cwd=host.backups / "mongodb").returncode == 0
+    assert used_percent(host.warm) < critical and used_percent(host.warm) > before
+    # no snapshot and no mount left
+    assert host.snapshots() == [] and host.state()["mounted"] == {}
+
+
+class _Receiver(http.server.BaseHTTPRequestHandler):
+    calls: typing.ClassVar[list] = []
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        _Receiver.calls.append(json.loads(body or b"{}"))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+def test_a_refused_backup_fails_the_run_and_alerts(full_host, tmp_path):
+    """The whole role with the backup step alone: the run's report says the step failed, and the webhook hears it."""
+    host = full_host
+    fill_to(host.warm, 84)
+    server = http.server.HTTPServer(("127.0.0.1", 0), _Receiver)
+    _Receiver.calls = []
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    play = tmp_path / "role.yml"
+    play.write_text("- hosts: localhost\n  gather_facts: false\n  roles:\n    - role: jts.tiered_storage.lifecycle\n")
+    variables = {
+        "ansible_python_interpreter": str(BIN / "python"),
+        "lifecycle_steps": ["backup"],
+        "lifecycle_pause_file": str(tmp_path / "paused"),
+        "lifecycle_lock_dir": str(tmp_path / "lock" / "lifecycle.lock.d"),
+        "lifecycle_report_state_dir": str(tmp_path / "state"),
+        "lifecycle_report_textfile": str(tmp_path / "jts_lifecycle.prom"),
+        "lifecycle_report_journal": False,
+        "lifecycle_report_webhook_url": "http://127.0.0.1:%d/hook" % server.server_port,
+        "lifecycle_backup_vg": "vg_test",
+        "lifecycle_backup_volumes": [{"lv": "postgres", "size": "1G"}, {"lv": "mongodb", "size": "512M"}],
+        "lifecycle_backup_dir": str(host.backups),
+        "lifecycle_backup_warm_mount": str(host.warm),
+        "lifecycle_backup_mount_dir": str(host.mounts),
+        "lifecycle_backup_dir_group": "root",
+    }
+    env = dict(
+        os.environ,
+        PATH="%s:%s" % (host.bin, os.environ["PATH"]),
+        FAKE_LVM_STATE=str(host.state_file),
+        FAKE_ORIGINS=str(host.origins),
+        ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
+        ANSIBLE_NOCOLOR="1",
+    )
+    cmd = [str(BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local", "-e", json.dumps(variables), str(play)]
+    try:
+        result = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
+    finally:
+        server.shutdown()
+    out = flat(result.stdout)
+    assert result.returncode != 0, out
+    assert "Step backup failed: Backup refused for postgres" in out
+    assert os.listdir(host.backups / "postgres") == []
+    textfile = (tmp_path / "jts_lifecycle.prom").read_text()
+    assert 'jts_lifecycle_step_success{step="backup"} 0' in textfile, textfile
+    assert 'jts_lifecycle_step_files{step="backup",action="failed"} 1' in textfile, textfile
+    assert 'jts_lifecycle_step_files{step="backup",action="archived"} 1' in textfile, textfile
+    assert _Receiver.calls and "postgres" in json.dumps(_Receiver.calls), _Receiver.calls
+
+
+# --------------------------------------------------------------------------- warm retention
+
+
+def test_backup_prunes_the_oldest_archives_on_the_warm_tier(tmp_path, mounts):
+    host = Host(tmp_path)
+    mounts(host.warm, "64m")
+    planted = plant(host.backups / "postgres", "postgres", range(1, 41))  # 40 nightly archives
+    mongodb = plant(host.backups / "mongodb", "mongodb", [1, 2, 3])
+    (host.backups / "postgres" / "README").write_text("not an archive: stays")
+    result = host.run({"lifecycle_backup_keep_last": 35, "lifecycle_backup_max_age": "40d"})
+    out = flat(result.stdout)
+    assert result.returncode == 0, out + result.stderr
+    kept = archives_in(host.backups / "postgres")
+    assert len(kept) == 36  # the newest 35 planted and tonight's
+    assert set(planted[5:]) < set(kept) and not set(planted[:5]) & set(kept)
+    assert not any(os.path.exists(host.backups / "postgres" / (n + ".sha256")) for n in planted[:5])
+    assert (host.backups / "postgres" / "README").exists()
+    assert set(mongodb) < set(archives_in(host.backups / "mongodb"))
+    assert "removed 5 archive(s) (10 file(s)" in out
+    for name in planted[:5]:
+        assert "postgres/" + name in out
+
+
+def test_check_mode_lists_the_warm_archives_it_would_prune_and_keeps_them(tmp_path, mounts):
+    host = Host(tmp_path)
+    mounts(host.warm, "64m")
+    planted = plant(host.backups / "postgres", "postgres", range(1, 39))
+    result = host.run({"lifecycle_backup_keep_last": 35}, check=True)
+    out = flat(result.stdout)
+    assert result.returncode == 0, out + result.stderr
+    assert archives_in(host.backups / "postgres") == sorted(planted)
+    assert "would remove 3 archive(s) (6 file(s)" in out
+    assert all("postgres/" + n in out for n in planted[:3])
+
+
+def test_a_warm_retention_that_would_prune_before_the_migrate_step_is_refused(tmp_path, mounts):
+    host = Host(tmp_path)
+    mounts(host.warm, "16m")
+    planted = plant(host.backups / "postgres", "postgres", range(1, 30))
+    result = host.run({"lifecycle_backup_keep_last": 20})
+    assert result.returncode != 0
+    assert "must keep the archives longer than lifecycle_migrate_backup_age (30d)" in flat(result.stdout)
+    assert archives_in(host.backups / "postgres") == sorted(planted)
+
+
+# --------------------------------------------------------------------------- NAS retention
+
+
+def run_archive_step(tmp_path, nas, extra=None, check=False):
+    play = tmp_path / "archive.yml"
+    play.write_text(
+        "- hosts: localhost\n  gather_facts: false\n  tasks:\n"
+        "    - name: Run the archive step\n      ansible.builtin.include_role:\n"
+        "        name: jts.tiered_storage.lifecycle\n        tasks_from: archive\n"
+    )
+    variables = {
+        "ansible_python_interpreter": str(BIN / "python"),
+        "lifecycle_archive_mirrors": [],
+        "lifecycle_archive_snapshots": [],
+        "lifecycle_archive_nas_host": "",
+        "lifecycle_archive_backup_dir": str(nas / "trading" / "archives" / "database"),
+        "lifecycle_archive_backup_mount": str(nas),
+        "lifecycle_backup_volumes": [{"lv": "postgres", "size": "1G"}, {"lv": "mongodb", "size": "1G"}],
+        "lifecycle_archive_backup_keep_last": 3,
+        "lifecycle_archive_backup_keep_daily": 5,
+        "lifecycle_archive_backup_keep_weekly": 2,
+        "lifecycle_archive_backup_keep_monthly": 0,
+    }
+    variables.update(extra or {})
+    cmd = [str(BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local", "-e", json.dumps(variables), str(play)]
+    if check:
+        cmd.append("--check")
+    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1")
+    return subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
+
+
+def test_archive_step_prunes_the_oldest_backups_on_the_nas(tmp_path, mounts):
+    nas = mounts(tmp_path / "nas", "16m")
+    database = nas / "trading" / "archives" / "database"
+    planted = plant(database / "postgres", "postgres", range(31, 61))  # 30 nights, as migrate brings them
+    mongodb = plant(database / "mongodb", "mongodb", [31, 32])
+    result = run_archive_step(tmp_path, nas)
+    out = flat(result.stdout)
+    assert result.returncode == 0, out + result.stderr
+    kept = archives_in(database / "postgres")
+    # keep_last 3 and keep_daily 5: the newest 5 nights; keep_weekly 2: the newest of the two newest ISO weeks
+    expected = br.select_retention(
+        [br.parse_archive_name(n, "postgres") for n in planted], keep_last=3, keep_daily=5, keep_weekly=2
+    )
+    assert kept == sorted(n for n in planted if br.parse_archive_name(n, "postgres") in expected)
+    assert 5 <= len(kept) <= 7 and planted[-1] in kept and planted[0] not in kept
+    assert archives_in(database / "mongodb") == sorted(mongodb)
+    assert "Backups on the NAS (%s): removed %d archive(s)" % (database, 30 - len(kept)) in out
+
+
+def test_archive_step_prunes_nothing_with_the_nas_unmounted(tmp_path, mounts):
+    nas = mounts(tmp_path / "nas", "16m")
+    umount(nas)  # the mount point stays: a directory on the root filesystem, as when the NAS is away
+    database = nas / "trading" / "archives" / "database"
+    planted = plant(database / "postgres", "postgres", range(31, 61))
+    result = run_archive_step(tmp_path, nas)
+    out = flat(result.stdout)
+    assert result.returncode == 0, out + result.stderr
+    assert archives_in(database / "postgres") == sorted(planted)
+    assert "skipped: %s is not mounted; nothing pruned" % nas in out
+
+
+def test_archive_step_prunes_nothing_with_the_nas_unreachable(tmp_path, mounts):
+    nas = mounts(tmp_path / "nas", "16m")
+    database = nas / "trading" / "archives" / "database"
+    planted = plant(database / "postgres", "postgres", range(31, 61))
+    # a port nothing listens on: the NAS host does not answer
+    result = run_archive_step(
+        tmp_path, nas, {"lifecycle_archive_nas_host": "127.0.0.1", "lifecycle_archive_nas_port": 9}
+    )
+    out = flat(result.stdout)
+    assert result.returncode == 0, out + result.stderr
+    assert archives_in(database / "postgres") == sorted(planted)
+    assert "skipped: NAS 127.0.0.1 is not reachable" in out
+
+
+def test_archive_step_check_mode_lists_and_keeps(tmp_path, mounts):
+    nas = mounts(tmp_path / "nas", "16m")
+    database = nas / "trading" / "archives" / "database"
+    planted = plant(database / "postgres", "postgres", range(31, 61))
+    result = run_archive_step(tmp_path, nas, check=True)
+    out = flat(result.stdout)
+    assert result.returncode == 0, out + result.stderr
+    assert archives_in(database / "postgres") == sorted(planted)
+    assert "would remove" in out and "postgres/" + planted[0] in out
+
+
+# --------------------------------------------------------------------------- symlinks
+
+
+@pytest.fixture
+def open_base():
+    """A directory other users can traverse (pytest's tmp_path is root's alone)."""
+    base = Path(tempfile.mkdtemp(prefix="jts-retention-", dir="/tmp"))
+    base.chmod(0o755)
+    yield base
+    shutil.rmtree(base, ignore_errors=True)
+
+
+def test_symlinks_planted_by_an_unprivileged_user_are_not_followed(open_base, mounts):
+    tmp_path = open_base
+    warm = mounts(tmp_path / "warm", "16m")
+    backups = warm / "daily-backups"
+    planted = plant(backups / "postgres", "postgres", range(1, 6))
+    elsewhere = tmp_path / "precious"
+    kept_elsewhere = plant(elsewhere, "mongodb", range(1, 6))
+    target = tmp_path / "passwd-like"
+    target.write_text("not yours\n")
+    # a backup directory an unprivileged user can write to (a mistake the module must survive)
+    os.chown(backups, 65534, 65534)
+    os.chown(backups / "postgres", 65534, 65534)
+    old = "postgres_20200101T023000Z.tar.zst"
+    for argv in (
+        ["ln", "-s", str(target), str(backups / "postgres" / old)],
+        ["ln", "-s", str(target), str(backups / "postgres" / (old + ".sha256"))],
+        ["ln", "-s", str(elsewhere), str(backups / "mongodb")],
+    ):
+        subprocess.run(NOBODY + argv, check=True)
+    params = dict(
+        path=str(backups),
+        mount=str(warm),
+        volumes=["postgres"],
+        keep_last=2,
+        keep_daily=0,
+        keep_weekly=0,
+        keep_monthly=0,
+        max_age="",
+        max_clock_jump_days=366,
+        nas_host=None,
+        nas_port=2049,
+        probe_timeout=10,
+        remove_timeout=10,
+    )
+    result = br.Pruner(br.build_policy(params)).run()
+    assert target.read_text() == "not yours\n" and os.path.islink(backups / "postgres" / old)
+    assert result["ignored"] == ["postgres/" + old]
+    assert archives_in(backups / "postgres") == sorted([*planted[-2:], old])
+    # a volume directory swapped for a symlink is refused, and what it points to is untouched
+    params["volumes"] = ["mongodb"]
+    with pytest.raises(br.RetentionError, match="mongodb is a symlink or not a directory; not followed"):
+        br.Pruner(br.build_policy(params)).run()
+    assert archives_in(elsewhere) == sorted(kept_elsewhere)
+
+
+def test_a_directory_below_the_mount_on_another_filesystem_is_refused(tmp_path, mounts):
+    warm = mounts(tmp_path / "warm", "16m")
+    backups = warm / "daily-backups"
+    backups.mkdir()
+    mounts(backups, "4m")  # something else mounted over the backup directory
+    planted = plant(backups / "postgres", "postgres", range(1, 6))
+    params = dict(
+        path=str(backups),
+        mount=str(warm),
+        volumes=["postgres"],
+        keep_last=1,
+        keep_daily=0,
+        keep_weekly=0,
+        keep_monthly=0,
+        max_age="",
+        max_clock_jump_days=366,
+        nas_host=None,
+        nas_port=2049,
+        probe_timeout=10,
+        remove_timeout=10,
+    )
+    with pytest.raises(br.RetentionError, match="not on %s" % warm):
+        br.Pruner(br.build_policy(params)).run()
+    assert archives_in(backups / "postgres") == sorted(planted)
+
+
+def test_the_mount_point_directory_itself_is_found_unmounted(tmp_path):
+    bare = Path(tmp_path / "nas")
+    (bare / "database").mkdir(parents=True)
+    params = dict(
+        path=str(bare / "database"),
+        mount=str(bare),
+        volumes=["postgres"],
+        keep_last=1,
+        keep_daily=0,
+        keep_weekly=0,
+        keep_monthly=0,
+        max_age="",
+        max_clock_jump_days=366,
+        nas_host=None,
+        nas_port=2049,
+        probe_timeout=10,
+        remove_timeout=10,
+    )
+    from ansible_collections.jts.tiered_storage.plugins.module_utils._nas_archive import Skipped
+
+    with pytest.raises(Skipped, match="is not mounted; nothing pruned"):
+        br.Pruner(br.build_policy(params)).run()
