@@ -433,3 +433,105 @@ def test_the_mount_point_directory_itself_is_found_unmounted(tmp_path):
 
     with pytest.raises(Skipped, match="is not mounted; nothing pruned"):
         br.Pruner(br.build_policy(params)).run()
+
+
+# --------------------------------------------------------------------------- warm logs (clean-up step)
+
+DAY = 86400
+
+
+def run_cleanup_step(tmp_path, warm, nas, extra=None, check=False):
+    play = tmp_path / "cleanup.yml"
+    play.write_text(
+        "- hosts: localhost\n  gather_facts: false\n  tasks:\n"
+        "    - name: Run the clean-up step\n      ansible.builtin.include_role:\n"
+        "        name: jts.tiered_storage.lifecycle\n        tasks_from: cleanup\n"
+    )
+    variables = {
+        "ansible_python_interpreter": str(BIN / "python"),
+        "lifecycle_cleanup_temp_paths": [],
+        "lifecycle_cleanup_log_dir": str(warm / "logs"),
+        "lifecycle_cleanup_log_mount": str(warm),
+        "lifecycle_cleanup_log_nas_dir": str(nas / "trading" / "archives" / "logs"),
+        "lifecycle_cleanup_log_nas_mount": str(nas),
+    }
+    variables.update(extra or {})
+    cmd = [str(BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local", "-e", json.dumps(variables), str(play)]
+    if check:
+        cmd.append("--check")
+    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1")
+    return subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
+
+
+@pytest.fixture
+def warm_logs(tmp_path, mounts):
+    warm = mounts(tmp_path / "warm", "16m")
+    logs = warm / "logs"
+    old = {
+        logs / "system" / "syslog.1.zst": b"old syslog\n" * 10,
+        logs / "postgres" / "postgresql-2026-10-01.log.zst": b"old pg\n" * 20,
+    }
+    young = {logs / "system" / "syslog.2.zst": b"young\n", logs / "postgres" / "today.log.zst": b"today\n"}
+    # tier_migrate's own journal and a copy in flight: never touched, however old
+    own = {
+        logs / "system" / ".jts-migrate" / "journal.jsonl": b"{}\n",
+        logs / "system" / ".jts-migrate-run-1.tmp": b"in flight\n",
+    }
+    past = datetime.datetime.now().timestamp() - 40 * DAY
+    for path, data in {**old, **young, **own}.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        if path not in young:
+            os.utime(path, (past, past))
+    return warm, old, young, own
+
+
+def test_cleanup_deletes_the_warm_logs_older_than_30_days(tmp_path, warm_logs):
+    warm, old, young, own = warm_logs
+    result = run_cleanup_step(tmp_path, warm, tmp_path / "nas", {"lifecycle_cleanup_log_action": "delete"})
+    out = flat(result.stdout)
+    assert result.returncode == 0, out + result.stderr
+    assert not any(p.exists() for p in old) and all(p.exists() for p in [*young, *own])
+    assert "Deleted 2 log file(s) (%d bytes) older than 30d" % sum(len(d) for d in old.values()) in out
+    assert all(str(p) in out for p in old)
+
+
+def test_cleanup_check_mode_lists_the_warm_logs_and_keeps_them(tmp_path, warm_logs):
+    warm, old, _young, _own = warm_logs
+    result = run_cleanup_step(tmp_path, warm, tmp_path / "nas", {"lifecycle_cleanup_log_action": "delete"}, check=True)
+    out = flat(result.stdout)
+    assert result.returncode == 0, out + result.stderr
+    assert all(p.exists() for p in old) and "Would delete 2 log file(s)" in out
+
+
+def test_cleanup_moves_the_warm_logs_older_than_30_days_to_the_nas(tmp_path, warm_logs, mounts):
+    warm, old, young, own = warm_logs
+    nas = mounts(tmp_path / "nas", "16m")
+    result = run_cleanup_step(tmp_path, warm, nas)  # the default action: nas
+    out = flat(result.stdout)
+    assert result.returncode == 0, out + result.stderr
+    target = nas / "trading" / "archives" / "logs"
+    for path, data in old.items():
+        assert not path.exists() and (target / path.relative_to(warm / "logs")).read_bytes() == data
+    assert all(p.exists() for p in [*young, *own])
+    assert "moved 2 file(s), %d bytes" % sum(len(d) for d in old.values()) in out
+
+
+def test_cleanup_keeps_the_warm_logs_with_the_nas_unmounted(tmp_path, warm_logs):
+    warm, old, _young, _own = warm_logs
+    nas = tmp_path / "nas"
+    nas.mkdir()  # a mount point with nothing mounted on it
+    result = run_cleanup_step(tmp_path, warm, nas)
+    out = flat(result.stdout)
+    assert result.returncode == 0, out + result.stderr
+    assert all(p.exists() for p in old)
+    assert "Clean-up skips the warm logs: %s is not mounted" % nas in out
+    assert not (nas / "trading").exists()
+
+
+def test_cleanup_without_a_warm_log_directory_does_nothing(tmp_path, mounts):
+    warm = mounts(tmp_path / "warm", "16m")
+    result = run_cleanup_step(tmp_path, warm, tmp_path / "nas")
+    out = flat(result.stdout)
+    assert result.returncode == 0, out + result.stderr
+    assert "Clean-up skips the warm logs:" not in out and "file(s)," not in out and "ok=" in out
