@@ -231,11 +231,20 @@ def test_check_mode_lists_the_warm_archives_it_would_prune_and_keeps_them(tmp_pa
     assert all("postgres/" + n in out for n in planted[:3])
 
 
-def test_a_warm_retention_that_would_prune_before_the_migrate_step_is_refused(tmp_path, mounts):
+@pytest.mark.parametrize(
+    "limits",
+    [
+        {"lifecycle_backup_keep_last": 20},
+        {"lifecycle_backup_max_age": "20d"},
+        # weekly copies alone would prune the nights between them before the move
+        {"lifecycle_backup_keep_last": 0, "lifecycle_backup_keep_weekly": 8, "lifecycle_backup_max_age": ""},
+    ],
+)
+def test_a_warm_retention_that_would_prune_before_the_migrate_step_is_refused(tmp_path, mounts, limits):
     host = Host(tmp_path)
     mounts(host.warm, "16m")
     planted = plant(host.backups / "postgres", "postgres", range(1, 30))
-    result = host.run({"lifecycle_backup_keep_last": 20})
+    result = host.run(limits)
     assert result.returncode != 0
     assert "must keep the archives longer than lifecycle_migrate_backup_age (30d)" in flat(result.stdout)
     assert archives_in(host.backups / "postgres") == sorted(planted)

@@ -606,3 +606,8 @@ def test_capacity_module_with_a_tier_that_does_not_answer(run_module, monkeypatc
         backup_capacity, {"path": str(tmp_path), "source_dir": str(tmp_path), "names": [], "critical": 90}
     )
     assert result["failed"] and "did not answer within 10s; no archive checked" in result["msg"]
+
+
+def test_plan_with_only_future_archives_removes_nothing():
+    kept, removed, warnings = br.plan(archives([-5, -3]), policy(keep_last=1, max_age="1d"), NOW)
+    assert removed == [] and len(kept) == 2 and warnings == []
