@@ -1356,6 +1356,17 @@ def group_links(jobs, left=None):
     return out
 
 
+SPLIT_IN = 4  # a run smaller than this many full batches is cut in about this many ...
+SPLIT_FLOOR = 16 << 20  # ... of at least this many bytes
+
+
+def batch_limit(jobs, batch_bytes):
+    """Bytes per batch: ``batch_bytes``, or less for a run smaller than ``SPLIT_IN`` batches of it,
+    so that flushing and checking one batch overlaps copying the next (one batch does not)."""
+    total = sum(job.size for job in jobs)
+    return min(batch_bytes, max(SPLIT_FLOOR, -(-total // SPLIT_IN)))
+
+
 def batches(jobs, max_files, max_bytes):
     batch, size = [], 0
     for job in jobs:
@@ -1475,7 +1486,7 @@ def _run_transfer(transfer, jobs, policy, registry):
     """Run the jobs in batches; return the message of a run-level stop (full, journal), if any.
     Temporary files are removed whatever happens."""
     try:
-        transfer.run_all(batches(jobs, policy.batch_files, policy.batch_bytes))
+        transfer.run_all(batches(jobs, policy.batch_files, batch_limit(jobs, policy.batch_bytes)))
     except (DestinationFull, JournalError) as exc:
         return str(exc)
     finally:

@@ -49,7 +49,10 @@ CHUNK = 1 << 20
 READ_AHEAD = 16 << 20  # how far read_back asks the kernel to read ahead of its offset
 CODECS = ("none", "zstd", "gzip")
 SUFFIXES = {"none": b"", "zstd": b".zst", "gzip": b".gz"}
-DEFAULT_LEVELS = {"none": 0, "zstd": 3, "gzip": 6}
+# zstd's level 6 compresses logs about as well as gzip -6 (level 3 is 10 % larger on logs full of
+# ids and prices) and, on two threads, still runs several times faster than gzip -6.
+DEFAULT_LEVELS = {"none": 0, "zstd": 6, "gzip": 6}
+ZSTD_EXTRA = ("-T2",)  # two worker threads: at most about two cores, for files of 8 MiB or more
 BLOCK = 4096  # a run of zeros this long, at a multiple of it, is left as a hole in a raw copy
 _ZERO_BLOCK = bytes(BLOCK)
 _ZEROS = bytes(CHUNK)
@@ -341,7 +344,7 @@ def copy_raw(src_fd, dst_fd, size):
 
 def _zstd_args(zstd_bin, level):
     lvl = DEFAULT_LEVELS["zstd"] if level is None else level
-    args = [zstd_bin, "-q", "-c", "--no-progress", "-%d" % lvl]
+    args = [zstd_bin, "-q", "-c", "--no-progress", "-%d" % lvl, *ZSTD_EXTRA]
     if lvl > 19:
         args.insert(1, "--ultra")
     return args

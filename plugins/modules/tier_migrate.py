@@ -126,7 +126,9 @@ options:
     choices: [none, zstd, gzip]
     default: none
   compression_level:
-    description: Compression level (zstd 1..22, default 3; gzip 1..9, default 6).
+    description:
+      - Compression level (zstd 1..22, default 6; gzip 1..9, default 6).
+      - C(zstd) runs with two worker threads (C(-T2)), so a file of 8 MiB or more is compressed on two cores.
     type: int
   require_mounted:
     description:
@@ -192,7 +194,10 @@ options:
     type: int
     default: 1000
   batch_bytes:
-    description: Bytes per batch between two flushes of the destination filesystem.
+    description:
+      - Bytes per batch between two flushes of the destination filesystem (at most).
+      - A run of less than four such batches is cut in about four (of 16 MiB at least), so that flushing and checking one batch
+        overlaps copying the next.
     type: str
     default: 256M
 notes:

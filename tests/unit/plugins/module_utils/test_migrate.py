@@ -1087,3 +1087,70 @@ def test_a_source_changed_between_its_copy_and_the_comparison_stays(tmp_path, mo
     assert res["moved"] == 0 and res["skipped_reasons"] == {"changed during the copy (left at the source)": 1}
     assert f.read_bytes() == b"start\n" * 1000 + b"more\n"
     assert os.listdir(dst) == [".jts-migrate"]
+
+
+@pytest.mark.parametrize(
+    ("sizes", "batch_bytes", "limit"),
+    [
+        ([16 << 20] * 16, 256 << 20, 64 << 20),  # 256 MiB of logs: four batches, not one and a bit
+        ([256 << 20] * 10 + [40 << 10] * 20000, 256 << 20, 256 << 20),  # a big run keeps the limit
+        ([100] * 5, 256 << 20, 16 << 20),  # a small run stays one batch
+        ([64 << 20] * 2, 32 << 20, 32 << 20),  # never above batch_bytes
+    ],
+)
+def test_batch_limit_cuts_a_small_run_in_about_four(sizes, batch_bytes, limit):
+    jobs = [SimpleNamespace(size=size) for size in sizes]
+    assert m.batch_limit(jobs, batch_bytes) == limit
+
+
+def _trading_log(size, seed=7):
+    """Log lines full of ids and prices, like the benchmark's set C (benchmarks/bench_tier_migrate.py)."""
+    import random
+
+    rng = random.Random(seed)
+    words = [
+        "order",
+        "fill",
+        "cancel",
+        "quote",
+        "book",
+        "trade",
+        "risk",
+        "limit",
+        "venue",
+        "session",
+        "heartbeat",
+        "latency",
+    ]
+    t, out, n = 1_700_000_000.0, [], 0
+    while n < size:
+        t += rng.random() / 50
+        line = "%s.%06d %s [%s] %s id=%d px=%.4f qty=%d venue=%s\n" % (
+            time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)),
+            int((t % 1) * 1e6),
+            rng.choice(["INFO", "INFO", "INFO", "DEBUG", "WARN", "ERROR"]),
+            rng.choice(words),
+            " ".join(rng.choice(words) for _ in range(rng.randint(2, 6))),
+            rng.randint(1, 10**9),
+            rng.random() * 1000,
+            rng.randint(1, 5000),
+            rng.choice(("XNAS", "XNYS", "BATS", "EDGX")),
+        )
+        out.append(line)
+        n += len(line)
+    return "".join(out).encode()
+
+
+@pytest.mark.skipif(not shutil.which("zstd"), reason="needs the zstd tool")
+def test_default_zstd_compresses_logs_within_ten_percent_of_gzip_6(tmp_path):
+    """Issue 17, set C: at its default settings zstd must land within 10 % of gzip -6's size
+    (level 3 was 10.3 % above it on such logs)."""
+    import gzip
+
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    data = _trading_log(4 << 20)
+    _old_file(src / "app.log", data)
+    dst.mkdir()
+    res = _run(src, dst, tmp_path, compression="zstd")
+    assert res["moved"] == 1
+    assert (dst / "app.log.zst").stat().st_size <= 1.10 * len(gzip.compress(data, 6))
