@@ -8,14 +8,15 @@ not UTF-8 work; they are shown to people with ``display()``.
 The transfer protocol for a batch of files (see docs/tier_migrate.md):
 
 1. copy each source to ``.jts-migrate-<run>-<n>.tmp`` in its destination directory (in the
-   kernel when uncompressed: ``copy_file_range``/``sendfile``, the source's holes kept); owner,
-   group, mode and times kept; a source whose size, mtime or ctime moved during the copy is left
-   alone and reported;
+   kernel when uncompressed: ``copy_file_range``/``sendfile``, the source's holes kept; the
+   ``zstd`` tool reading the source itself when compressed) and take the source's SHA-256 from
+   the page cache (kept in the journal for undo); owner, group, mode and times kept; a source
+   whose size, mtime or ctime moved during the copy is left alone and reported;
 2. ``syncfs`` the destination filesystem (one flush per batch instead of one per file);
 3. drop the temporary file's pages from the page cache, read it back from the disk
-   (decompressing a compressed copy) and compare it byte for byte with the source, hashing it on
-   the way (SHA-256, kept in the journal for undo); an undo's copy, decompressed from the tier,
-   was hashed while written and its read-back must give the journal's hash;
+   (decompressing a compressed copy) and compare it byte for byte with the source; an undo's
+   copy, decompressed from the tier, was hashed while written and its read-back must give the
+   journal's hash;
 4. check the source once more, then hard-link the temporary file to its final name (never
    overwriting anything) and remove the temporary name; the next ``syncfs`` (that of the next
    batch, or one more after the last) makes the names durable;
@@ -991,9 +992,9 @@ class Transfer:
     def verify(self, job):
         """Step 3: the flushed copy, read back from the disk, against the source.
 
-        A copy made from an uncompressed source (no digest yet) is compared byte for byte with the
-        source, which is hashed on the way (the SHA-256 the journal keeps); a copy decompressed
-        from a tier copy (an undo) was hashed while it was written and its read-back is hashed again.
+        A copy made from an uncompressed source is compared byte for byte with the source (which
+        is hashed on the way when the copying step did not hash it); a copy decompressed from a
+        tier copy (an undo) was hashed while it was written and its read-back is hashed again.
         """
         fd = self._open_tmp(job)
         try:

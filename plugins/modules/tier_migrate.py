@@ -17,11 +17,11 @@ description:
     the trees do not overlap in either direction, also through symlinks or bind mounts (devices and
     inodes are compared); the destination has room for the selection plus O(min_free)."
   - "Per file: the copy goes to a temporary name in its destination directory (made in the kernel,
-    C(copy_file_range) or C(sendfile), when uncompressed); owner, group, mode and times are kept;
-    the destination filesystem is flushed (C(syncfs), once per batch); the copy is read back from the
-    disk after its pages were dropped from the page cache (decompressed when compressed) and compared
-    byte for byte with the source, which is hashed on the way (the SHA-256 the journal keeps for
-    undo); it is then linked into place without overwriting anything; after the next flush the move
+    C(copy_file_range) or C(sendfile), when uncompressed) and the source's SHA-256 is taken (the
+    journal keeps it for undo); owner, group, mode and times are kept; the destination filesystem is
+    flushed (C(syncfs), once per batch); the copy is read back from the disk after its pages were
+    dropped from the page cache (decompressed when compressed) and compared byte for byte with the
+    source; it is then linked into place without overwriting anything; after the next flush the move
     is recorded in a JSON-lines journal (fsync), and only then is the source removed."
   - A source that changed during its copy stays at the source and is reported. Symlinks are never
     followed, at either end and at any depth; every directory below O(source) and O(destination) is
