@@ -35,7 +35,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODULE = os.path.join(ROOT, "plugins", "modules", "tier_migrate.py")
 COLLECTIONS = os.path.join(ROOT, ".collections")
 DAY = 86400
-ZSTD_TOOL_ARGS = "-6 -T2"  # what tier_migrate's compression=zstd runs by default, for the tool's own row
+ZSTD_TOOL_ARGS = "-3 --zstd=mml=6"  # what tier_migrate's compression=zstd runs by default, for the tool's own row
 ZSTD_TOOL = "zstd %s tool (in place, info)" % ZSTD_TOOL_ARGS
 CAREFUL = "rsync --fsync + -c verify + rm -r (info)"
 # -i itemizes every difference the checksum pass finds: the removal only runs when it finds none.

@@ -127,8 +127,9 @@ options:
     default: none
   compression_level:
     description:
-      - Compression level (zstd 1..22, default 6; gzip 1..9, default 6).
-      - C(zstd) runs with two worker threads (C(-T2)), so a file of 8 MiB or more is compressed on two cores.
+      - Compression level (zstd 1..22; gzip 1..9, default 6).
+      - Unset, zstd runs at level 3 with a minimum match length of 6 bytes (C(-3 --zstd=mml=6)), as fast as level 3 and, on logs
+        full of ids and numbers, about 7 % smaller (within 10 % of C(gzip -6)).
     type: int
   require_mounted:
     description:

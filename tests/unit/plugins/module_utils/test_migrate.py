@@ -1144,7 +1144,7 @@ def _trading_log(size, seed=7):
 @pytest.mark.skipif(not shutil.which("zstd"), reason="needs the zstd tool")
 def test_default_zstd_compresses_logs_within_ten_percent_of_gzip_6(tmp_path):
     """Issue 17, set C: at its default settings zstd must land within 10 % of gzip -6's size
-    (level 3 was 10.3 % above it on such logs)."""
+    (plain level 3 was 10.3 % above it on such logs)."""
     import gzip
 
     src, dst = tmp_path / "src", tmp_path / "dst"
