@@ -308,7 +308,7 @@ class Pruner:
         self.timed = timed
         self.tcp_fn = tcp_fn
         self.result = {
-            "path": policy.path,
+            "backup_dir": policy.path,
             "changed": False,
             "skipped": False,
             "kept": [],

@@ -129,8 +129,10 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
-path:
-  description: O(path).
+backup_dir:
+  description:
+    - "O(path). Not returned as C(path), which Ansible would C(stat) in the module's own process
+      after the run, outside every time-out; on a NAS that stopped answering, that blocked the run."
   returned: always
   type: str
   sample: /data/warm-storage/daily-backups
@@ -204,19 +206,27 @@ def run_module(module, pruner_factory):
     try:
         policy = build_policy(module.params)
     except RetentionError as exc:
-        module.fail_json(msg=str(exc), path=module.params["path"], skipped=False, removed_files=0, removed_bytes=0)
+        module.fail_json(
+            msg=str(exc), backup_dir=module.params["path"], skipped=False, removed_files=0, removed_bytes=0
+        )
     pruner = pruner_factory(policy, check_mode=module.check_mode)
     try:
         result = pruner.run()
     except Skipped as exc:
         module.exit_json(
-            changed=False, skipped=True, msg=str(exc), path=policy.path, removed_files=0, removed_bytes=0, removed=[]
+            changed=False,
+            skipped=True,
+            msg=str(exc),
+            backup_dir=policy.path,
+            removed_files=0,
+            removed_bytes=0,
+            removed=[],
         )
     except RetentionError as exc:
         partial = pruner.result
         module.fail_json(
             msg=str(exc),
-            path=policy.path,
+            backup_dir=policy.path,
             skipped=False,
             removed=partial["removed"],
             removed_files=partial["removed_files"],

@@ -611,3 +611,25 @@ def test_capacity_module_with_a_tier_that_does_not_answer(run_module, monkeypatc
 def test_plan_with_only_future_archives_removes_nothing():
     kept, removed, warnings = br.plan(archives([-5, -3]), policy(keep_last=1, max_age="1d"), NOW)
     assert removed == [] and len(kept) == 2 and warnings == []
+
+
+def test_no_result_has_a_path_key(run_module, tier, monkeypatch):
+    """AnsibleModule.exit_json/fail_json stat a top-level ``path`` in the module's own process,
+    outside every time-out: on the NAS away that hung the nightly run (found on the lab VM)."""
+    mount, backups = tier
+    monkeypatch.setattr(
+        backup_retention,
+        "Pruner",
+        lambda policy, check_mode: br.Pruner(policy, check_mode, now=NOW, mounts=mounts_for()),
+    )
+    args = {"path": str(backups), "mount": str(mount), "volumes": ["postgres"], "keep_last": 1}
+    skipped = run_module(backup_retention, args)
+    refused = run_module(backup_retention, {"path": "/data/warm/x", "mount": "/srv", "volumes": ["pg"]})
+    monkeypatch.setattr(
+        backup_retention,
+        "Pruner",
+        lambda policy, check_mode: br.Pruner(policy, check_mode, now=NOW, mounts=mounts_for(mount)),
+    )
+    done = run_module(backup_retention, args)
+    for result in (skipped, refused, done):
+        assert "path" not in result and result["backup_dir"] in (str(backups), "/data/warm/x")
