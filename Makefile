@@ -54,8 +54,11 @@ ansible-lint: venv
 unit: venv
 	$(BIN)/pytest -q tests/unit tests/lab
 
+# Each file on one of FUNCTIONAL_JOBS workers (loadfile: a file's module fixtures, e.g. its
+# PostgreSQL cluster, are made once); most of the layer waits on subprocesses, not on the CPU.
+FUNCTIONAL_JOBS ?= 2
 functional: venv deps
-	$(BIN)/pytest -q tests/functional
+	$(BIN)/pytest -q -n $(FUNCTIONAL_JOBS) --dist loadfile --durations=15 tests/functional
 
 doc: venv
 	@for m in plugins/modules/*.py; do n=$$(basename $$m .py); \
