@@ -42,10 +42,13 @@ def test_the_good_run_is_recorded_after_the_failed_and_killed_ones(host):
 
 
 def test_freshness_after_the_nightly_run(host):
-    """The backups just written and the run just reported are fresh; a young host has no NAS backup yet."""
+    """The backups, the configs snapshot and the run just made are fresh; a young host has no NAS backup yet."""
     check = host.run("/usr/local/bin/jts-storage-check --freshness")
     assert check.rc in (0, 1), check.stdout  # WARNING at most: no NAS backup on a young host
     assert check.stdout.startswith("FRESHNESS "), check.stdout
     for lv in ("postgres", "clickhouse", "mongodb"):
         assert re.search(r"(?m)^\s*backup\s+%s\s.*\sOK$" % lv, check.stdout), check.stdout
     assert re.search(r"(?m)^\s*last_run\s+\S+\s.*\sOK$", check.stdout), check.stdout
+    assert re.search(r"(?m)^\s*nas_snapshot\s+configs\s.*\sOK$", check.stdout), check.stdout
+    latest = host.run("timeout --signal=KILL 20 readlink /mnt/synology/jts/archives/configs/configs/latest")
+    assert latest.rc == 0 and latest.stdout.strip(), latest.stderr
