@@ -23,8 +23,10 @@ from __future__ import annotations
 import errno
 import fcntl
 import hashlib
+import json
 import os
 import re
+import shutil
 import stat
 import subprocess
 import tempfile
@@ -48,6 +50,10 @@ _SHA_LINE = re.compile(r"^([0-9a-f]{64}) [ *](.+)$")
 # A temporary file of ours: the names this module gives (and gave: tempfile.mkstemp's 8 characters).
 _TEMPORARY = re.compile(r"^\..+\.tar\.zst\.[a-z0-9_]{8}(?:\.sha256)?\.partial$")
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+# The archive's manifest, a member at its root: how consistent the tree is and what a restore needs.
+MANIFEST = ".jts-backup-manifest.json"
+NO_METHOD = "no consistency method configured"
+_WAL_NAME = re.compile(r"^[0-9A-F]{24}$")
 
 
 class ArchiveError(Exception):
@@ -269,12 +275,250 @@ def verify(archive, zstd_bin, tar_bin, expected=None):
     return {"archive": archive, "sha256": actual, "size_bytes": os.path.getsize(archive), "entries": entries}
 
 
-def create(source, archive, zstd_bin, tar_bin, level=3, threads=0, one_file_system=True, check_mode=False):
+def _open_below(root_fd, relative):
+    """Open the directory ``relative`` below ``root_fd`` one component at a time, never following a symlink."""
+    fd = os.dup(root_fd)
+    try:
+        for part in relative.split("/"):
+            if part in ("", "."):
+                continue
+            if part == "..":
+                raise OSError(errno.EPERM, "'..' refused", relative)
+            below = os.open(part, _DIR_FLAGS | os.O_NOFOLLOW, dir_fd=fd)
+            os.close(fd)
+            fd = below
+        return fd
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def manifest_of(consistency):
+    """The manifest of an archive, from the ``consistency`` lvm_snapshot returned for its origin (or None).
+
+    Says what the archive carries: ``backup_label``/``tablespace_map`` (True when they are members)
+    and ``wal_files`` (the segments that are members) are filled in by ``stage``.
+    """
+    given = consistency or {}
+    return {
+        "format": 1,
+        "mode": given.get("mode") or "crash",
+        "method": given.get("method") or "none",
+        "reason": given.get("reason") or NO_METHOD,
+        "start_lsn": given.get("start_lsn"),
+        "stop_lsn": given.get("stop_lsn"),
+        "start_wal": given.get("start_wal"),
+        "stop_wal": given.get("stop_wal"),
+        "data_directory": given.get("data_directory"),
+        "backup_label": False,
+        "tablespace_map": False,
+        "wal_files": [],
+    }
+
+
+def _crash(manifest, why):
+    manifest.update(
+        mode="crash",
+        reason="%s; the archive is crash-consistent (no backup_label in it)" % why,
+        backup_label=False,
+        tablespace_map=False,
+        wal_files=[],
+    )
+
+
+def check_postgresql(source, consistency):
+    """Can the snapshot at ``source`` carry this PostgreSQL backup? Return (problem, None) or (None, plan).
+
+    The plan is ``(data_directory, uid, gid)``: the data directory relative to ``source`` (opened
+    without following a symlink; it must hold PG_VERSION and a real ``pg_wal`` directory, since the
+    WAL members are written into it on restore) and its owner, given to the members.
+    """
+    relative = consistency.get("data_directory")
+    if relative is None:
+        return "the data directory is on none of the group's mounts", None
+    relative = os.path.normpath(relative)
+    if os.path.isabs(relative) or relative.split("/")[0] == "..":
+        return "data_directory %r is not below the LV" % relative, None
+    if not consistency.get("backup_label"):
+        return "the backup returned no backup_label", None
+    wal_files = consistency.get("wal_files") or []
+    if not wal_files or not consistency.get("wal_dest"):
+        return "the backup's WAL was not copied (no wal_dest)", None
+    bad = [name for name in wal_files if not _WAL_NAME.match(name)]
+    if bad:
+        return "not WAL segment names: %s" % ", ".join(bad), None
+    root = os.open(source, _DIR_FLAGS)
+    try:
+        try:
+            data_fd = _open_below(root, relative)
+        except OSError as exc:
+            return "the data directory %s is not a directory of this snapshot (%s)" % (relative, exc.strerror), None
+        try:
+            for name, kind, what in (("PG_VERSION", stat.S_ISREG, "a file"), ("pg_wal", stat.S_ISDIR, "a directory")):
+                try:
+                    mode = os.stat(name, dir_fd=data_fd, follow_symlinks=False).st_mode
+                except OSError:
+                    mode = 0
+                if not kind(mode):
+                    return (
+                        "%s/%s is not %s in this snapshot (pg_wal on another volume is not carried)"
+                        % (relative, name, what),
+                        None,
+                    )
+            st = os.fstat(data_fd)
+        finally:
+            os.close(data_fd)
+    finally:
+        os.close(root)
+    return None, (relative, st.st_uid, st.st_gid)
+
+
+def _write_member(path, content, uid, gid, mode):
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
+    try:
+        os.write(fd, content.encode("utf-8"))
+        os.fchown(fd, uid, gid)
+        os.fchmod(fd, mode)
+    finally:
+        os.close(fd)
+
+
+def stage(source, consistency):
+    """Stage the members an archive adds to the tree of ``source``; return (stage_dir, members, excludes, manifest).
+
+    Always the manifest (``MANIFEST``, at the root). For an application-consistent PostgreSQL
+    origin whose snapshot can carry it (``check_postgresql``), also ``<data_directory>/backup_label``,
+    ``tablespace_map`` when not empty and ``pg_wal/<segment>`` for each WAL file of the backup,
+    owned as the data directory; the segments are hard links to the copies in ``wal_dest`` (the
+    staging directory is made beside it, on the same filesystem). ``excludes`` are the members of
+    the tree that these replace (the snapshot's own, incomplete, segments) and its
+    ``postmaster.pid``. Otherwise the manifest says crash, and no backup_label is ever staged.
+    The caller removes ``stage_dir``.
+    """
+    consistency = consistency or {}
+    manifest = manifest_of(consistency)
+    plan = None
+    if manifest["mode"] == "application" and manifest["method"] == "postgresql":
+        problem, plan = check_postgresql(source, consistency)
+        if problem:
+            _crash(manifest, problem)
+    elif manifest["mode"] != "application":
+        manifest["mode"] = "crash"
+    if plan:
+        wal_dest = os.path.normpath(consistency["wal_dest"])
+        stage_dir = tempfile.mkdtemp(prefix=".jts-archive-", dir=os.path.dirname(wal_dest))
+    else:
+        stage_dir = tempfile.mkdtemp(prefix="jts-archive-")
+    members, excludes = [], []
+    try:
+        if plan:
+            relative, uid, gid = plan
+            data = os.path.join(stage_dir, relative)
+            os.makedirs(os.path.join(data, "pg_wal"), 0o700)
+
+            def member(name):
+                return os.path.normpath(os.path.join(relative, name))
+
+            _write_member(os.path.join(data, "backup_label"), consistency["backup_label"], uid, gid, 0o600)
+            members.append(member("backup_label"))
+            manifest["backup_label"] = True
+            if consistency.get("tablespace_map"):
+                _write_member(os.path.join(data, "tablespace_map"), consistency["tablespace_map"], uid, gid, 0o600)
+                members.append(member("tablespace_map"))
+                manifest["tablespace_map"] = True
+            wal_fd = os.open(wal_dest, _DIR_FLAGS | os.O_NOFOLLOW)
+            try:
+                for name in consistency["wal_files"]:
+                    if not stat.S_ISREG(os.stat(name, dir_fd=wal_fd, follow_symlinks=False).st_mode):
+                        raise ArchiveError("WAL copy %s/%s is not a regular file" % (wal_dest, name))
+                    target = os.path.join(data, "pg_wal", name)
+                    os.link(name, target, src_dir_fd=wal_fd, follow_symlinks=False)
+                    os.chown(target, uid, gid, follow_symlinks=False)
+                    members.append(member(os.path.join("pg_wal", name)))
+            finally:
+                os.close(wal_fd)
+            manifest["wal_files"] = list(consistency["wal_files"])
+            excludes.append(member("postmaster.pid"))
+        _write_member(
+            os.path.join(stage_dir, MANIFEST), json.dumps(manifest, indent=1, sort_keys=True) + "\n", 0, 0, 0o640
+        )
+        members.append(MANIFEST)
+    except BaseException:
+        shutil.rmtree(stage_dir, ignore_errors=True)
+        raise
+    excludes = ["./" + name for name in members + excludes]
+    return stage_dir, members, excludes, manifest
+
+
+def finish_restore(destination, result):
+    """After an extraction: read (and remove) the manifest; for PostgreSQL, check the label and WAL, remove postmaster.pid.
+
+    Returns the manifest (None for an archive without one). Paths below ``destination`` are
+    opened without following symlinks. Raises ArchiveError when a member the manifest names is missing.
+    """
+    root = os.open(destination, _DIR_FLAGS)
+    try:
+        try:
+            fd = os.open(MANIFEST, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=root)
+        except FileNotFoundError:
+            return None
+        with os.fdopen(fd, "rb") as handle:
+            try:
+                manifest = json.loads(handle.read(1 << 20).decode("utf-8"))
+            except ValueError as exc:
+                raise ArchiveError("%s/%s is not valid JSON: %s" % (destination, MANIFEST, exc)) from None
+        # read, returned and kept in the archive: the restored tree is the LV's, nothing added at its root
+        os.unlink(MANIFEST, dir_fd=root)
+        if not (manifest.get("mode") == "application" and manifest.get("method") == "postgresql"):
+            return manifest
+        if not manifest.get("backup_label"):
+            raise ArchiveError("the manifest of %s says application without a backup_label" % result["archive"])
+        relative = manifest.get("data_directory") or "."
+        try:
+            data_fd = _open_below(root, relative)
+        except OSError as exc:
+            raise ArchiveError("restored data directory %s/%s: %s" % (destination, relative, exc.strerror)) from None
+        try:
+            needed = ["backup_label"] + (["tablespace_map"] if manifest.get("tablespace_map") else [])
+            needed += ["pg_wal/" + name for name in manifest.get("wal_files") or []]
+            wal_fd = _open_below(data_fd, "pg_wal")
+            try:
+                missing = []
+                for name in needed:
+                    where, base = (wal_fd, name[7:]) if name.startswith("pg_wal/") else (data_fd, name)
+                    try:
+                        ok = stat.S_ISREG(os.stat(base, dir_fd=where, follow_symlinks=False).st_mode)
+                    except OSError:
+                        ok = False
+                    if not ok:
+                        missing.append(name)
+            finally:
+                os.close(wal_fd)
+            if missing:
+                raise ArchiveError(
+                    "restored %s lacks %s in %s: it would not start" % (result["archive"], ", ".join(missing), relative)
+                )
+            try:
+                os.unlink("postmaster.pid", dir_fd=data_fd)
+                manifest["postmaster_pid_removed"] = True
+            except FileNotFoundError:
+                manifest["postmaster_pid_removed"] = False
+        finally:
+            os.close(data_fd)
+        return manifest
+    finally:
+        os.close(root)
+
+
+def create(
+    source, archive, zstd_bin, tar_bin, level=3, threads=0, one_file_system=True, check_mode=False, consistency=None
+):
     """Archive ``source`` into ``archive`` (``.tar.zst``) with ``archive.sha256``, verified.
 
     An archive that exists with a matching checksum is left alone (``changed`` False); one that
     exists without a checksum file, or that does not match it, is an error (never overwritten).
     Temporary files left in the directory by killed runs are removed first (``cleaned_incomplete``).
+    ``consistency`` (lvm_snapshot's for the origin) decides the members added by ``stage``.
     """
     if not archive.endswith(SUFFIX):
         raise ArchiveError("archive %s must end in %s" % (archive, SUFFIX))
@@ -304,16 +548,29 @@ def create(source, archive, zstd_bin, tar_bin, level=3, threads=0, one_file_syst
                 "cleaned_incomplete": cleaned,
                 "msg": "would archive %s into %s" % (source, archive),
             }
-        result = _write(source, archive, dir_fd, zstd_bin, tar_bin, level, threads, one_file_system)
+        stage_dir, members, excludes, manifest = stage(source, consistency)
+        try:
+            extra = (stage_dir, members, excludes)
+            result = _write(source, archive, dir_fd, zstd_bin, tar_bin, level, threads, one_file_system, extra)
+        finally:
+            shutil.rmtree(stage_dir, ignore_errors=True)
     finally:
         os.close(dir_fd)
+    result["consistency"] = manifest
+    result["msg"] += "; %s-consistent (%s)" % (manifest["mode"], manifest["method"])
     result["cleaned_incomplete"] = cleaned
     return result
 
 
-def _write(source, archive, dir_fd, zstd_bin, tar_bin, level, threads, one_file_system):
+def _write(source, archive, dir_fd, zstd_bin, tar_bin, level, threads, one_file_system, extra=None):
     name = os.path.basename(archive)
-    tar_cmd = [tar_bin] + TAR_CREATE + (["--one-file-system"] if one_file_system else []) + ["--directory", source, "."]
+    tar_cmd = [tar_bin] + TAR_CREATE + (["--one-file-system"] if one_file_system else [])
+    stage_dir, members, excludes = extra or (None, [], [])
+    # Anchored literal patterns: they match only the tree's "./<member>" names, never the staged "<member>".
+    tar_cmd += ["--anchored", "--no-wildcards"] + ["--exclude=" + pattern for pattern in excludes]
+    tar_cmd += ["--directory", source, "."]
+    if members:
+        tar_cmd += ["--directory", stage_dir] + ["--add-file=" + member for member in members]
     zstd_cmd = [zstd_bin, "-q", "-%d" % level, "-T%d" % threads, "-c"]
     if level > 19:
         zstd_cmd.insert(1, "--ultra")
@@ -391,5 +648,20 @@ def restore(archive, destination, zstd_bin, tar_bin, force=False, check_mode=Fal
     with open(archive, "rb") as handle:
         commands = [[zstd_bin, "-q", "-d", "-c"], [tar_bin, *TAR_EXTRACT, "--directory", destination]]
         _check(run_pipeline(commands, lambda chunk: None, stdin=handle), commands, "restoring %s" % archive)
-    result.update(changed=True, msg="restored %s into %s (%d entries)" % (archive, destination, result["entries"]))
+    manifest = finish_restore(destination, result)
+    result["consistency"] = manifest
+    mode = manifest["mode"] if manifest else "unknown (an archive without a manifest)"
+    result.update(
+        changed=True,
+        msg="restored %s into %s (%d entries); %s-consistent%s"
+        % (
+            archive,
+            destination,
+            result["entries"],
+            mode,
+            " (%s: backup_label and WAL in %s)" % (manifest["method"], manifest["data_directory"])
+            if manifest and manifest["backup_label"]
+            else "",
+        ),
+    )
     return result

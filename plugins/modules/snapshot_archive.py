@@ -21,8 +21,19 @@ description:
     later move (the lifecycle's move of C(daily-backups) to the NAS) to carry. Elsewhere (NFS) it is
     C(.<archive>.<8 characters>.partial), locked while it is written; every O(state=archived) run removes
     the ones in the directory of O(path) that no live run holds (C(cleaned_incomplete))."
+  - "Every archive written carries a manifest, the member C(.jts-backup-manifest.json) at its root: C(mode)
+    (V(application) or V(crash)), C(method), C(reason), the LSNs, the WAL files and the C(data_directory) it
+    carries. With O(consistency) of an application-consistent PostgreSQL origin, the archive also carries
+    C(<data_directory>/backup_label), C(tablespace_map) (when not empty) and the WAL segments of the backup as
+    C(<data_directory>/pg_wal/<segment>) (replacing the snapshot's own, incomplete ones), and leaves out
+    C(postmaster.pid): the archive alone restores into a cluster that starts. A crash-consistent archive never
+    carries a C(backup_label)."
   - O(state=verified) checks an existing archive against its C(.sha256) file and lists it.
-  - O(state=restored) verifies the archive, then extracts it into the empty directory O(dest).
+  - "O(state=restored) verifies the archive, then extracts it into the empty directory O(dest). For a
+    PostgreSQL application-consistent archive it then checks that the C(backup_label) and every WAL segment
+    of the manifest are in the restored data directory and removes a C(postmaster.pid) there (a live
+    postmaster's pid in it can keep the restored cluster from starting on the same host). The manifest is read
+    (RV(consistency)) and removed from O(dest): the restored tree is the LV's."
   - The tools run as a pipeline of argument lists, never through a shell.
 author:
   - JTS infrastructure team (@jts-infra)
@@ -73,6 +84,17 @@ options:
     description: Do not descend into other filesystems mounted below O(src).
     type: bool
     default: true
+  consistency:
+    description:
+      - With O(state=archived), the C(consistency) that M(jts.tiered_storage.lvm_snapshot) returned for the origin of
+        the snapshot mounted at O(src) (RV(jts.tiered_storage.lvm_snapshot#module:consistency)); it is recorded in
+        the manifest. Unset, the archive is crash-consistent with the reason C(no consistency method configured).
+      - For C(mode=application), C(method=postgresql), C(backup_label), C(wal_files) and C(wal_dest) (where the
+        segments were copied) are used; the members are staged in a temporary directory beside C(wal_dest) (the
+        segments hard-linked, so on the same filesystem) and removed after. When the snapshot cannot carry them
+        (no C(data_directory), C(<data_directory>/pg_wal) a symlink to another volume, no WAL copied), the archive
+        is written crash-consistent, the manifest says why and a warning is given.
+    type: dict
 notes:
   - A restore writes into O(dest) as it reads; restore into an empty directory and move it into place
     after it succeeded (see the restore procedure in the guide).
@@ -88,6 +110,12 @@ EXAMPLES = r"""
   jts.tiered_storage.snapshot_archive:
     src: /run/jts-backup/postgres
     path: /data/warm-storage/daily-backups/postgres/postgres_20261123T023000Z.tar.zst
+
+- name: Archive it with the PostgreSQL backup held across the snapshot (label and WAL in the archive)
+  jts.tiered_storage.snapshot_archive:
+    src: /run/jts-backup/postgres
+    path: /data/warm-storage/daily-backups/postgres/postgres_20261123T023000Z.tar.zst
+    consistency: "{{ snapset.consistency.postgres }}"
 
 - name: Verify it again later
   jts.tiered_storage.snapshot_archive:
@@ -132,6 +160,28 @@ destination:
   returned: when O(state=restored)
   type: str
   sample: /var/lib/postgresql.restored
+consistency:
+  description:
+    - The archive's manifest (the member C(.jts-backup-manifest.json)) - C(format), C(mode), C(method), C(reason),
+      C(start_lsn), C(stop_lsn), C(start_wal), C(stop_wal), C(data_directory), C(backup_label) and C(tablespace_map)
+      (true when carried), C(wal_files) (the segments carried); after a restore also C(postmaster_pid_removed) for
+      PostgreSQL.
+    - Null after a restore of an archive without a manifest (written before manifests existed).
+  returned: when O(state=archived) wrote the archive, and when O(state=restored) extracted it
+  type: dict
+  sample:
+    format: 1
+    mode: application
+    method: postgresql
+    reason: non-exclusive backup held on one connection across the snapshots (0/5000028 to 0/5000138); ...
+    start_lsn: 0/5000028
+    stop_lsn: 0/5000138
+    start_wal: "000000010000000000000005"
+    stop_wal: "000000010000000000000005"
+    data_directory: "15/main"
+    backup_label: true
+    tablespace_map: false
+    wal_files: ["000000010000000000000005"]
 cleaned_incomplete:
   description: Temporary files of killed runs removed from the directory of O(path) (in check mode, that would be).
   returned: when O(state=archived)
@@ -163,6 +213,7 @@ ARGUMENT_SPEC = dict(
     compression_level=dict(type="int", default=3),
     threads=dict(type="int", default=0),
     one_file_system=dict(type="bool", default=True),
+    consistency=dict(type="dict"),
 )
 
 
@@ -190,7 +241,12 @@ def main():
                 threads=params["threads"],
                 one_file_system=params["one_file_system"],
                 check_mode=module.check_mode,
+                consistency=params["consistency"],
             )
+            given = (params["consistency"] or {}).get("mode")
+            manifest = result.get("consistency")
+            if manifest and given == "application" and manifest["mode"] != "application":
+                module.warn("%s: %s" % (params["path"], manifest["reason"]))
         elif params["state"] == "verified":
             result = verify(params["path"], zstd_bin, tar_bin)
             result.update(changed=False, msg="archive %s verifies (sha256 %s)" % (params["path"], result["sha256"]))

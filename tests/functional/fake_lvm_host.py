@@ -6,6 +6,12 @@ the JSON file $FAKE_LVM_STATE. LVM reports are printed in LVM 2.03's JSON shape.
 snapshot copies its origin's directory ($FAKE_ORIGINS/<origin>) to the mount point, so the archive
 sees a real tree; "unmounting" empties it again. Failures on demand: $FAKE_FAIL_MOUNT=<origin>,
 $FAKE_FAIL_ZSTD=1.
+
+A live origin: $FAKE_LIVE=<origin>=<directory>[,...] makes lvcreate of a snapshot of that origin
+copy the directory as it is at that moment (``cp -a``, owners kept, sockets dropped; files that
+vanish while it is copied are skipped, as a running database's are) into
+$FAKE_SNAPSHOTS/<snapshot>, the snapshot's content; mounting it copies that (``cp -a``) to the
+mount point. This is how a snapshot of a running PostgreSQL is stood in for.
 """
 
 from __future__ import annotations
@@ -14,6 +20,8 @@ import datetime
 import json
 import os
 import shutil
+import stat
+import subprocess
 import sys
 
 
@@ -39,6 +47,21 @@ def row_of(state, name):
     return next((row for row in state["lvs"] if row["lv_name"] == name), None)
 
 
+def live_origins():
+    pairs = [item.split("=", 1) for item in os.environ.get("FAKE_LIVE", "").split(",") if item]
+    return dict(pairs)
+
+
+def copy_live(source, target):
+    """``cp -a`` of a directory that is being written (errors for vanished files ignored), sockets dropped."""
+    subprocess.run(["cp", "-a", source, target], stderr=subprocess.DEVNULL, check=False)
+    for base, _dirs, files in os.walk(target):
+        for name in files:
+            path = os.path.join(base, name)
+            if stat.S_ISSOCK(os.lstat(path).st_mode):
+                os.unlink(path)
+
+
 def main(tool, args):
     state = load()
     log(state, [tool, *args])
@@ -60,6 +83,9 @@ def main(tool, args):
             print("  Volume group has insufficient free space", file=sys.stderr)
             return 5
         size = extents * int(vg["vg_extent_size"])
+        live = live_origins().get(origin)
+        if live:
+            copy_live(live, os.path.join(os.environ["FAKE_SNAPSHOTS"], name))
         vg["vg_free_count"] = str(int(vg["vg_free_count"]) - extents)
         now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S +0000")
         state["lvs"].append(
@@ -87,6 +113,7 @@ def main(tool, args):
         vg["vg_free_count"] = str(int(vg["vg_free_count"]) + int(row["lv_size"]) // int(vg["vg_extent_size"]))
         state["lvs"].remove(row)
         save(state)
+        shutil.rmtree(os.path.join(os.environ.get("FAKE_SNAPSHOTS", "/nonexistent"), name), ignore_errors=True)
         print('  Logical volume "%s" successfully removed.' % name)
         return 0
     if tool == "blkid":
@@ -100,7 +127,11 @@ def main(tool, args):
         if os.environ.get("FAKE_FAIL_MOUNT") == origin:
             print("mount: %s: wrong fs type, bad option, bad superblock" % target, file=sys.stderr)
             return 32
-        shutil.copytree(os.path.join(os.environ["FAKE_ORIGINS"], origin), target, symlinks=True, dirs_exist_ok=True)
+        taken = os.path.join(os.environ.get("FAKE_SNAPSHOTS", "/nonexistent"), device.split("/")[-1])
+        if os.path.isdir(taken):
+            subprocess.run(["cp", "-a", taken + "/.", target], check=True)
+        else:
+            shutil.copytree(os.path.join(os.environ["FAKE_ORIGINS"], origin), target, symlinks=True, dirs_exist_ok=True)
         state["mounted"][target] = device
         save(state)
         return 0

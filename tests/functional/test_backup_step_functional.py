@@ -143,6 +143,9 @@ def test_backup_archives_each_lv_verifies_and_leaves_nothing_behind(host, tmp_pa
             ["tar", "--extract", "--file", str(host.backups / name / files[0]), "--zstd", "-C", str(restored)],
             check=True,
         )
+        manifest = json.loads((restored / ".jts-backup-manifest.json").read_text())
+        assert manifest["mode"] == "crash" and manifest["reason"] == "no consistency method configured"
+        (restored / ".jts-backup-manifest.json").unlink()
         assert digest(restored) == digest(host.origins / name)
     state = host.state()
     assert host.snapshots() == [] and state["mounted"] == {}

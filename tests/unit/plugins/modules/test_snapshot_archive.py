@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import stat
@@ -66,7 +67,7 @@ def test_archive_verify_and_restore_give_back_the_same_tree(run_module, snap, tm
     result = run_module(snapshot_archive, archive_args(src, backups))
     assert result["changed"] is True, result
     archive = backups / "postgres_20261123T023000Z.tar.zst"
-    assert result["archive"] == str(archive) and result["entries"] == 9
+    assert result["archive"] == str(archive) and result["entries"] == 10  # the tree's 9 and the manifest
     assert result["sha256"] == hashlib.sha256(archive.read_bytes()).hexdigest()
     assert sorted(os.listdir(backups)) == [archive.name, archive.name + ".sha256"]
     check = subprocess.run(["sha256sum", "-c", archive.name + ".sha256"], cwd=backups, capture_output=True, text=True)
@@ -80,7 +81,8 @@ def test_archive_verify_and_restore_give_back_the_same_tree(run_module, snap, tm
     dest.mkdir()
     restored = run_module(snapshot_archive, {"path": str(archive), "state": "restored", "dest": str(dest)})
     assert restored["changed"] is True and restored["destination"] == str(dest)
-    assert tree_digest(dest) == tree_digest(src)
+    assert tree_digest(dest) == tree_digest(src), "the manifest is read and removed"
+    assert restored["consistency"]["mode"] == "crash" and "crash-consistent" in restored["msg"]
 
 
 def test_archiving_again_is_no_change(run_module, snap):
@@ -263,7 +265,7 @@ def test_ultra_levels(snap):
     result = sa.create(
         str(src), str(backups / "u.tar.zst"), shutil.which("zstd"), shutil.which("tar"), level=20, threads=1
     )
-    assert result["changed"] is True and result["entries"] == 9
+    assert result["changed"] is True and result["entries"] == 10
 
 
 # --------------------------------------------------------------------------- issue 14 case 14: temporary files
@@ -388,3 +390,163 @@ def test_stale_temporary_files_are_removed_by_the_next_run(run_module, snap, tmp
 )
 def test_is_temporary(name, ours):
     assert sa.is_temporary(name) is ours
+
+
+# --------------------------------------------------------------------------- issue 16: consistency members
+
+SEG1, SEG2 = "000000010000000000000005", "000000010000000000000006"
+LABEL = "START WAL LOCATION: 0/5000028 (file 000000010000000000000005)\nLABEL: jts_lvm_snapshot\n"
+
+
+@pytest.fixture
+def pg_snap(tmp_path):
+    """A snapshot of an LV holding a PostgreSQL data directory (``15/main``, owned by nobody) while a
+    backup was held, and the backup's WAL copied into ``run/wal/0`` (as lvm_snapshot leaves it)."""
+    src = tmp_path / "snap"
+    data = src / "15" / "main"
+    (data / "pg_wal").mkdir(parents=True)
+    (data / "PG_VERSION").write_text("15\n")
+    (data / "postmaster.pid").write_text("4242\n")
+    (data / "pg_wal" / SEG1).write_bytes(b"incomplete in the snapshot")
+    (data / "pg_wal" / "000000010000000000000004").write_bytes(b"older")
+    os.chown(data, 65534, 65534)
+    wal_dest = tmp_path / "run" / "wal" / "0"
+    wal_dest.mkdir(parents=True)
+    for name in (SEG1, SEG2):
+        (wal_dest / name).write_bytes(b"complete " + name.encode())
+        os.chmod(wal_dest / name, 0o600)
+    backups = tmp_path / "daily-backups" / "postgres"
+    backups.mkdir(parents=True)
+    consistency = {
+        "mode": "application",
+        "method": "postgresql",
+        "reason": "non-exclusive backup held on one connection across the snapshots",
+        "backup_label": LABEL,
+        "tablespace_map": "16400 /srv/tblspc\n",
+        "start_lsn": "0/5000028",
+        "stop_lsn": "0/6000100",
+        "start_wal": SEG1,
+        "stop_wal": SEG2,
+        "wal_files": [SEG1, SEG2],
+        "wal_dest": str(wal_dest),
+        "data_directory": "15/main",
+    }
+    return src, backups, wal_dest, consistency
+
+
+def members(archive):
+    listing = subprocess.run(["tar", "--zstd", "-tf", str(archive)], capture_output=True, text=True, check=True)
+    return [os.path.normpath(line) for line in listing.stdout.splitlines()]
+
+
+def test_an_application_consistent_postgresql_archive_carries_label_map_and_wal(run_module, pg_snap, tmp_path):
+    src, backups, wal_dest, consistency = pg_snap
+    result = run_module(snapshot_archive, archive_args(src, backups, consistency=consistency))
+    archive = backups / "postgres_20261123T023000Z.tar.zst"
+    names = members(archive)
+    for name in ("15/main/backup_label", "15/main/tablespace_map", "15/main/pg_wal/" + SEG1, sa.MANIFEST):
+        assert names.count(name) == 1, (name, names)  # never twice: the snapshot's own segment is left out
+    assert "15/main/pg_wal/000000010000000000000004" in names
+    assert "15/main/postmaster.pid" not in names
+    manifest = result["consistency"]
+    assert manifest["mode"] == "application" and manifest["wal_files"] == [SEG1, SEG2]
+    assert manifest["backup_label"] is True and manifest["tablespace_map"] is True
+    assert "application-consistent (postgresql)" in result["msg"]
+    assert os.listdir(wal_dest.parent) == ["0"], "the staging directory is removed"
+    assert sorted(os.listdir(backups)) == [archive.name, archive.name + ".sha256"]
+
+    dest = tmp_path / "restored"
+    dest.mkdir()
+    restored = run_module(snapshot_archive, {"path": str(archive), "state": "restored", "dest": str(dest)})
+    data = dest / "15" / "main"
+    assert (data / "backup_label").read_text() == LABEL
+    assert (data / "tablespace_map").read_text() == "16400 /srv/tblspc\n"
+    assert (data / "pg_wal" / SEG1).read_bytes() == b"complete " + SEG1.encode()
+    assert (data / "pg_wal" / SEG2).read_bytes() == b"complete " + SEG2.encode()
+    for name in ("backup_label", "pg_wal/" + SEG2):
+        st = os.lstat(data / name)
+        assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (65534, 65534, 0o600), name
+    assert not (data / "postmaster.pid").exists()
+    assert restored["consistency"]["mode"] == "application"
+    assert "application-consistent (postgresql: backup_label and WAL in 15/main)" in restored["msg"]
+    assert restored["consistency"]["stop_lsn"] == "0/6000100" and not (dest / sa.MANIFEST).exists()
+
+
+@pytest.mark.parametrize(
+    "consistency, reason",
+    [
+        (None, "no consistency method configured"),
+        ({"mode": "crash", "method": "none", "reason": "no consistency method configured"}, "no consistency"),
+        # the WAL copy failed after pg_backup_stop: lvm_snapshot says crash but still returns the label
+        ({"mode": "crash", "method": "postgresql", "reason": "the backup's WAL could not be copied"}, "WAL could not"),
+    ],
+)
+def test_a_crash_consistent_archive_never_carries_a_backup_label(run_module, pg_snap, consistency, reason):
+    src, backups, _wal_dest, full = pg_snap
+    if consistency and consistency["method"] == "postgresql":
+        consistency = dict(full, **consistency)
+    result = run_module(snapshot_archive, archive_args(src, backups, consistency=consistency))
+    names = members(backups / "postgres_20261123T023000Z.tar.zst")
+    assert not [name for name in names if os.path.basename(name) in ("backup_label", "tablespace_map")], names
+    assert "15/main/postmaster.pid" in names and names.count("15/main/pg_wal/" + SEG1) == 1
+    assert result["consistency"]["mode"] == "crash" and reason in result["consistency"]["reason"]
+    assert result["consistency"]["backup_label"] is False and result["consistency"]["wal_files"] == []
+
+
+@pytest.mark.parametrize(
+    "change, problem",
+    [
+        ("symlink_wal", "15/main/pg_wal is not a directory in this snapshot"),
+        ("no_data_directory", "on none of the group's mounts"),
+        ("not_in_snapshot", "is not a directory of this snapshot"),
+        ("no_wal", "WAL was not copied"),
+        ("dotdot", "is not below the LV"),
+    ],
+)
+def test_a_snapshot_that_cannot_carry_the_backup_is_archived_crash_consistent_with_a_warning(
+    run_module, pg_snap, change, problem, capsys
+):
+    src, backups, _wal_dest, consistency = pg_snap
+    data = src / "15" / "main"
+    if change == "symlink_wal":
+        shutil.rmtree(data / "pg_wal")
+        os.symlink("/var/lib/pgwal", data / "pg_wal")
+    elif change == "no_data_directory":
+        consistency["data_directory"] = None
+    elif change == "not_in_snapshot":
+        consistency["data_directory"] = "16/main"
+    elif change == "no_wal":
+        consistency["wal_files"] = []
+    else:
+        consistency["data_directory"] = "../main"
+    result = run_module(snapshot_archive, archive_args(src, backups, consistency=consistency))
+    assert result["consistency"]["mode"] == "crash" and problem in result["consistency"]["reason"], result
+    warning = " ".join(capsys.readouterr().err.split())
+    assert "postgres_20261123T023000Z.tar.zst: " in warning and problem in warning, warning
+    names = members(backups / "postgres_20261123T023000Z.tar.zst")
+    assert not [name for name in names if name.endswith("backup_label")], names
+
+
+def test_restore_removes_postmaster_pid_and_refuses_missing_wal(tmp_path):
+    data = tmp_path / "data"
+    (data / "pg_wal").mkdir(parents=True)
+    (data / "backup_label").write_text(LABEL)
+    (data / "pg_wal" / SEG1).write_bytes(b"x")
+    (data / "postmaster.pid").write_text("4242\n")
+    manifest = dict(sa.manifest_of({"mode": "application", "method": "postgresql", "data_directory": "data"}))
+    manifest.update(backup_label=True, wal_files=[SEG1])
+    (tmp_path / sa.MANIFEST).write_text(json.dumps(manifest))
+    assert sa.finish_restore(str(tmp_path), {"archive": "a"})["postmaster_pid_removed"] is True
+    assert not (data / "postmaster.pid").exists()
+    assert not (tmp_path / sa.MANIFEST).exists()
+    manifest["wal_files"] = [SEG1, SEG2]
+    (tmp_path / sa.MANIFEST).write_text(json.dumps(manifest))
+    with pytest.raises(sa.ArchiveError, match="lacks pg_wal/%s in data: it would not start" % SEG2):
+        sa.finish_restore(str(tmp_path), {"archive": "a"})
+    # a data directory that is a symlink in the restored tree is never followed
+    shutil.move(str(data), str(tmp_path / "elsewhere"))
+    os.symlink("elsewhere", data)
+    (tmp_path / sa.MANIFEST).write_text(json.dumps(manifest))
+    with pytest.raises(sa.ArchiveError, match="restored data directory"):
+        sa.finish_restore(str(tmp_path), {"archive": "a"})
+    assert sa.finish_restore(str(tmp_path), {"archive": "a"}) is None

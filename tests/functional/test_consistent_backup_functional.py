@@ -1,0 +1,180 @@
+"""Application-consistent PostgreSQL backups end to end (issue 16): the lifecycle role's backup step run
+by ansible-playbook against the fake LVM host (tests/functional/fake_lvm_host.py; its lvcreate copies the
+running cluster's directory while lvm_snapshot holds the base backup), with
+``lifecycle_backup_consistency`` naming the postgres LV, then playbooks/restore.yml into a scratch
+directory and PostgreSQL started on it: every row committed before the backup started is there.
+Without a consistency group the archive is crash-consistent and carries no backup_label."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+
+import pytest
+from test_backup_step_functional import BIN, ROOT, Host
+from test_consistent_snapshot_functional import needs_pg, writer  # noqa: F401 - a fixture
+from test_pg_partition_archive_functional import (  # the scratch cluster of the PostgreSQL tests
+    PGBIN,
+    as_postgres,
+    cluster,  # noqa: F401 - a fixture
+    free_port,
+    public_dir,
+)
+
+MANIFEST = ".jts-backup-manifest.json"
+
+
+def group(pg):
+    return {
+        "origins": ["postgres"],
+        "method": "postgresql",
+        "os_user": "postgres",
+        "host": str(pg.base),
+        "port": pg.port,
+        "psql": str(PGBIN / "psql"),
+        "mounts": [str(pg.base)],
+        "statement_timeout": 120,
+    }
+
+
+def backup(host, pg, tmp_path, consistency):
+    snapshots = tmp_path / "snapshots"
+    snapshots.mkdir(exist_ok=True)
+    env = {"FAKE_LIVE": "postgres=%s" % pg.base, "FAKE_SNAPSHOTS": str(snapshots)}
+    extra = {
+        "lifecycle_backup_volumes": [{"lv": "postgres", "size": "1G"}],
+        "lifecycle_backup_consistency": consistency,
+    }
+    result = host.run(extra=extra, env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    names = sorted(os.listdir(host.backups / "postgres"))
+    assert len(names) == 2 and names[1] == names[0] + ".sha256", names
+    assert os.listdir(snapshots) == [], "the snapshot is removed"
+    assert not os.path.lexists(host.warm / ".jts-backup-wal"), "the run's WAL directory is removed"
+    assert sorted(os.listdir(host.warm)) == ["daily-backups"]
+    return host.backups / "postgres" / names[0], result
+
+
+def listing(archive):
+    out = subprocess.run(["tar", "--zstd", "-tf", str(archive)], capture_output=True, text=True, check=True).stdout
+    return [os.path.normpath(line) for line in out.splitlines()]
+
+
+def manifest_of(archive):
+    out = subprocess.run(
+        ["tar", "--zstd", "-xOf", str(archive), MANIFEST], capture_output=True, text=True, check=True
+    ).stdout
+    return json.loads(out)
+
+
+def restore(archive, dest):
+    variables = {
+        "ansible_python_interpreter": str(BIN / "python"),
+        "restore_hosts": "localhost",
+        "restore_archive": str(archive),
+        "restore_dest": str(dest),
+    }
+    cmd = [str(BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local", "-e", json.dumps(variables)]
+    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1")
+    proc = subprocess.run(
+        [*cmd, str(ROOT / "playbooks" / "restore.yml")], capture_output=True, text=True, cwd=ROOT, env=env, timeout=300
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return " ".join(proc.stdout.split())
+
+
+@needs_pg
+def test_the_backup_step_archive_alone_restores_into_a_cluster_that_starts(cluster, writer, tmp_path):  # noqa: F811
+    host = Host(tmp_path)
+    before = int(cluster.sql("SELECT max(id) FROM ticks"))
+    count_before = int(cluster.sql("SELECT count(*) FROM ticks WHERE id <= %d" % before))  # noqa: S608
+    archive, run = backup(host, cluster, tmp_path, [group(cluster)])
+    assert "application-consistent (postgresql)" in run.stdout
+
+    manifest = manifest_of(archive)
+    assert manifest["mode"] == "application" and manifest["method"] == "postgresql", manifest
+    assert manifest["data_directory"] == "data" and manifest["backup_label"] is True
+    assert manifest["start_lsn"] and manifest["stop_lsn"] and manifest["wal_files"]
+    names = listing(archive)
+    assert names.count("data/backup_label") == 1 and "data/postmaster.pid" not in names
+    for segment in manifest["wal_files"]:
+        assert names.count("data/pg_wal/" + segment) == 1, segment
+
+    base = public_dir("jts-pg-restored-")
+    shutil.chown(base, "postgres", "postgres")  # the log and socket of the restored cluster
+    dest = base / "restored"
+    port = free_port()
+    started = False
+    try:
+        report = restore(archive, dest)
+        assert "Consistency: application (postgresql: non-exclusive backup held" in report, report
+        assert "Start PostgreSQL on %s/data" % dest in report
+        data = dest / "data"
+        assert (data / "backup_label").read_text().startswith("START WAL LOCATION: ")
+        assert not (data / "postmaster.pid").exists() and not (dest / MANIFEST).exists()
+        os.chmod(dest, 0o711)  # noqa: S103 - restore.yml makes it root-only; the operator moves it into place
+        options = "-p %d -k %s -c listen_addresses=''" % (port, base)
+        start = as_postgres(
+            [str(PGBIN / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(base / "log"), "-w", "start"],
+            timeout=120,
+        )
+        started = start.returncode == 0
+        log = (base / "log").read_text() if (base / "log").exists() else ""
+        assert started, start.stdout + start.stderr + log
+        assert "consistent recovery state reached" in log or "redo done" in log, log
+
+        def sql(query):
+            proc = as_postgres([str(PGBIN / "psql"), "-X", "-A", "-t", "-h", str(base), "-p", str(port), "-c", query])
+            assert proc.returncode == 0, proc.stderr
+            return proc.stdout.strip()
+
+        assert int(sql("SELECT count(*) FROM ticks WHERE id <= %d" % before)) == count_before  # noqa: S608
+        assert sql("SELECT pg_is_in_recovery()") == "f"
+    finally:
+        if started:
+            as_postgres([str(PGBIN / "pg_ctl"), "-D", str(dest / "data"), "-m", "immediate", "-w", "stop"])
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@needs_pg
+def test_without_a_consistency_group_the_archive_is_crash_consistent_without_a_label(cluster, tmp_path):  # noqa: F811
+    host = Host(tmp_path)
+    archive, run = backup(host, cluster, tmp_path, [])
+    assert "crash-consistent (none)" in run.stdout
+    manifest = manifest_of(archive)
+    assert manifest["mode"] == "crash" and manifest["reason"] == "no consistency method configured", manifest
+    assert manifest["backup_label"] is False and manifest["wal_files"] == []
+    names = listing(archive)
+    assert "data/PG_VERSION" in names
+    assert not [name for name in names if os.path.basename(name) in ("backup_label", "tablespace_map")], names
+    dest = tmp_path / "restored"
+    report = restore(archive, dest)
+    assert "Consistency: crash (none: no consistency method configured)" in report, report
+    assert (dest / "data" / "PG_VERSION").exists() and not (dest / "data" / "backup_label").exists()
+
+
+def test_check_mode_with_a_postgresql_group_connects_to_no_database_and_writes_nothing(tmp_path):
+    host = Host(tmp_path)
+    unreachable = {"origins": ["postgres"], "method": "postgresql", "host": "/nonexistent", "port": 1}
+    result = host.run(extra={"lifecycle_backup_consistency": [unreachable]}, check=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Would snapshot vg_test/postgres" in result.stdout
+    assert not os.path.lexists(host.warm / ".jts-backup-wal")
+    assert not any(entry[0] in ("lvcreate", "mount") for entry in host.state()["log"])
+
+
+@pytest.mark.parametrize(
+    "wal_dir",
+    ["{warm}", "{warm}/daily-backups", "{warm}/daily-backups/wal", "/elsewhere/wal", "{warm}/../wal", "{warm}/x/"],
+)
+def test_a_wal_directory_that_could_remove_archives_is_refused(tmp_path, wal_dir):
+    host = Host(tmp_path)
+    (host.backups / "postgres").mkdir(parents=True)
+    keep = host.backups / "postgres" / "postgres_20261101T023000Z.tar.zst"
+    keep.write_bytes(b"an earlier archive")
+    result = host.run(extra={"lifecycle_backup_wal_dir": wal_dir.format(warm=host.warm)})
+    assert result.returncode != 0 and "lifecycle_backup_wal_dir" in result.stdout
+    assert keep.read_bytes() == b"an earlier archive"
+    assert not any(entry[0] == "lvcreate" for entry in host.state().get("log", []))
