@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import signal
+import stat
 
 from ansible_collections.jts.tiered_storage.plugins.module_utils._freeze import FreezeError, Freezer, validate_mounts
 from ansible_collections.jts.tiered_storage.plugins.module_utils._pg_backup import (
@@ -104,6 +105,52 @@ def relative_data_directory(data_directory, mounts):
     if best is None:
         return None
     return os.path.relpath(data_directory, best)
+
+
+def per_origin(state, origins, device_of):
+    """Each origin's share of a group's released ``state``: the PostgreSQL label and WAL go to one LV only.
+
+    A backup_label and its WAL belong to the LV that holds the server's data directory; given to
+    another LV of the group (a tablespace, a second cluster) they would make its archive restore
+    the wrong cluster. With one origin that is the group's word; with several, the origin whose
+    block device (``device_of(lv)``, e.g. ``/dev/<vg>/<lv>``) is the data directory's ``st_dev``.
+    The others, or all when it cannot be told, are crash-consistent and say why.
+    """
+    origins = list(origins)
+    shared = dict(state, origins=origins)
+    if not state.get("backup_label") or len(origins) == 1:
+        return dict((lv, dict(shared)) for lv in origins)
+    holder = None
+    try:
+        wanted = os.stat(state.get("data_directory_absolute") or "").st_dev
+        for lv in origins:
+            st = os.stat(device_of(lv))
+            if stat.S_ISBLK(st.st_mode) and st.st_rdev == wanted:
+                holder = lv
+                break
+    except OSError:
+        holder = None
+    states = {}
+    for lv in origins:
+        if lv == holder:
+            states[lv] = dict(shared)
+            continue
+        why = (
+            "the PostgreSQL data directory %s is on %s, not on this LV" % (state.get("data_directory_absolute"), holder)
+            if holder
+            else "could not tell which LV of %s holds the PostgreSQL data directory %s"
+            % (", ".join(origins), state.get("data_directory_absolute"))
+        )
+        states[lv] = dict(
+            shared,
+            mode="crash",
+            reason="%s; snapshot taken while the backup was held, archived without its label" % why,
+            backup_label=None,
+            tablespace_map=None,
+            data_directory=None,
+            wal_files=[],
+        )
+    return states
 
 
 def empty_state(method, mode, reason):
@@ -345,6 +392,7 @@ __all__ = [
     "SignalGuard",
     "empty_state",
     "parse_consistency",
+    "per_origin",
     "planned",
     "relative_data_directory",
 ]

@@ -565,8 +565,9 @@ class SnapshotManager:
             guard.block()
             for group, holder in held:
                 state, finding = holder.release(failure is None)
-                for lv in group["origins"]:
-                    states[lv] = dict(state, origins=list(group["origins"]))
+                states.update(
+                    _consistency.per_origin(state, group["origins"], lambda lv, vg=vg: "/dev/%s/%s" % (vg, lv))
+                )
                 if finding:
                     findings.append(
                         {

@@ -240,15 +240,21 @@ def _write_checksum(dir_fd, archive_name, digest):
             os.unlink(tmp, dir_fd=dir_fd)
 
 
-def list_archive(archive, zstd_bin, tar_bin, fd=None):
+def list_archive(archive, zstd_bin, tar_bin, fd=None, last_entry=None):
     """Decompress and list the archive (checks zstd's frame checksums and tar's structure); entries.
 
     With ``fd``, the archive is read from that open file (from its start), ``archive`` names it.
+    With ``last_entry`` (a list), the name of the archive's last member is appended to it.
     """
     entries = [0]
+    pending = [b"", b""]  # the unfinished line, the last whole line
 
     def count(chunk):
         entries[0] += chunk.count(b"\n")
+        lines = (pending[0] + chunk).split(b"\n")
+        pending[0] = lines[-1][-4096:]
+        if len(lines) > 1:
+            pending[1] = lines[-2][-4096:]
 
     if fd is None:
         commands = [[zstd_bin, "-q", "-d", "-c", archive], [tar_bin, "--list", "--file=-"]]
@@ -258,11 +264,16 @@ def list_archive(archive, zstd_bin, tar_bin, fd=None):
         commands = [[zstd_bin, "-q", "-d", "-c"], [tar_bin, "--list", "--file=-"]]
         results = run_pipeline(commands, count, stdin=fd)
     _check(results, commands, "listing %s" % archive)
+    if last_entry is not None:
+        last_entry.append((pending[0] or pending[1]).decode("utf-8", "surrogateescape"))
     return entries[0]
 
 
-def verify(archive, zstd_bin, tar_bin, expected=None):
-    """Check the archive against its checksum file (or ``expected``) and list it; return details."""
+def verify(archive, zstd_bin, tar_bin, expected=None, last_entry=None):
+    """Check the archive against its checksum file (or ``expected``) and list it; return details.
+
+    ``last_entry``: see ``list_archive`` (the manifest this module writes is always the last member).
+    """
     if not os.path.isfile(archive):
         raise ArchiveError("archive %s does not exist" % archive)
     expected = expected or read_checksum(archive)
@@ -271,7 +282,7 @@ def verify(archive, zstd_bin, tar_bin, expected=None):
         raise ArchiveError(
             "archive %s does not match its checksum: sha256 %s, expected %s" % (archive, actual, expected)
         )
-    entries = list_archive(archive, zstd_bin, tar_bin)
+    entries = list_archive(archive, zstd_bin, tar_bin, last_entry=last_entry)
     return {"archive": archive, "sha256": actual, "size_bytes": os.path.getsize(archive), "entries": entries}
 
 
@@ -397,6 +408,15 @@ def stage(source, consistency):
     """
     consistency = consistency or {}
     manifest = manifest_of(consistency)
+    try:
+        os.lstat(os.path.join(source, MANIFEST))
+    except FileNotFoundError:
+        pass
+    else:
+        raise ArchiveError(
+            "%s holds %s, the name of the collection's archive manifest: rename it (it would be left out of "
+            "the archive and replaced by the manifest on restore)" % (source, MANIFEST)
+        )
     plan = None
     if manifest["mode"] == "application" and manifest["method"] == "postgresql":
         problem, plan = check_postgresql(source, consistency)
@@ -439,6 +459,9 @@ def stage(source, consistency):
                 os.close(wal_fd)
             manifest["wal_files"] = list(consistency["wal_files"])
             excludes.append(member("postmaster.pid"))
+            if not manifest["tablespace_map"]:
+                # a stale map of the tree would be read with this backup's label
+                excludes.append(member("tablespace_map"))
         _write_member(
             os.path.join(stage_dir, MANIFEST), json.dumps(manifest, indent=1, sort_keys=True) + "\n", 0, 0, 0o640
         )
@@ -450,23 +473,35 @@ def stage(source, consistency):
     return stage_dir, members, excludes, manifest
 
 
-def finish_restore(destination, result):
+def finish_restore(destination, result, has_manifest=True):
     """After an extraction: read (and remove) the manifest; for PostgreSQL, check the label and WAL, remove postmaster.pid.
 
-    Returns the manifest (None for an archive without one). Paths below ``destination`` are
-    opened without following symlinks. Raises ArchiveError when a member the manifest names is missing.
+    Returns the manifest (None for an archive without one: ``has_manifest`` False, the archive's
+    last member is not this module's manifest, so a file of that name came from the LV and is
+    left alone). Paths below ``destination`` are opened without following symlinks. Raises
+    ArchiveError when the manifest is not a small JSON object or a member it names is missing.
     """
+    if not has_manifest:
+        return None
     root = os.open(destination, _DIR_FLAGS)
     try:
         try:
-            fd = os.open(MANIFEST, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=root)
-        except FileNotFoundError:
-            return None
+            fd = os.open(MANIFEST, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=root)
+        except OSError as exc:
+            raise ArchiveError("%s/%s: %s" % (destination, MANIFEST, exc.strerror)) from None
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_size > (1 << 20):
+            os.close(fd)
+            raise ArchiveError(
+                "%s/%s is not a manifest (not a regular file of at most 1 MiB)" % (destination, MANIFEST)
+            )
         with os.fdopen(fd, "rb") as handle:
             try:
                 manifest = json.loads(handle.read(1 << 20).decode("utf-8"))
             except ValueError as exc:
                 raise ArchiveError("%s/%s is not valid JSON: %s" % (destination, MANIFEST, exc)) from None
+        if not isinstance(manifest, dict) or not isinstance(manifest.get("wal_files") or [], list):
+            raise ArchiveError("%s/%s is not a manifest (not a JSON object)" % (destination, MANIFEST))
         # read, returned and kept in the archive: the restored tree is the LV's, nothing added at its root
         os.unlink(MANIFEST, dir_fd=root)
         if not (manifest.get("mode") == "application" and manifest.get("method") == "postgresql"):
@@ -480,6 +515,11 @@ def finish_restore(destination, result):
             raise ArchiveError("restored data directory %s/%s: %s" % (destination, relative, exc.strerror)) from None
         try:
             needed = ["backup_label"] + (["tablespace_map"] if manifest.get("tablespace_map") else [])
+            bad = [name for name in manifest.get("wal_files") or [] if not _WAL_NAME.match(str(name))]
+            if bad:
+                raise ArchiveError(
+                    "the manifest of %s names WAL files that are not segment names: %r" % (result["archive"], bad)
+                )
             needed += ["pg_wal/" + name for name in manifest.get("wal_files") or []]
             wal_fd = _open_below(data_fd, "pg_wal")
             try:
@@ -633,7 +673,8 @@ def _write(source, archive, dir_fd, zstd_bin, tar_bin, level, threads, one_file_
 
 def restore(archive, destination, zstd_bin, tar_bin, force=False, check_mode=False):
     """Verify the archive, then extract it into ``destination`` (which must be empty unless ``force``)."""
-    result = verify(archive, zstd_bin, tar_bin)
+    last = []
+    result = verify(archive, zstd_bin, tar_bin, last_entry=last)
     if not os.path.isdir(destination):
         raise ArchiveError("restore destination %s is not a directory" % destination)
     if os.listdir(destination) and not force:
@@ -648,7 +689,8 @@ def restore(archive, destination, zstd_bin, tar_bin, force=False, check_mode=Fal
     with open(archive, "rb") as handle:
         commands = [[zstd_bin, "-q", "-d", "-c"], [tar_bin, *TAR_EXTRACT, "--directory", destination]]
         _check(run_pipeline(commands, lambda chunk: None, stdin=handle), commands, "restoring %s" % archive)
-    manifest = finish_restore(destination, result)
+    # this module adds its manifest last, as the bare name; the tree's members are all "./<name>"
+    manifest = finish_restore(destination, result, has_manifest=last == [MANIFEST])
     result["consistency"] = manifest
     mode = manifest["mode"] if manifest else "unknown (an archive without a manifest)"
     result.update(

@@ -27,13 +27,17 @@ description:
     C(<data_directory>/backup_label), C(tablespace_map) (when not empty) and the WAL segments of the backup as
     C(<data_directory>/pg_wal/<segment>) (replacing the snapshot's own, incomplete ones), and leaves out
     C(postmaster.pid): the archive alone restores into a cluster that starts. A crash-consistent archive never
-    carries a C(backup_label)."
+    carries a C(backup_label). A source whose root holds a file named C(.jts-backup-manifest.json) is refused
+    (it would be replaced by the manifest on restore): rename it."
   - O(state=verified) checks an existing archive against its C(.sha256) file and lists it.
   - "O(state=restored) verifies the archive, then extracts it into the empty directory O(dest). For a
     PostgreSQL application-consistent archive it then checks that the C(backup_label) and every WAL segment
     of the manifest are in the restored data directory and removes a C(postmaster.pid) there (a live
     postmaster's pid in it can keep the restored cluster from starting on the same host). The manifest is read
-    (RV(consistency)) and removed from O(dest): the restored tree is the LV's."
+    (RV(consistency)) and removed from O(dest): the restored tree is the LV's. Only the manifest this module
+    wrote (the archive's last member, named without C(./)) is read: in an archive from before manifests, a file
+    of that name is the LV's and is left alone. A manifest that is not a regular JSON object of at most 1 MiB,
+    or names WAL files that are not segment names, fails the restore."
   - The tools run as a pipeline of argument lists, never through a shell.
 author:
   - JTS infrastructure team (@jts-infra)

@@ -52,8 +52,9 @@ def backup(host, pg, tmp_path, consistency):
     names = sorted(os.listdir(host.backups / "postgres"))
     assert len(names) == 2 and names[1] == names[0] + ".sha256", names
     assert os.listdir(snapshots) == [], "the snapshot is removed"
-    assert not os.path.lexists(host.warm / ".jts-backup-wal"), "the run's WAL directory is removed"
-    assert sorted(os.listdir(host.warm)) == ["daily-backups"]
+    if any(group.get("method") == "postgresql" for group in consistency):
+        assert not os.path.lexists(host.warm / ".jts-backup-wal"), "the run's WAL directory is removed"
+        assert sorted(os.listdir(host.warm)) == ["daily-backups"]
     return host.backups / "postgres" / names[0], result
 
 
@@ -141,8 +142,12 @@ def test_the_backup_step_archive_alone_restores_into_a_cluster_that_starts(clust
 @needs_pg
 def test_without_a_consistency_group_the_archive_is_crash_consistent_without_a_label(cluster, tmp_path):  # noqa: F811
     host = Host(tmp_path)
+    # without a postgresql group the run never touches the WAL directory's name
+    (host.warm / ".jts-backup-wal").mkdir(parents=True)
+    (host.warm / ".jts-backup-wal" / "operator-file").write_bytes(b"not ours")
     archive, run = backup(host, cluster, tmp_path, [])
     assert "crash-consistent (none)" in run.stdout
+    assert (host.warm / ".jts-backup-wal" / "operator-file").read_bytes() == b"not ours"
     manifest = manifest_of(archive)
     assert manifest["mode"] == "crash" and manifest["reason"] == "no consistency method configured", manifest
     assert manifest["backup_label"] is False and manifest["wal_files"] == []
@@ -165,16 +170,16 @@ def test_check_mode_with_a_postgresql_group_connects_to_no_database_and_writes_n
     assert not any(entry[0] in ("lvcreate", "mount") for entry in host.state()["log"])
 
 
-@pytest.mark.parametrize(
-    "wal_dir",
-    ["{warm}", "{warm}/daily-backups", "{warm}/daily-backups/wal", "/elsewhere/wal", "{warm}/../wal", "{warm}/x/"],
-)
-def test_a_wal_directory_that_could_remove_archives_is_refused(tmp_path, wal_dir):
+@pytest.mark.parametrize("backup_dir", ["{warm}", "{warm}/.jts-backup-wal", "{warm}/.jts-backup-wal/archives"])
+def test_archives_where_the_wal_directory_is_removed_are_refused_with_a_postgresql_group(tmp_path, backup_dir):
     host = Host(tmp_path)
     (host.backups / "postgres").mkdir(parents=True)
     keep = host.backups / "postgres" / "postgres_20261101T023000Z.tar.zst"
     keep.write_bytes(b"an earlier archive")
-    result = host.run(extra={"lifecycle_backup_wal_dir": wal_dir.format(warm=host.warm)})
-    assert result.returncode != 0 and "lifecycle_backup_wal_dir" in result.stdout
+    group = {"origins": ["postgres"], "method": "postgresql", "host": "/nonexistent", "port": 1}
+    result = host.run(
+        extra={"lifecycle_backup_dir": backup_dir.format(warm=host.warm), "lifecycle_backup_consistency": [group]}
+    )
+    assert result.returncode != 0 and ".jts-backup-wal (the run's WAL copies)" in result.stdout, result.stdout
     assert keep.read_bytes() == b"an earlier archive"
     assert not any(entry[0] == "lvcreate" for entry in host.state().get("log", []))

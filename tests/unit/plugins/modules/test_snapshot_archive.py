@@ -549,4 +549,70 @@ def test_restore_removes_postmaster_pid_and_refuses_missing_wal(tmp_path):
     (tmp_path / sa.MANIFEST).write_text(json.dumps(manifest))
     with pytest.raises(sa.ArchiveError, match="restored data directory"):
         sa.finish_restore(str(tmp_path), {"archive": "a"})
-    assert sa.finish_restore(str(tmp_path), {"archive": "a"}) is None
+    # the archive said it had a manifest and the extraction left none: an error, not "no manifest"
+    with pytest.raises(sa.ArchiveError, match="No such file"):
+        sa.finish_restore(str(tmp_path), {"archive": "a"})
+    assert sa.finish_restore(str(tmp_path), {"archive": "a"}, has_manifest=False) is None
+
+
+def test_a_tree_that_holds_the_manifests_name_is_refused_not_silently_dropped(run_module, snap):
+    src, backups = snap
+    (src / sa.MANIFEST).write_text("the LV's own file")
+    result = run_module(snapshot_archive, archive_args(src, backups))
+    assert result["failed"] is True and "rename it" in result["msg"] and sa.MANIFEST in result["msg"]
+    assert os.listdir(backups) == []
+
+
+def test_an_archive_without_our_manifest_restores_untouched_even_with_a_file_of_its_name(tmp_path):
+    """An archive written before the manifest existed: an LV file named like it is LV data, never read or removed."""
+    tree = tmp_path / "tree"
+    data = tree / "15" / "main"
+    (data / "pg_wal").mkdir(parents=True)
+    (data / "PG_VERSION").write_text("15\n")
+    (data / "backup_label").write_text(LABEL)
+    (data / "postmaster.pid").write_text("4242\n")
+    fake = dict(sa.manifest_of({"mode": "application", "method": "postgresql", "data_directory": "15/main"}))
+    fake.update(backup_label=True)
+    (tree / sa.MANIFEST).write_text(json.dumps(fake))
+    archive = tmp_path / "old_20261101T023000Z.tar.zst"
+    with open(archive, "wb") as out:
+        tar = subprocess.Popen(["tar", "--create", "--file=-", "--directory", str(tree), "."], stdout=subprocess.PIPE)
+        subprocess.run(["zstd", "-q", "-c"], stdin=tar.stdout, stdout=out, check=True)
+        assert tar.wait() == 0
+    (tmp_path / (archive.name + ".sha256")).write_text(
+        "%s  %s\n" % (hashlib.sha256(archive.read_bytes()).hexdigest(), archive.name)
+    )
+    dest = tmp_path / "restored"
+    dest.mkdir()
+    result = sa.restore(str(archive), str(dest), "zstd", "tar")
+    assert result["consistency"] is None and "unknown" in result["msg"]
+    assert json.loads((dest / sa.MANIFEST).read_text())["mode"] == "application"  # the LV's file, kept
+    assert (dest / "15" / "main" / "postmaster.pid").exists()
+
+
+@pytest.mark.parametrize("kind", ["fifo", "directory", "list", "bad_wal"])
+def test_a_manifest_that_is_not_one_is_an_error_not_a_hang_or_a_traceback(tmp_path, kind):
+    path = tmp_path / sa.MANIFEST
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "directory":
+        path.mkdir()
+    elif kind == "list":
+        path.write_text("[1]")
+    else:
+        (tmp_path / "data" / "pg_wal").mkdir(parents=True)
+        (tmp_path / "data" / "backup_label").write_text(LABEL)
+        manifest = dict(sa.manifest_of({"mode": "application", "method": "postgresql", "data_directory": "data"}))
+        manifest.update(backup_label=True, wal_files=["../../../etc/passwd"])
+        path.write_text(json.dumps(manifest))
+    with pytest.raises(sa.ArchiveError, match=r"not a manifest|not segment names"):
+        sa.finish_restore(str(tmp_path), {"archive": "a"})
+
+
+def test_a_stale_tablespace_map_of_the_tree_is_left_out_when_the_backup_has_none(run_module, pg_snap, tmp_path):
+    src, backups, _wal_dest, consistency = pg_snap
+    (src / "15" / "main" / "tablespace_map").write_text("16400 /stale\n")
+    run_module(snapshot_archive, archive_args(src, backups, consistency=dict(consistency, tablespace_map="")))
+    names = members(backups / "postgres_20261123T023000Z.tar.zst")
+    assert "15/main/backup_label" in names
+    assert not [n for n in names if n.endswith("tablespace_map")], names
