@@ -41,5 +41,4 @@ def fail(module, exc, prefix=None, **extra):
     """Fail the task for ``exc``: its message, then its details, then ``extra`` (which win)."""
     details = dict(getattr(exc, "details", None) or {})
     details.update(extra)
-    details.pop("msg", None)
     module.fail_json(msg=describe(exc, prefix), **details)

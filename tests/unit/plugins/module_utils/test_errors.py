@@ -50,7 +50,7 @@ def test_describe(exc, prefix, expected):
 def test_fail_puts_details_then_extra_into_the_result():
     module = FakeModule()
     with pytest.raises(Failed):
-        fail(module, JtsError("no", vg="vg0", rc=5, msg="shadow"), rc=7)
+        fail(module, JtsError("no", vg="vg0", rc=5), rc=7)
     assert module.failed == {"msg": "no", "vg": "vg0", "rc": 7}
 
 
