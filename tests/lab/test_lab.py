@@ -666,3 +666,20 @@ def test_make_lab_asks_for_the_inventory_after_the_vm_is_up(cache):
     assert up < asked < site < nightly
     assert text.count('-i "$inv"') == 2
     assert "jts-storage-check" in text
+
+
+def test_make_test_builds_the_lab_image_beside_the_functional_layer():
+    """The image build (2-3 min) overlaps the functional layer instead of delaying Molecule.
+
+    It starts after the Debian packages it needs (debootstrap) are there, detached from make's
+    terminal, and before the functional tests; Molecule's create waits on lab.py's build lock.
+    """
+    result = subprocess.run(["make", "-n", "test"], cwd=ROOT, capture_output=True, text=True, check=True)
+    text = result.stdout
+    deps = text.index("Installing Debian packages")
+    build = text.index("tools/lab.py build")
+    functional = text.index("pytest -q -n")
+    molecule = text.index("molecule test --scenario-name default")
+    assert deps < build < functional < molecule
+    line = next(line for line in text.splitlines() if "tools/lab.py build" in line)
+    assert line.rstrip().endswith("&") and "< /dev/null" in line and "nohup" in line
