@@ -26,12 +26,10 @@ import os
 import re
 import stat
 
-from ansible_collections.jts.tiered_storage.plugins.module_utils._migrate import mount_of, read_mounts
-from ansible_collections.jts.tiered_storage.plugins.module_utils._nas_archive import (
-    Skipped,
-    future_stamps,
-    select_retention,
-)
+from ansible_collections.jts.tiered_storage.plugins.module_utils._errors import JtsError
+from ansible_collections.jts.tiered_storage.plugins.module_utils._migrate import mount_of, read_mounts  # lead: _mounts
+from ansible_collections.jts.tiered_storage.plugins.module_utils._retention import future_stamps, select_retention
+from ansible_collections.jts.tiered_storage.plugins.module_utils._skipped import Skipped
 from ansible_collections.jts.tiered_storage.plugins.module_utils._timeout import (
     ProbeTimeout,
     call_with_timeout,
@@ -55,7 +53,7 @@ TAR_END = 10240
 ZSTD_FRAME = 65536
 
 
-class RetentionError(Exception):
+class RetentionError(JtsError):
     """A refusal or failure; the message says what was (not) done."""
 
 

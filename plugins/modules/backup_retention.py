@@ -183,7 +183,8 @@ from ansible_collections.jts.tiered_storage.plugins.module_utils._backup_retenti
     RetentionError,
     build_policy,
 )
-from ansible_collections.jts.tiered_storage.plugins.module_utils._nas_archive import Skipped
+from ansible_collections.jts.tiered_storage.plugins.module_utils._errors import fail
+from ansible_collections.jts.tiered_storage.plugins.module_utils._skipped import Skipped
 
 ARGUMENT_SPEC = dict(
     path=dict(type="path", required=True),
@@ -206,9 +207,7 @@ def run_module(module, pruner_factory):
     try:
         policy = build_policy(module.params)
     except RetentionError as exc:
-        module.fail_json(
-            msg=str(exc), backup_dir=module.params["path"], skipped=False, removed_files=0, removed_bytes=0
-        )
+        fail(module, exc, backup_dir=module.params["path"], skipped=False, removed_files=0, removed_bytes=0)
     pruner = pruner_factory(policy, check_mode=module.check_mode)
     try:
         result = pruner.run()
@@ -224,8 +223,9 @@ def run_module(module, pruner_factory):
         )
     except RetentionError as exc:
         partial = pruner.result
-        module.fail_json(
-            msg=str(exc),
+        fail(
+            module,
+            exc,
             backup_dir=policy.path,
             skipped=False,
             removed=partial["removed"],

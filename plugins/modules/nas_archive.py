@@ -441,14 +441,15 @@ timed_out:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.jts.tiered_storage.plugins.module_utils._errors import JtsError, fail
 from ansible_collections.jts.tiered_storage.plugins.module_utils._lock import DEFAULT_LOCK_DIR, LockBusy
 from ansible_collections.jts.tiered_storage.plugins.module_utils._nas_archive import (
     DEFAULT_MAX_CLOCK_JUMP_DAYS,
-    ArchiveError,
-    Skipped,
+    NasArchiveError,
     build_policy,
 )
 from ansible_collections.jts.tiered_storage.plugins.module_utils._nas_archive_run import Archiver
+from ansible_collections.jts.tiered_storage.plugins.module_utils._skipped import Skipped
 from ansible_collections.jts.tiered_storage.plugins.module_utils._tree import UnsafePath
 from ansible_collections.jts.tiered_storage.plugins.module_utils._units import format_bytes
 
@@ -521,8 +522,8 @@ def main():
     )
     try:
         policy = build_policy(module.params)
-    except ArchiveError as exc:
-        module.fail_json(msg=str(exc))
+    except NasArchiveError as exc:
+        fail(module, exc)
     rsync_bin = module.get_bin_path("rsync", required=True)
     archiver = Archiver(policy, rsync_bin=rsync_bin, check_mode=module.check_mode)
     try:
@@ -532,18 +533,16 @@ def main():
             module.warn(warning)
         module.exit_json(changed=False, skipped=True, msg=str(exc), mode=policy.mode, destination=policy.dest)
     except LockBusy as exc:
-        module.fail_json(msg=str(exc), locked=True)
+        fail(module, exc, locked=True)
     except UnsafePath as exc:
-        module.fail_json(msg="nas_archive: %s; nothing was done" % exc)
-    except ArchiveError as exc:
+        fail(module, JtsError("nas_archive: %s; nothing was done" % exc))
+    except NasArchiveError as exc:
         for warning in archiver.warnings:
             module.warn(warning)
-        details = dict(exc.details)
-        details.pop("msg", None)
-        details.pop("failed", None)
-        module.fail_json(msg=str(exc), **details)
+        fail(module, exc)
     except OSError as exc:
-        module.fail_json(msg="nas_archive: %s: %s" % (exc.filename or "", exc.strerror or exc))
+        # As before: "nas_archive: <path or nothing>: <reason>" (describe() would drop an empty path)
+        fail(module, JtsError("nas_archive: %s: %s" % (exc.filename or "", exc.strerror or exc)))
     for warning in result.pop("warnings", []):
         module.warn(warning)
     result["msg"] = summary(result, module.check_mode)

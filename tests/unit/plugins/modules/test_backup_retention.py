@@ -12,7 +12,7 @@ import os
 import pytest
 
 from ansible_collections.jts.tiered_storage.plugins.module_utils import _backup_retention as br
-from ansible_collections.jts.tiered_storage.plugins.module_utils._nas_archive import Skipped
+from ansible_collections.jts.tiered_storage.plugins.module_utils._skipped import Skipped
 from ansible_collections.jts.tiered_storage.plugins.module_utils._timeout import ProbeTimeout, call_with_timeout
 from ansible_collections.jts.tiered_storage.plugins.modules import backup_capacity, backup_retention
 
@@ -131,7 +131,7 @@ def test_plan_keep_last_removes_the_oldest():
 def test_plan_daily_weekly_monthly_as_nas_archive_counts_them():
     items = archives(range(0, 120, 1))
     kept, removed, _ = br.plan(items, policy(keep_daily=7, keep_weekly=4, keep_monthly=3), NOW)
-    from ansible_collections.jts.tiered_storage.plugins.module_utils._nas_archive import select_retention
+    from ansible_collections.jts.tiered_storage.plugins.module_utils._retention import select_retention
 
     expected = select_retention([i["stamp"] for i in items], 0, 7, 4, 3, now=NOW)
     assert sorted(kept) == sorted(name_of(s) for s in expected)

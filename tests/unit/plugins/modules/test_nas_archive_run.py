@@ -15,9 +15,11 @@ import time
 import pytest
 from ansible.module_utils import basic
 
+from ansible_collections.jts.tiered_storage.plugins.module_utils import _nas_archive_fs as fs
+from ansible_collections.jts.tiered_storage.plugins.module_utils import _nas_archive_probe as probe
 from ansible_collections.jts.tiered_storage.plugins.module_utils import _nas_archive_run as run
 from ansible_collections.jts.tiered_storage.plugins.module_utils._lock import FileLock, lock_path_for
-from ansible_collections.jts.tiered_storage.plugins.module_utils._nas_archive import build_policy
+from ansible_collections.jts.tiered_storage.plugins.module_utils._nas_archive import ClockError, build_policy
 from ansible_collections.jts.tiered_storage.plugins.module_utils._timeout import ProbeTimeout
 from ansible_collections.jts.tiered_storage.plugins.modules import nas_archive
 
@@ -228,7 +230,7 @@ def test_lock_dir_default_and_an_unsafe_lock_dir(run_module, tree, fake, tmp_pat
 
 
 def test_skipped_when_nas_unreachable(run_module, tree, fake, monkeypatch):
-    monkeypatch.setattr(run, "tcp_probe", lambda h, p, t: (False, "no answer"))
+    monkeypatch.setattr(probe, "tcp_probe", lambda h, p, t: (False, "no answer"))
     rsync = fake()
     result = run_module(nas_archive, dict(tree[2], nas_host="nas.lan"))
     assert result["skipped"] is True and result["changed"] is False and "NAS nas.lan is not reachable" in result["msg"]
@@ -246,7 +248,7 @@ def test_skipped_when_destination_stalls(run_module, tree, fake, monkeypatch):
     def stalled(func, args, timeout):
         raise ProbeTimeout("no answer")
 
-    monkeypatch.setattr(run, "call_with_timeout", stalled)
+    monkeypatch.setattr(probe, "call_with_timeout", stalled)
     result = run_module(nas_archive, tree[2])
     assert result["skipped"] is True and "did not answer within 5s" in result["msg"]
 
@@ -277,14 +279,14 @@ def test_destination_mount_and_fstype(tree):
     archiver.probe()
     assert archiver.present == [(str(src), True)]
     wrong = build_policy(_params(args, destination_mount=str(dst), destination_fstype="cifs"))
-    with pytest.raises(run.ArchiveError, match="is nfs4, expected cifs"):
+    with pytest.raises(run.NasArchiveError, match="is nfs4, expected cifs"):
         run.Archiver(wrong, runner=FakeRsync(), mounts=mounts).probe()
     elsewhere = [{"mount_point": b"/", "fstype": "ext4"}, {"mount_point": b"/mnt/other", "fstype": "nfs"}]
     other = build_policy(_params(args, destination_mount="/mnt/other"))
-    with pytest.raises(run.ArchiveError, match="is not on the filesystem mounted at /mnt/other"):
+    with pytest.raises(run.NasArchiveError, match="is not on the filesystem mounted at /mnt/other"):
         run.Archiver(other, runner=FakeRsync(), mounts=elsewhere).probe()
     srcmount = build_policy(_params(args, source_mount="/mnt/other"))
-    with pytest.raises(run.ArchiveError, match="source looks unmounted"):
+    with pytest.raises(run.NasArchiveError, match="source looks unmounted"):
         run.Archiver(srcmount, runner=FakeRsync(), mounts=elsewhere).probe()
 
 
@@ -404,7 +406,7 @@ def test_snapshot_verify_failure_is_not_latest(tree):
     _src, dst, args = tree
     policy = build_policy(_params(args, mode="snapshot", destination=str(dst), name="cfg", verify=True))
     rsync = FakeRsync(verify=(0, out([">fc........ 1 f"]), ""))
-    with pytest.raises(run.ArchiveError, match="verification failed"):
+    with pytest.raises(run.NasArchiveError, match="verification failed"):
         run.Archiver(policy, runner=rsync, now=datetime.datetime(2026, 11, 1)).run()
     assert os.listdir(dst / "cfg") == ["2026-11-01T000000Z.partial"]
 
@@ -420,7 +422,7 @@ def test_snapshot_missing_sources(tree, tmp_path):
     assert result["missing_sources"] == [str(tmp_path / "gone")] and "--relative" in rsync.calls[0]
     assert rsync.calls[0][-2] == str(src)
     params["sources"] = [str(tmp_path / "gone")]
-    with pytest.raises(run.ArchiveError, match="none of the sources exists"):
+    with pytest.raises(run.NasArchiveError, match="none of the sources exists"):
         run.Archiver(build_policy(params), runner=FakeRsync()).run()
 
 
@@ -433,8 +435,8 @@ def test_fs_timeout_is_an_error(tree, monkeypatch):
         raise ProbeTimeout("x")
 
     monkeypatch.setattr(run, "call_with_timeout", stalled)
-    with pytest.raises(run.ArchiveError, match="makedirs on /x did not return within 5s"):
-        archiver._fs(run._makedirs, "/x")
+    with pytest.raises(run.NasArchiveError, match="makedirs on /x did not return within 5s"):
+        archiver._fs(fs._makedirs, "/x")
 
 
 # --------------------------------------------------------------------------- the timed runner
@@ -478,7 +480,7 @@ def test_issue14_case4_an_empty_source_is_never_snapshotted(run_module, tree):
     (src / "a").unlink()  # unmounted: the mount point is an empty directory
     for day in (4, 5, 6):
         rsync = FakeRsync()
-        with pytest.raises(run.ArchiveError) as exc:
+        with pytest.raises(run.NasArchiveError) as exc:
             _night(base, datetime.datetime(2026, 11, day, 3), runner=rsync)
         assert "is empty" in str(exc.value) and "no snapshot made, retention not run" in str(exc.value)
         assert exc.value.details["guard"]["ok"] is False and exc.value.details["retention_removed"] == []
@@ -524,18 +526,18 @@ def test_snapshot_guard_far_fewer_entries_or_bytes(tree):
     # 8 of the newest snapshot's 10 entries are gone from the source
     lines = ["*deleting   0 f%d" % i for i in range(8)]
     dry = (0, out(lines, total=3, deleted=8), "")
-    with pytest.raises(run.ArchiveError) as exc:
+    with pytest.raises(run.NasArchiveError) as exc:
         _night(base, datetime.datetime(2026, 11, 2, 3), runner=FakeRsync(**{"delete-dry": dry}))
     assert "8 of the 10 entries" in str(exc.value) and "force_delete" in str(exc.value)
     assert _names(root) == ["2026-11-01T030000Z"]
     # as many entries, but the source holds 300 bytes where the newest snapshot held 100000
-    with pytest.raises(run.ArchiveError) as exc:
+    with pytest.raises(run.NasArchiveError) as exc:
         _night(base, datetime.datetime(2026, 11, 2, 3))
     assert "300 bytes" in str(exc.value) and "100000" in str(exc.value)
     verdict = exc.value.details["guard"]
     assert (verdict["reference_bytes"], verdict["source_bytes"], verdict["ok"]) == (100_000, 300, False)
     # check mode says the same
-    with pytest.raises(run.ArchiveError, match="bytes"):
+    with pytest.raises(run.NasArchiveError, match="bytes"):
         _night(base, datetime.datetime(2026, 11, 2, 3), check_mode=True)
     # force_delete allows it for one run, with a warning
     result = _night(dict(base, force_delete=True), datetime.datetime(2026, 11, 2, 3))
@@ -555,7 +557,7 @@ def test_issue14_case5_one_run_with_the_clock_at_2036(tree):
         _night(base, datetime.datetime(2026, 11, day, 3))
     before = _names(root)
     rsync = FakeRsync()
-    with pytest.raises(run.ClockError) as exc:  # the night of 11-06: the clock says 2036
+    with pytest.raises(ClockError) as exc:  # the night of 11-06: the clock says 2036
         _night(base, datetime.datetime(2036, 1, 1, 3), runner=rsync)
     assert "2036-01-01T03:00:00Z" in str(exc.value) and "2026-11-05T030000Z" in str(exc.value)
     assert exc.value.details["clock"]["problem"] == "ahead" and rsync.calls == []
@@ -581,7 +583,7 @@ def test_issue14_case5_a_future_dated_snapshot_stops_the_runs_and_loses_nothing(
     base = dict(args, mode="snapshot", destination=str(dst), name="cfg", keep_daily=7)
     for day in range(7, 14):
         rsync = FakeRsync()
-        with pytest.raises(run.ClockError) as exc:
+        with pytest.raises(ClockError) as exc:
             _night(base, datetime.datetime(2026, 11, day, 3), runner=rsync)
         msg = str(exc.value)
         assert "2026-11-%02dT03:00:00Z" % day in msg and "2036-01-01T030000Z" in msg and "behind" in msg
@@ -599,9 +601,9 @@ def test_tree_size_counts_links_without_following_them(tmp_path):
     (outside / "huge").write_bytes(b"z" * 100_000)
     (snap / "etc" / "elsewhere").symlink_to(outside)
     # etc, etc/jts, etc/fstab, etc/jts/a.conf, etc/elsewhere (counted by its own size, never entered)
-    assert run._tree_size(str(snap)) == [5, 150 + len(str(outside))]
-    assert run._has_entries(str(snap)) is True
+    assert fs._tree_size(str(snap)) == [5, 150 + len(str(outside))]
+    assert fs._has_entries(str(snap)) is True
     (tmp_path / "empty").mkdir()
-    assert run._has_entries(str(tmp_path / "empty")) is False
+    assert fs._has_entries(str(tmp_path / "empty")) is False
     with pytest.raises(OSError):
-        run._tree_size(str(snap / "etc" / "elsewhere"))  # the snapshot itself a link: refused
+        fs._tree_size(str(snap / "etc" / "elsewhere"))  # the snapshot itself a link: refused
