@@ -201,8 +201,9 @@ msg:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.jts.tiered_storage.plugins.module_utils._errors import JtsError, fail
 from ansible_collections.jts.tiered_storage.plugins.module_utils._snapshot_archive import (
-    ArchiveError,
+    SnapshotArchiveError,
     create,
     restore,
     verify,
@@ -258,10 +259,11 @@ def main():
             result = restore(
                 params["path"], params["dest"], zstd_bin, tar_bin, force=params["force"], check_mode=module.check_mode
             )
-    except ArchiveError as exc:
-        module.fail_json(msg=str(exc), archive=params["path"])
+    except SnapshotArchiveError as exc:
+        fail(module, exc, archive=params["path"])
     except OSError as exc:
-        module.fail_json(msg="%s: %s" % (exc.filename or params["path"], exc.strerror or exc), archive=params["path"])
+        # the path the system names, else the archive's (describe() would leave an unnamed path out)
+        fail(module, JtsError("%s: %s" % (exc.filename or params["path"], exc.strerror or exc)), archive=params["path"])
     module.exit_json(**result)
 
 

@@ -12,7 +12,9 @@ import subprocess
 import pytest
 from ansible.module_utils import basic
 
+from ansible_collections.jts.tiered_storage.plugins.module_utils import _archive_members as am
 from ansible_collections.jts.tiered_storage.plugins.module_utils import _snapshot_archive as sa
+from ansible_collections.jts.tiered_storage.plugins.module_utils import _snapshot_archive_files as saf
 from ansible_collections.jts.tiered_storage.plugins.modules import snapshot_archive
 
 pytestmark = pytest.mark.skipif(
@@ -232,31 +234,8 @@ def test_restore_into_a_missing_directory(run_module, snap, tmp_path):
     )
 
 
-@pytest.mark.parametrize(
-    ("content", "message"),
-    [
-        (None, "cannot read the checksum file"),
-        ("not a checksum\n", "is not a sha256sum line for a.tar.zst"),
-        ("%s  other.tar.zst\n" % ("0" * 64), "is not a sha256sum line for a.tar.zst"),
-    ],
-)
-def test_bad_checksum_files(tmp_path, content, message):
-    archive = tmp_path / "a.tar.zst"
-    archive.write_bytes(b"x")
-    if content is not None:
-        (tmp_path / "a.tar.zst.sha256").write_text(content)
-    with pytest.raises(sa.ArchiveError, match=message):
-        sa.read_checksum(str(archive))
-
-
-def test_binary_checksum_lines_are_read(tmp_path):
-    archive = tmp_path / "a.tar.zst"
-    (tmp_path / "a.tar.zst.sha256").write_text("%s *a.tar.zst\n" % ("a" * 64))
-    assert sa.read_checksum(str(archive)) == "a" * 64
-
-
 def test_pipeline_with_a_missing_tool(tmp_path):
-    with pytest.raises(sa.ArchiveError, match="cannot run /nonexistent/zstd"):
+    with pytest.raises(sa.SnapshotArchiveError, match="cannot run /nonexistent/zstd"):
         sa.run_pipeline([["/bin/echo", "x"], ["/nonexistent/zstd"]], lambda chunk: None)
 
 
@@ -327,7 +306,7 @@ def test_without_unnamed_files_the_temporary_name_is_locked_and_removed(run_modu
     monkeypatch.setattr(sa, "run_pipeline", spying)
     result = run_module(snapshot_archive, archive_args(src, backups))
     assert result["changed"] is True, result
-    assert held and all(locked and sa.is_temporary(name) for name, locked in held), held[:3]
+    assert held and all(locked and saf.is_temporary(name) for name, locked in held), held[:3]
     assert sorted(os.listdir(backups)) == [
         "postgres_20261123T023000Z.tar.zst",
         "postgres_20261123T023000Z.tar.zst.sha256",
@@ -375,21 +354,6 @@ def test_stale_temporary_files_are_removed_by_the_next_run(run_module, snap, tmp
     assert again["changed"] is True and again["cleaned_incomplete"] == sorted([stale[0], live.name]), again
     assert not (backups / stale[0]).exists() and not live.exists()
     assert "exists and verifies" in again["msg"]
-
-
-@pytest.mark.parametrize(
-    "name, ours",
-    [
-        (".postgres_20261122T023000Z.tar.zst.k3j_9xq0.partial", True),
-        (".postgres_20261122T023000Z.tar.zst.0a1b2c3d.sha256.partial", True),
-        (".postgres_20261122T023000Z.tar.zst.partial", False),
-        ("postgres_20261122T023000Z.tar.zst.k3j_9xq0.partial", False),
-        (".postgres.tar.zst.k3j_9xq0.partial.x", False),
-        (".notes.partial", False),
-    ],
-)
-def test_is_temporary(name, ours):
-    assert sa.is_temporary(name) is ours
 
 
 # --------------------------------------------------------------------------- issue 16: consistency members
@@ -444,7 +408,7 @@ def test_an_application_consistent_postgresql_archive_carries_label_map_and_wal(
     result = run_module(snapshot_archive, archive_args(src, backups, consistency=consistency))
     archive = backups / "postgres_20261123T023000Z.tar.zst"
     names = members(archive)
-    for name in ("15/main/backup_label", "15/main/tablespace_map", "15/main/pg_wal/" + SEG1, sa.MANIFEST):
+    for name in ("15/main/backup_label", "15/main/tablespace_map", "15/main/pg_wal/" + SEG1, am.MANIFEST):
         assert names.count(name) == 1, (name, names)  # never twice: the snapshot's own segment is left out
     assert "15/main/pg_wal/000000010000000000000004" in names
     assert "15/main/postmaster.pid" not in names
@@ -469,7 +433,7 @@ def test_an_application_consistent_postgresql_archive_carries_label_map_and_wal(
     assert not (data / "postmaster.pid").exists()
     assert restored["consistency"]["mode"] == "application"
     assert "application-consistent (postgresql: backup_label and WAL in 15/main)" in restored["msg"]
-    assert restored["consistency"]["stop_lsn"] == "0/6000100" and not (dest / sa.MANIFEST).exists()
+    assert restored["consistency"]["stop_lsn"] == "0/6000100" and not (dest / am.MANIFEST).exists()
 
 
 @pytest.mark.parametrize(
@@ -527,39 +491,11 @@ def test_a_snapshot_that_cannot_carry_the_backup_is_archived_crash_consistent_wi
     assert not [name for name in names if name.endswith("backup_label")], names
 
 
-def test_restore_removes_postmaster_pid_and_refuses_missing_wal(tmp_path):
-    data = tmp_path / "data"
-    (data / "pg_wal").mkdir(parents=True)
-    (data / "backup_label").write_text(LABEL)
-    (data / "pg_wal" / SEG1).write_bytes(b"x")
-    (data / "postmaster.pid").write_text("4242\n")
-    manifest = dict(sa.manifest_of({"mode": "application", "method": "postgresql", "data_directory": "data"}))
-    manifest.update(backup_label=True, wal_files=[SEG1])
-    (tmp_path / sa.MANIFEST).write_text(json.dumps(manifest))
-    assert sa.finish_restore(str(tmp_path), {"archive": "a"})["postmaster_pid_removed"] is True
-    assert not (data / "postmaster.pid").exists()
-    assert not (tmp_path / sa.MANIFEST).exists()
-    manifest["wal_files"] = [SEG1, SEG2]
-    (tmp_path / sa.MANIFEST).write_text(json.dumps(manifest))
-    with pytest.raises(sa.ArchiveError, match="lacks pg_wal/%s in data: it would not start" % SEG2):
-        sa.finish_restore(str(tmp_path), {"archive": "a"})
-    # a data directory that is a symlink in the restored tree is never followed
-    shutil.move(str(data), str(tmp_path / "elsewhere"))
-    os.symlink("elsewhere", data)
-    (tmp_path / sa.MANIFEST).write_text(json.dumps(manifest))
-    with pytest.raises(sa.ArchiveError, match="restored data directory"):
-        sa.finish_restore(str(tmp_path), {"archive": "a"})
-    # the archive said it had a manifest and the extraction left none: an error, not "no manifest"
-    with pytest.raises(sa.ArchiveError, match="No such file"):
-        sa.finish_restore(str(tmp_path), {"archive": "a"})
-    assert sa.finish_restore(str(tmp_path), {"archive": "a"}, has_manifest=False) is None
-
-
 def test_a_tree_that_holds_the_manifests_name_is_refused_not_silently_dropped(run_module, snap):
     src, backups = snap
-    (src / sa.MANIFEST).write_text("the LV's own file")
+    (src / am.MANIFEST).write_text("the LV's own file")
     result = run_module(snapshot_archive, archive_args(src, backups))
-    assert result["failed"] is True and "rename it" in result["msg"] and sa.MANIFEST in result["msg"]
+    assert result["failed"] is True and "rename it" in result["msg"] and am.MANIFEST in result["msg"]
     assert os.listdir(backups) == []
 
 
@@ -571,9 +507,9 @@ def test_an_archive_without_our_manifest_restores_untouched_even_with_a_file_of_
     (data / "PG_VERSION").write_text("15\n")
     (data / "backup_label").write_text(LABEL)
     (data / "postmaster.pid").write_text("4242\n")
-    fake = dict(sa.manifest_of({"mode": "application", "method": "postgresql", "data_directory": "15/main"}))
+    fake = dict(am.manifest_of({"mode": "application", "method": "postgresql", "data_directory": "15/main"}))
     fake.update(backup_label=True)
-    (tree / sa.MANIFEST).write_text(json.dumps(fake))
+    (tree / am.MANIFEST).write_text(json.dumps(fake))
     archive = tmp_path / "old_20261101T023000Z.tar.zst"
     with open(archive, "wb") as out:
         tar = subprocess.Popen(["tar", "--create", "--file=-", "--directory", str(tree), "."], stdout=subprocess.PIPE)
@@ -586,27 +522,8 @@ def test_an_archive_without_our_manifest_restores_untouched_even_with_a_file_of_
     dest.mkdir()
     result = sa.restore(str(archive), str(dest), "zstd", "tar")
     assert result["consistency"] is None and "unknown" in result["msg"]
-    assert json.loads((dest / sa.MANIFEST).read_text())["mode"] == "application"  # the LV's file, kept
+    assert json.loads((dest / am.MANIFEST).read_text())["mode"] == "application"  # the LV's file, kept
     assert (dest / "15" / "main" / "postmaster.pid").exists()
-
-
-@pytest.mark.parametrize("kind", ["fifo", "directory", "list", "bad_wal"])
-def test_a_manifest_that_is_not_one_is_an_error_not_a_hang_or_a_traceback(tmp_path, kind):
-    path = tmp_path / sa.MANIFEST
-    if kind == "fifo":
-        os.mkfifo(path)
-    elif kind == "directory":
-        path.mkdir()
-    elif kind == "list":
-        path.write_text("[1]")
-    else:
-        (tmp_path / "data" / "pg_wal").mkdir(parents=True)
-        (tmp_path / "data" / "backup_label").write_text(LABEL)
-        manifest = dict(sa.manifest_of({"mode": "application", "method": "postgresql", "data_directory": "data"}))
-        manifest.update(backup_label=True, wal_files=["../../../etc/passwd"])
-        path.write_text(json.dumps(manifest))
-    with pytest.raises(sa.ArchiveError, match=r"not a manifest|not segment names"):
-        sa.finish_restore(str(tmp_path), {"archive": "a"})
 
 
 def test_a_stale_tablespace_map_of_the_tree_is_left_out_when_the_backup_has_none(run_module, pg_snap, tmp_path):
