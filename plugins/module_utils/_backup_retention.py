@@ -1,11 +1,12 @@
 # Copyright (c) 2026 JTS infrastructure team
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Retention and capacity of the backup archives (``<lv>/<lv>_<UTC stamp>.tar.zst`` + ``.sha256``).
+"""Retention of the backup archives (``<lv>/<lv>_<UTC stamp>.tar.zst`` + ``.sha256``).
 
-Standard library only, Python 3.8. Used by the modules backup_retention and backup_capacity.
+Standard library only, Python 3.8. Used by the module backup_retention (the capacity for a new
+archive, used by backup_capacity, is ``_backup_capacity``'s).
 
 * ``plan``: the archives of one LV in, the names kept and removed out (pure). The counts are
-  nas_archive's snapshot retention (``select_retention``: keep_last, newest of each day, ISO week,
+  nas_archive's snapshot retention (``_retention.select_retention``: keep_last, newest of each day, ISO week,
   month), plus a maximum age; the newest archive with a valid checksum file is never removed, a
   volume without one loses nothing, archives named after the clock are kept and not counted.
 * ``Pruner``: the directory is reached from ``/`` one component at a time without following a
@@ -14,70 +15,33 @@ Standard library only, Python 3.8. Used by the modules backup_retention and back
   listing and removal runs in a forked child under a time-out (a NAS that stops answering fails
   the run, it never hangs it); a file is removed relative to its directory's descriptor
   (``unlinkat``), only when it is still the regular file that was listed.
-* ``estimate_bytes`` / ``capacity``: how large an archive of a tree can get, and whether the
-  tier stays under its critical threshold with it (pure, as storage_health counts usage).
 """
 
 from __future__ import annotations
 
 import datetime
-import errno
 import os
 import re
-import stat
 
-from ansible_collections.jts.tiered_storage.plugins.module_utils._errors import JtsError
+from ansible_collections.jts.tiered_storage.plugins.module_utils._backup_retention_dir import (
+    STAMP_FORMAT,
+    RetentionError,
+    _mount_dev,
+    parse_archive_name,
+    remove_file,
+    scan_volume,
+)
 from ansible_collections.jts.tiered_storage.plugins.module_utils._migrate import mount_of, read_mounts  # lead: _mounts
 from ansible_collections.jts.tiered_storage.plugins.module_utils._retention import future_stamps, select_retention
 from ansible_collections.jts.tiered_storage.plugins.module_utils._skipped import Skipped
 from ansible_collections.jts.tiered_storage.plugins.module_utils._timeout import (
     ProbeTimeout,
     call_with_timeout,
-    statvfs_in_process,
     tcp_probe,
 )
-from ansible_collections.jts.tiered_storage.plugins.module_utils._tree import DIR_FLAGS
 from ansible_collections.jts.tiered_storage.plugins.module_utils._units import UnitError, parse_age
 
-STAMP_FORMAT = "%Y%m%dT%H%M%SZ"  # lvm_snapshot's timestamp, which the backup step puts in the name
-ARCHIVE_SUFFIX = ".tar.zst"
-CHECKSUM_SUFFIX = ".sha256"
-CHECKSUM_READ = 4096
-_STAMP = r"(\d{8}T\d{6}Z)"
-_SHA_LINE = re.compile(r"^([0-9a-f]{64}) [ *](.+)$")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]*$")
-# tar: one 512-byte header per entry, data padded to 512 bytes, 10 KiB at the end; zstd's worst
-# case on data it cannot compress is below 1/256 more (its compressBound), plus its frame.
-TAR_BLOCK = 512
-TAR_END = 10240
-ZSTD_FRAME = 65536
-
-
-class RetentionError(JtsError):
-    """A refusal or failure; the message says what was (not) done."""
-
-
-# --------------------------------------------------------------------------- names and checks
-
-
-def parse_archive_name(name, volume):
-    """The UTC datetime (naive) in ``<volume>_<YYYYmmddTHHMMSSZ>.tar.zst``, or None for any other name."""
-    match = re.match(r"^%s_%s%s$" % (re.escape(volume), _STAMP, re.escape(ARCHIVE_SUFFIX)), name)
-    if not match:
-        return None
-    try:
-        return datetime.datetime.strptime(match.group(1), STAMP_FORMAT)
-    except ValueError:
-        return None
-
-
-def checksum_names(text, name):
-    """True when ``text`` (a ``.sha256`` file) is one ``sha256sum`` line for ``name``."""
-    lines = [line for line in (text or "").splitlines() if line.strip()]
-    if len(lines) != 1:
-        return False
-    match = _SHA_LINE.match(lines[0])
-    return bool(match) and match.group(2) == name
 
 
 class Policy:
@@ -151,7 +115,7 @@ def plan(archives, policy, now):
 
     Returns ``(keep, remove, warnings)``: names kept, names removed (oldest first), messages.
     * with every count at 0 and no max_age nothing is removed (retention off);
-    * the counts as nas_archive's snapshot retention (``select_retention``);
+    * the counts as nas_archive's snapshot retention (``_retention.select_retention``);
     * max_age removes what is older, whatever the counts keep;
     * the newest archive with a valid checksum file is always kept, and a volume that has none
       loses nothing (a night of broken archives must not end the good ones);
@@ -193,102 +157,6 @@ def plan(archives, policy, now):
     kept = sorted(item["name"] for s in keep for item in by_stamp[s])
     removed = [item["name"] for s in sorted(stamps - keep) for item in sorted(by_stamp[s], key=lambda i: i["name"])]
     return kept, removed, warnings
-
-
-# --------------------------------------------------------------------------- the directory, safely
-
-
-def open_dir(path):
-    """Open the absolute ``path`` from ``/`` one component at a time, never following a symlink."""
-    fd = os.open("/", DIR_FLAGS)
-    try:
-        for part in [p for p in path.split("/") if p]:
-            try:
-                child = os.open(part, DIR_FLAGS, dir_fd=fd)
-            except OSError as exc:
-                if exc.errno in (errno.ELOOP, errno.ENOTDIR):
-                    raise RetentionError("%s: %s is a symlink or not a directory; not followed" % (path, part)) from exc
-                raise
-            os.close(fd)
-            fd = child
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd
-
-
-def _check_device(fd, path, mount_dev):
-    if os.fstat(fd).st_dev != mount_dev:
-        raise RetentionError(
-            "%s is not on the filesystem of its mount (another filesystem is mounted on it or below the mount); "
-            "nothing pruned" % path
-        )
-
-
-def scan_volume(directory, volume, mount_dev):
-    """List the archives of ``volume`` in ``directory`` (runs in a timed child; JSON in and out).
-
-    Returns ``{"exists": bool, "archives": [{name, size, checksum, checksum_size, good}], "ignored": [names]}``.
-    Names that are not archives are left alone; an archive name that is not a regular file (a
-    symlink, a directory) is ignored and reported.
-    """
-    try:
-        fd = open_dir(directory)
-    except FileNotFoundError:
-        return {"exists": False, "archives": [], "ignored": []}
-    try:
-        _check_device(fd, directory, mount_dev)
-        archives, ignored = [], []
-        entries = set(os.listdir(fd))
-        for name in sorted(entries):
-            if parse_archive_name(name, volume) is None:
-                continue
-            st = os.stat(name, dir_fd=fd, follow_symlinks=False)
-            if not stat.S_ISREG(st.st_mode):
-                ignored.append(name)
-                continue
-            item = {"name": name, "size": st.st_size, "checksum": None, "checksum_size": 0, "good": False}
-            sha = name + CHECKSUM_SUFFIX
-            if sha in entries:
-                cst = os.stat(sha, dir_fd=fd, follow_symlinks=False)
-                if stat.S_ISREG(cst.st_mode):
-                    item["checksum"] = sha
-                    item["checksum_size"] = cst.st_size
-                    cfd = os.open(sha, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=fd)
-                    try:
-                        text = os.read(cfd, CHECKSUM_READ).decode("utf-8", "replace")
-                    finally:
-                        os.close(cfd)
-                    item["good"] = st.st_size > 0 and checksum_names(text, name)
-            archives.append(item)
-        return {"exists": True, "archives": archives, "ignored": ignored}
-    finally:
-        os.close(fd)
-
-
-def remove_file(directory, name, mount_dev):
-    """Remove the regular file ``name`` of ``directory`` (unlinkat on the directory's descriptor).
-
-    Returns the bytes removed, or None when the name is gone or no longer a regular file (left alone).
-    """
-    fd = open_dir(directory)
-    try:
-        _check_device(fd, directory, mount_dev)
-        try:
-            st = os.stat(name, dir_fd=fd, follow_symlinks=False)
-        except FileNotFoundError:
-            return None
-        if not stat.S_ISREG(st.st_mode):
-            return None
-        os.unlink(name, dir_fd=fd)
-        return st.st_size
-    finally:
-        os.close(fd)
-
-
-def _mount_dev(mount):
-    st = statvfs_in_process(mount)
-    return {"dev": os.stat(mount).st_dev, "blocks": st["f_blocks"]}
 
 
 def _utc_now():
@@ -417,66 +285,3 @@ class Pruner:
             "before": "".join(n + "\n" for n in before),
             "after": "".join(n + "\n" for n in sorted(r["kept"])),
         }
-
-
-# --------------------------------------------------------------------------- capacity
-
-
-def estimate_bytes(root, ratio=1.0):
-    """How large a ``tar | zstd`` archive of ``root`` can get: the tar stream, times ``ratio``.
-
-    Walks ``root`` without following symlinks and without leaving its filesystem (as tar
-    ``--one-file-system``); each regular file counts its data (the allocated part of a sparse
-    one, as ``tar --sparse`` stores it) rounded up to 512 bytes plus a header, every other entry
-    a header. With ``ratio`` 1.0 (no compression assumed) the estimate is above what zstd writes,
-    whose worst case on data it cannot compress is less than 1/256 more, also added.
-    Returns ``(estimate, tar_bytes, entries)``.
-    """
-    root_dev = os.lstat(root).st_dev
-    total, entries = TAR_END, 0
-    stack = [root]
-    while stack:
-        current = stack.pop()
-        with os.scandir(current) as it:
-            for entry in it:
-                st = entry.stat(follow_symlinks=False)
-                entries += 1
-                total += TAR_BLOCK
-                if stat.S_ISREG(st.st_mode):
-                    data = min(st.st_size, st.st_blocks * 512) if st.st_blocks is not None else st.st_size
-                    total += -(-data // TAR_BLOCK) * TAR_BLOCK
-                elif stat.S_ISDIR(st.st_mode) and st.st_dev == root_dev:
-                    stack.append(entry.path)
-    estimate = int(total * ratio) + total // 256 + ZSTD_FRAME
-    return estimate, total, entries
-
-
-def capacity(usage, estimates, critical):
-    """Which archives fit: ``usage`` (statvfs dict of the tier), ``estimates`` [(name, bytes)] in order.
-
-    The tier's used share is counted as storage_health counts it (df: used / (used + available));
-    an archive is accepted while used + the accepted estimates + its own stay below ``critical``
-    percent (storage_health alerts at or above it). Returns a list of dicts: name, estimate_bytes,
-    used_bytes (before it), usable_bytes, percent_after, fits.
-    """
-    frsize = usage.get("f_frsize") or usage.get("f_bsize") or 0
-    used = (usage["f_blocks"] - usage["f_bfree"]) * frsize
-    usable = used + usage["f_bavail"] * frsize
-    out = []
-    for name, estimate in estimates:
-        after = used + estimate
-        percent = 100.0 * after / usable if usable > 0 else 100.0
-        fits = usable > 0 and percent < critical and estimate <= usable - used
-        out.append(
-            {
-                "name": name,
-                "estimate_bytes": estimate,
-                "used_bytes": used,
-                "usable_bytes": usable,
-                "percent_after": round(percent, 2),
-                "fits": fits,
-            }
-        )
-        if fits:
-            used = after
-    return out

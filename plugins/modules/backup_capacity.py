@@ -119,7 +119,7 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.jts.tiered_storage.plugins.module_utils._backup_retention import (
+from ansible_collections.jts.tiered_storage.plugins.module_utils._backup_capacity import (
     capacity,
     estimate_bytes,
 )

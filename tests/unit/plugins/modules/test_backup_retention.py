@@ -11,7 +11,9 @@ import os
 
 import pytest
 
+from ansible_collections.jts.tiered_storage.plugins.module_utils import _backup_capacity as bc
 from ansible_collections.jts.tiered_storage.plugins.module_utils import _backup_retention as br
+from ansible_collections.jts.tiered_storage.plugins.module_utils import _backup_retention_dir as brd
 from ansible_collections.jts.tiered_storage.plugins.module_utils._skipped import Skipped
 from ansible_collections.jts.tiered_storage.plugins.module_utils._timeout import ProbeTimeout, call_with_timeout
 from ansible_collections.jts.tiered_storage.plugins.modules import backup_capacity, backup_retention
@@ -81,7 +83,7 @@ def test_parse_archive_name(name, expected):
     ],
 )
 def test_checksum_names(text, ok):
-    assert br.checksum_names(text, "postgres_1.tar.zst") is ok
+    assert brd.checksum_names(text, "postgres_1.tar.zst") is ok
 
 
 # --------------------------------------------------------------------------- policy
@@ -394,16 +396,16 @@ def test_remove_file_leaves_what_changed_since_the_listing(tmp_path):
     directory = tmp_path / "d"
     directory.mkdir()
     dev = os.stat(directory).st_dev
-    assert br.remove_file(str(directory), "gone", dev) is None
+    assert brd.remove_file(str(directory), "gone", dev) is None
     (directory / "now-a-dir").mkdir()
-    assert br.remove_file(str(directory), "now-a-dir", dev) is None and (directory / "now-a-dir").is_dir()
+    assert brd.remove_file(str(directory), "now-a-dir", dev) is None and (directory / "now-a-dir").is_dir()
     (directory / "f").write_bytes(b"12345")
-    assert br.remove_file(str(directory), "f", dev) == 5 and not (directory / "f").exists()
+    assert brd.remove_file(str(directory), "f", dev) == 5 and not (directory / "f").exists()
 
 
 def test_open_dir_passes_other_errors_on(tmp_path):
     with pytest.raises(FileNotFoundError):
-        br.open_dir(str(tmp_path / "missing" / "x"))
+        brd.open_dir(str(tmp_path / "missing" / "x"))
 
 
 # --------------------------------------------------------------------------- the module
@@ -491,13 +493,13 @@ def test_estimate_counts_the_tar_stream_without_following_symlinks(tmp_path):
     os.symlink("/usr", src / "link")
     with open(src / "sparse", "wb") as handle:
         handle.truncate(64 << 20)
-    estimate, tar_bytes, entries = br.estimate_bytes(str(src))
+    estimate, tar_bytes, entries = bc.estimate_bytes(str(src))
     sparse_blocks = os.stat(src / "sparse").st_blocks * 512
     assert entries == 5
-    assert tar_bytes == br.TAR_END + 5 * 512 + 1024 + sparse_blocks
-    assert estimate == tar_bytes + tar_bytes // 256 + br.ZSTD_FRAME
-    half, _, _ = br.estimate_bytes(str(src), 0.5)
-    assert half == int(tar_bytes * 0.5) + tar_bytes // 256 + br.ZSTD_FRAME
+    assert tar_bytes == bc.TAR_END + 5 * 512 + 1024 + sparse_blocks
+    assert estimate == tar_bytes + tar_bytes // 256 + bc.ZSTD_FRAME
+    half, _, _ = bc.estimate_bytes(str(src), 0.5)
+    assert half == int(tar_bytes * 0.5) + tar_bytes // 256 + bc.ZSTD_FRAME
 
 
 def test_estimate_is_above_what_tar_and_zstd_write(tmp_path):
@@ -516,7 +518,7 @@ def test_estimate_is_above_what_tar_and_zstd_write(tmp_path):
         subprocess.run(["zstd", "-q", "-3", "-c"], stdin=tar.stdout, stdout=sink, check=True)
         tar.stdout.close()
         assert tar.wait() == 0
-    assert br.estimate_bytes(str(src))[0] >= out.stat().st_size
+    assert bc.estimate_bytes(str(src))[0] >= out.stat().st_size
 
 
 def usage(total_blocks, free_blocks, avail_blocks=None, frsize=1024):
@@ -530,7 +532,7 @@ def usage(total_blocks, free_blocks, avail_blocks=None, frsize=1024):
 
 def test_capacity_adds_the_accepted_estimates_in_order():
     # 100 MiB usable, 80 MiB used; 90 % critical leaves < 10 MiB
-    checks = br.capacity(usage(102400, 20480), [("a", 6 << 20), ("b", 5 << 20), ("c", 3 << 20)], 90)
+    checks = bc.capacity(usage(102400, 20480), [("a", 6 << 20), ("b", 5 << 20), ("c", 3 << 20)], 90)
     assert [c["fits"] for c in checks] == [True, False, True]
     assert checks[1]["used_bytes"] == (80 << 20) + (6 << 20) and checks[1]["percent_after"] == 91.0
     assert checks[2]["percent_after"] == 89.0
@@ -538,10 +540,10 @@ def test_capacity_adds_the_accepted_estimates_in_order():
 
 def test_capacity_counts_as_df_and_at_the_threshold_refuses():
     # reserved blocks: used / (used + avail)
-    checks = br.capacity(usage(1000, 200, 100), [("a", 0), ("b", 1)], 88.89)
+    checks = bc.capacity(usage(1000, 200, 100), [("a", 0), ("b", 1)], 88.89)
     assert checks[0]["fits"] and checks[0]["percent_after"] == pytest.approx(88.89, abs=0.01)
-    assert not br.capacity(usage(100, 10), [("a", 0)], 90)[0]["fits"]
-    assert not br.capacity(usage(0, 0), [("a", 0)], 90)[0]["fits"]
+    assert not bc.capacity(usage(100, 10), [("a", 0)], 90)[0]["fits"]
+    assert not bc.capacity(usage(0, 0), [("a", 0)], 90)[0]["fits"]
 
 
 def test_capacity_module_refuses_naming_the_lv_figures_and_variable(run_module, monkeypatch, tmp_path):
@@ -576,7 +578,7 @@ def test_capacity_module_measures_for_real(run_module, tmp_path):
     result = run_module(
         backup_capacity, {"path": str(tmp_path), "source_dir": str(tmp_path), "names": ["snap"], "critical": 100}
     )
-    assert result["checks"][0]["tar_bytes"] == br.TAR_END + 512 + 4096 and result["checks"][0]["entries"] == 1
+    assert result["checks"][0]["tar_bytes"] == bc.TAR_END + 512 + 4096 and result["checks"][0]["entries"] == 1
 
 
 @pytest.mark.parametrize(
