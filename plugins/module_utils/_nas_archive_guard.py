@@ -57,11 +57,9 @@ def delete_guard(
         return verdict
     if deletions == 0 or deletions <= grace_count or percent <= max_delete_percent:
         return verdict
-    if force:
-        verdict["forced"] = True
-        return verdict
-    verdict["ok"] = False
-    verdict["reason"] = (
+    return _over_limit(
+        verdict,
+        force,
         "delete guard: %d of %d destination entries (%.1f%%) would be deleted, above max_delete_percent %s%%%s; "
         "refusing, nothing was done. Check that the source%s is complete, then raise max_delete_percent or set "
         "force_delete for this run"
@@ -72,9 +70,8 @@ def delete_guard(
             _num(max_delete_percent),
             (" and delete_grace_count %d" % grace_count) if grace_count else "",
             where,
-        )
+        ),
     )
-    return verdict
 
 
 def snapshot_guard(
@@ -143,11 +140,9 @@ def snapshot_guard(
         )
     if not problems:
         return verdict
-    if force:
-        verdict["forced"] = True
-        return verdict
-    verdict["ok"] = False
-    verdict["reason"] = (
+    return _over_limit(
+        verdict,
+        force,
         "snapshot guard: compared with %s, %s: above max_delete_percent %s%%%s; %s. Check that the source%s is "
         "complete, then raise max_delete_percent or set force_delete for this run"
         % (
@@ -157,6 +152,15 @@ def snapshot_guard(
             (" (delete_grace_count %d)" % grace_count) if grace_count else "",
             refused,
             where,
-        )
+        ),
     )
+
+
+def _over_limit(verdict, force, reason):
+    """Above the limit: ``force`` lets it pass (``forced``), else it is refused with ``reason``."""
+    if force:
+        verdict["forced"] = True
+    else:
+        verdict["ok"] = False
+        verdict["reason"] = reason
     return verdict
