@@ -101,7 +101,7 @@ def build_policy(params):
         max_age=max_age,
         max_clock_jump_days=params["max_clock_jump_days"],
         nas_host=params.get("nas_host") or None,
-        nas_port=params.get("nas_port") or 2049,
+        nas_port=params["nas_port"],
         probe_timeout=float(params["probe_timeout"]),
         remove_timeout=float(params["remove_timeout"]),
     )

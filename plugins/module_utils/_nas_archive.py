@@ -29,6 +29,7 @@ import re
 from ansible_collections.jts.tiered_storage.plugins.module_utils._errors import JtsError
 from ansible_collections.jts.tiered_storage.plugins.module_utils._retention import (
     CLOCK_SLACK,
+    DEFAULT_MAX_CLOCK_JUMP_DAYS,
     format_iso,
     format_stamp,
     parse_stamp,  # re-export for _freshness.py; the lead redirects it (also used here)
@@ -43,8 +44,6 @@ DELETING_SUFFIX = ".deleting"
 LATEST = "latest"
 LATEST_TMP = ".latest.tmp"
 REPORT_LIMIT = 1000
-# A new snapshot's name is after the newest one's: see _retention.CLOCK_SLACK.
-DEFAULT_MAX_CLOCK_JUMP_DAYS = 366
 
 
 class NasArchiveError(JtsError):

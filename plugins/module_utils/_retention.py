@@ -25,6 +25,9 @@ STAMP_RE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})T(\d{2})(\d{2})(\d{2})Z$")
 # same seconds, a small correction) gets the newest name plus one second; further behind, the run is
 # refused. Snapshots named more than this far after the clock are future-dated.
 CLOCK_SLACK = datetime.timedelta(seconds=60)
+# A clock more than this many days after the newest copy is taken to have jumped ahead (nas_archive's
+# next_stamp refuses to name a snapshot by it; backup_retention does not apply max_age by it).
+DEFAULT_MAX_CLOCK_JUMP_DAYS = 366
 
 
 def utc_naive(when):

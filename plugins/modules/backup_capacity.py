@@ -123,6 +123,7 @@ from ansible_collections.jts.tiered_storage.plugins.module_utils._backup_capacit
     capacity,
     estimate_bytes,
 )
+from ansible_collections.jts.tiered_storage.plugins.module_utils._errors import JtsError, fail
 from ansible_collections.jts.tiered_storage.plugins.module_utils._timeout import (
     ProbeTimeout,
     statvfs_with_timeout,
@@ -162,24 +163,24 @@ def refusal(check, path, critical, threshold_name):
 def run_module(module, statvfs, estimate):
     p = module.params
     if not 0 < p["critical"] <= 100:
-        module.fail_json(msg="critical must lie in 0..100 (got %g)" % p["critical"])
+        fail(module, JtsError("critical must lie in 0..100 (got %g)" % p["critical"]))
     if not 0 < p["estimate_ratio"] <= 2:
-        module.fail_json(msg="estimate_ratio must lie in 0..2 (got %g)" % p["estimate_ratio"])
+        fail(module, JtsError("estimate_ratio must lie in 0..2 (got %g)" % p["estimate_ratio"]))
     try:
         usage = statvfs(p["path"], p["probe_timeout"])
     except ProbeTimeout:
-        module.fail_json(msg="%s did not answer within %gs; no archive checked" % (p["path"], p["probe_timeout"]))
+        fail(module, JtsError("%s did not answer within %gs; no archive checked" % (p["path"], p["probe_timeout"])))
     except OSError as exc:
-        module.fail_json(msg="%s: %s; no archive checked" % (p["path"], exc.strerror or exc))
+        fail(module, JtsError("%s: %s; no archive checked" % (p["path"], exc.strerror or exc)))
     sizes = []
     for name in p["names"]:
         if not name or "/" in name or name in (".", ".."):
-            module.fail_json(msg="names: %r is not one directory name" % (name,))
+            fail(module, JtsError("names: %r is not one directory name" % (name,)))
         tree = os.path.join(p["source_dir"], name)
         try:
             sizes.append((name, *estimate(tree, p["estimate_ratio"])))
         except OSError as exc:
-            module.fail_json(msg="%s: cannot measure %s: %s" % (name, exc.filename or tree, exc.strerror or exc))
+            fail(module, JtsError("%s: cannot measure %s: %s" % (name, exc.filename or tree, exc.strerror or exc)))
     checks = capacity(usage, [(name, size) for name, size, _tar, _entries in sizes], p["critical"])
     for check, (_name, _size, tar_bytes, entries) in zip(checks, sizes):
         check["tar_bytes"] = tar_bytes

@@ -184,6 +184,7 @@ from ansible_collections.jts.tiered_storage.plugins.module_utils._backup_retenti
     build_policy,
 )
 from ansible_collections.jts.tiered_storage.plugins.module_utils._errors import fail
+from ansible_collections.jts.tiered_storage.plugins.module_utils._retention import DEFAULT_MAX_CLOCK_JUMP_DAYS
 from ansible_collections.jts.tiered_storage.plugins.module_utils._skipped import Skipped
 
 ARGUMENT_SPEC = dict(
@@ -195,7 +196,7 @@ ARGUMENT_SPEC = dict(
     keep_weekly=dict(type="int", default=0),
     keep_monthly=dict(type="int", default=0),
     max_age=dict(type="str", default=""),
-    max_clock_jump_days=dict(type="int", default=366),
+    max_clock_jump_days=dict(type="int", default=DEFAULT_MAX_CLOCK_JUMP_DAYS),
     nas_host=dict(type="str"),
     nas_port=dict(type="int", default=2049),
     probe_timeout=dict(type="float", default=10),

@@ -443,12 +443,9 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.jts.tiered_storage.plugins.module_utils._errors import JtsError, fail
 from ansible_collections.jts.tiered_storage.plugins.module_utils._lock import DEFAULT_LOCK_DIR, LockBusy
-from ansible_collections.jts.tiered_storage.plugins.module_utils._nas_archive import (
-    DEFAULT_MAX_CLOCK_JUMP_DAYS,
-    NasArchiveError,
-    build_policy,
-)
+from ansible_collections.jts.tiered_storage.plugins.module_utils._nas_archive import NasArchiveError, build_policy
 from ansible_collections.jts.tiered_storage.plugins.module_utils._nas_archive_run import Archiver
+from ansible_collections.jts.tiered_storage.plugins.module_utils._retention import DEFAULT_MAX_CLOCK_JUMP_DAYS
 from ansible_collections.jts.tiered_storage.plugins.module_utils._skipped import Skipped
 from ansible_collections.jts.tiered_storage.plugins.module_utils._tree import UnsafePath
 from ansible_collections.jts.tiered_storage.plugins.module_utils._units import format_bytes

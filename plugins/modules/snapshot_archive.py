@@ -230,9 +230,9 @@ def main():
     )
     params = module.params
     if not 1 <= params["compression_level"] <= 22:
-        module.fail_json(msg="compression_level: %d is outside 1..22" % params["compression_level"])
+        fail(module, JtsError("compression_level: %d is outside 1..22" % params["compression_level"]))
     if params["threads"] < 0:
-        module.fail_json(msg="threads: %d must be 0 or more" % params["threads"])
+        fail(module, JtsError("threads: %d must be 0 or more" % params["threads"]))
     zstd_bin = module.get_bin_path("zstd", required=True)
     tar_bin = module.get_bin_path("tar", required=True)
     try:
