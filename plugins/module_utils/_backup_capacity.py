@@ -8,13 +8,15 @@ backup_capacity:
 * ``estimate_bytes``: the tar stream of a tree (walked without following symlinks, on its own
   filesystem), times a ratio, plus zstd's worst case;
 * ``capacity``: whether the tier stays under its critical threshold with each archive (as
-  storage_health counts usage).
+  storage_health counts usage); ``refusal``: the message for one that does not fit.
 """
 
 from __future__ import annotations
 
 import os
 import stat
+
+from ansible_collections.jts.tiered_storage.plugins.module_utils._units import format_bytes
 
 # tar: one 512-byte header per entry, data padded to 512 bytes, 10 KiB at the end; zstd's worst
 # case on data it cannot compress is below 1/256 more (its compressBound), plus its frame.
@@ -81,3 +83,23 @@ def capacity(usage, estimates, critical):
         if fits:
             used = after
     return out
+
+
+def refusal(check, path, critical, threshold_name):
+    """The message for an archive ``check`` (of ``capacity``) that does not fit: figures and the variable to change."""
+    return (
+        "%s: archive refused, nothing written: the tier of %s holds %s of %s usable; the archive may take up to %s, "
+        "which would bring it to %.1f%%, at or above the critical threshold %g%% (%s). Free space on the tier "
+        "(older archives: the retention variables) or raise %s"
+        % (
+            check["name"],
+            path,
+            format_bytes(check["used_bytes"]),
+            format_bytes(check["usable_bytes"]),
+            format_bytes(check["estimate_bytes"]),
+            check["percent_after"],
+            critical,
+            threshold_name,
+            threshold_name,
+        )
+    )

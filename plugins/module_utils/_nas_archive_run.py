@@ -10,7 +10,8 @@ NFS mount runs in a forked child with a time-out (``_fs``, the functions of ``_n
 changes, verification); its parts live beside it, one idea each: ``_nas_archive_probe``
 (``ProbeSteps``), ``_nas_archive_mirror`` (``MirrorMode``), ``_nas_archive_snapshot``
 (``SnapshotMode``), ``_nas_archive_snapshot_guard`` (``SnapshotGuardStep``) and
-``_nas_archive_retention`` (``RetentionStep``). Used by the module nas_archive.
+``_nas_archive_retention`` (``RetentionStep``). ``summary``: the result in one line. Used by the
+module nas_archive.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from ansible_collections.jts.tiered_storage.plugins.module_utils._nas_archive_rs
 from ansible_collections.jts.tiered_storage.plugins.module_utils._nas_archive_snapshot import SnapshotMode
 from ansible_collections.jts.tiered_storage.plugins.module_utils._nas_archive_snapshot_guard import SnapshotGuardStep
 from ansible_collections.jts.tiered_storage.plugins.module_utils._timeout import ProbeTimeout, call_with_timeout
+from ansible_collections.jts.tiered_storage.plugins.module_utils._units import format_bytes
 
 
 class Archiver(ProbeSteps, MirrorMode, SnapshotMode, SnapshotGuardStep, RetentionStep):
@@ -179,3 +181,24 @@ class Archiver(ProbeSteps, MirrorMode, SnapshotMode, SnapshotGuardStep, Retentio
                 self.snapshot()
         self.result["warnings"] = self.warnings
         return self.result
+
+
+def summary(result, check_mode):
+    """The run's result in one line (the module's ``msg``)."""
+    verb = "would transfer" if check_mode else "transferred"
+    text = "%s: %d file(s), %s %s, %d deleted" % (
+        result["mode"],
+        result["files_transferred"],
+        format_bytes(result["bytes_transferred"]),
+        verb,
+        result["files_deleted"],
+    )
+    if result.get("snapshot"):
+        text += "; snapshot %s" % result["snapshot"]
+    elif result.get("unchanged"):
+        text += "; nothing changed since %s, no new snapshot" % result.get("previous")
+    if result.get("retention_removed"):
+        text += "; retention %s %d" % ("would remove" if check_mode else "removed", len(result["retention_removed"]))
+    if result.get("verified") is not None:
+        text += "; verified" if result["verified"] else "; verification FAILED"
+    return text

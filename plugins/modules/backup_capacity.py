@@ -122,13 +122,13 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.jts.tiered_storage.plugins.module_utils._backup_capacity import (
     capacity,
     estimate_bytes,
+    refusal,
 )
 from ansible_collections.jts.tiered_storage.plugins.module_utils._errors import JtsError, fail
 from ansible_collections.jts.tiered_storage.plugins.module_utils._timeout import (
     ProbeTimeout,
     statvfs_with_timeout,
 )
-from ansible_collections.jts.tiered_storage.plugins.module_utils._units import format_bytes
 
 ARGUMENT_SPEC = dict(
     path=dict(type="path", required=True),
@@ -139,25 +139,6 @@ ARGUMENT_SPEC = dict(
     threshold_name=dict(type="str", default="critical"),
     probe_timeout=dict(type="float", default=10),
 )
-
-
-def refusal(check, path, critical, threshold_name):
-    return (
-        "%s: archive refused, nothing written: the tier of %s holds %s of %s usable; the archive may take up to %s, "
-        "which would bring it to %.1f%%, at or above the critical threshold %g%% (%s). Free space on the tier "
-        "(older archives: the retention variables) or raise %s"
-        % (
-            check["name"],
-            path,
-            format_bytes(check["used_bytes"]),
-            format_bytes(check["usable_bytes"]),
-            format_bytes(check["estimate_bytes"]),
-            check["percent_after"],
-            critical,
-            threshold_name,
-            threshold_name,
-        )
-    )
 
 
 def run_module(module, statvfs, estimate):

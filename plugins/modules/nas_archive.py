@@ -444,11 +444,10 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.jts.tiered_storage.plugins.module_utils._errors import JtsError, fail
 from ansible_collections.jts.tiered_storage.plugins.module_utils._lock import DEFAULT_LOCK_DIR, LockBusy
 from ansible_collections.jts.tiered_storage.plugins.module_utils._nas_archive import NasArchiveError, build_policy
-from ansible_collections.jts.tiered_storage.plugins.module_utils._nas_archive_run import Archiver
+from ansible_collections.jts.tiered_storage.plugins.module_utils._nas_archive_run import Archiver, summary
 from ansible_collections.jts.tiered_storage.plugins.module_utils._retention import DEFAULT_MAX_CLOCK_JUMP_DAYS
 from ansible_collections.jts.tiered_storage.plugins.module_utils._skipped import Skipped
 from ansible_collections.jts.tiered_storage.plugins.module_utils._tree import UnsafePath
-from ansible_collections.jts.tiered_storage.plugins.module_utils._units import format_bytes
 
 ARGUMENT_SPEC = dict(
     mode=dict(type="str", choices=["mirror", "snapshot"], required=True),
@@ -488,26 +487,6 @@ ARGUMENT_SPEC = dict(
     rsync_timeout=dict(type="float", default=3600),
     lock_dir=dict(type="path", default=DEFAULT_LOCK_DIR),
 )
-
-
-def summary(result, check_mode):
-    verb = "would transfer" if check_mode else "transferred"
-    text = "%s: %d file(s), %s %s, %d deleted" % (
-        result["mode"],
-        result["files_transferred"],
-        format_bytes(result["bytes_transferred"]),
-        verb,
-        result["files_deleted"],
-    )
-    if result.get("snapshot"):
-        text += "; snapshot %s" % result["snapshot"]
-    elif result.get("unchanged"):
-        text += "; nothing changed since %s, no new snapshot" % result.get("previous")
-    if result.get("retention_removed"):
-        text += "; retention %s %d" % ("would remove" if check_mode else "removed", len(result["retention_removed"]))
-    if result.get("verified") is not None:
-        text += "; verified" if result["verified"] else "; verification FAILED"
-    return text
 
 
 def main():
