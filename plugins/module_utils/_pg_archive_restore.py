@@ -29,7 +29,7 @@ import os
 import time
 
 from ansible_collections.jts.tiered_storage.plugins.module_utils import _pg_partitions as sql
-from ansible_collections.jts.tiered_storage.plugins.module_utils._pg_archive import (
+from ansible_collections.jts.tiered_storage.plugins.module_utils._pg_archive_ops import (
     ArchiveFailed,
     PartitionOps,
     bounds_text,
@@ -52,6 +52,60 @@ def read_small(path):
         os.close(fd)
 
 
+def in_child(func, path, timeout):
+    """``func(path)`` in a forked child killed after ``timeout`` seconds (the dump may be on a dead NAS)."""
+    try:
+        return call_with_timeout(func, (path,), timeout=timeout)
+    except ProbeTimeout:
+        raise ArchiveFailed(
+            "%s did not answer within %ss (a dead NAS mount?); nothing was restored" % (path, timeout)
+        ) from None
+    except (OSError, RuntimeError) as exc:
+        raise ArchiveFailed(
+            "cannot read %s: %s; nothing was restored" % (path, getattr(exc, "strerror", None) or exc)
+        ) from None
+
+
+def find_record(journal, port, database, wanted, dump, timeout):
+    """The ``archive`` record of partition ``wanted`` and where it came from (the journal, or the
+    files beside ``dump``); ArchiveFailed when there is none or it is ambiguous."""
+    records, _damaged = read_journal(journal)
+    matches = [
+        r
+        for r in records
+        if r.get("op") == "archive"
+        and r.get("port") == port
+        and r.get("database") == database
+        and wanted in (r.get("partition"), r.get("partition_name"))
+        and (not dump or os.path.basename(r.get("dump", "")) == os.path.basename(dump))
+    ]
+    named = sorted({r.get("partition") for r in matches})
+    if len(named) > 1:
+        raise ArchiveFailed(
+            "partition %s is ambiguous in the journal (%s); give its schema-qualified name; nothing was restored"
+            % (wanted, ", ".join(named))
+        )
+    if matches:
+        return matches[-1], "journal"
+    if not dump:
+        raise ArchiveFailed(
+            "the journal %s has no archive of partition %s in database %s; name the dump with the option dump "
+            "(its .json and .sha256 files must be beside it)" % (journal.path, wanted, database)
+        )
+    try:
+        record = json.loads(in_child(read_small, dump + ".json", timeout))
+        listed = parse_sha256_file(in_child(read_small, dump + ".sha256", timeout))
+    except ValueError as exc:
+        raise ArchiveFailed("the files beside %s cannot be read: %s; nothing was restored" % (dump, exc)) from None
+    if listed != record.get("sha256"):
+        raise ArchiveFailed("%s.sha256 and %s.json disagree about the dump's hash; nothing was restored" % (dump, dump))
+    if wanted not in (record.get("partition"), record.get("partition_name")):
+        raise ArchiveFailed(
+            "%s holds partition %s, not %s; nothing was restored" % (dump, record.get("partition"), wanted)
+        )
+    return record, "files beside the dump"
+
+
 class Restorer(PartitionOps):
     """Restore ``params['partition']`` from its dump (``params['dump']`` or the journal's path)."""
 
@@ -60,61 +114,10 @@ class Restorer(PartitionOps):
         self.params = params
         self.timeout = params.get("command_timeout") or 21600
 
-    def _in_child(self, func, path):
-        try:
-            return call_with_timeout(func, (path,), timeout=self.timeout)
-        except ProbeTimeout:
-            raise ArchiveFailed(
-                "%s did not answer within %ss (a dead NAS mount?); nothing was restored" % (path, self.timeout)
-            ) from None
-        except (OSError, RuntimeError) as exc:
-            raise ArchiveFailed(
-                "cannot read %s: %s; nothing was restored" % (path, getattr(exc, "strerror", None) or exc)
-            ) from None
-
-    def find_record(self):
-        wanted = self.params["partition"]
-        dump = self.params.get("dump")
-        records, _damaged = read_journal(self.journal)
-        matches = [
-            r
-            for r in records
-            if r.get("op") == "archive"
-            and r.get("port") == self.port
-            and r.get("database") == self.database
-            and wanted in (r.get("partition"), r.get("partition_name"))
-            and (not dump or os.path.basename(r.get("dump", "")) == os.path.basename(dump))
-        ]
-        named = sorted({r.get("partition") for r in matches})
-        if len(named) > 1:
-            raise ArchiveFailed(
-                "partition %s is ambiguous in the journal (%s); give its schema-qualified name; nothing was restored"
-                % (wanted, ", ".join(named))
-            )
-        if matches:
-            return matches[-1], "journal"
-        if not dump:
-            raise ArchiveFailed(
-                "the journal %s has no archive of partition %s in database %s; name the dump with the option dump "
-                "(its .json and .sha256 files must be beside it)" % (self.journal.path, wanted, self.database)
-            )
-        try:
-            record = json.loads(self._in_child(read_small, dump + ".json"))
-            listed = parse_sha256_file(self._in_child(read_small, dump + ".sha256"))
-        except ValueError as exc:
-            raise ArchiveFailed("the files beside %s cannot be read: %s; nothing was restored" % (dump, exc)) from None
-        if listed != record.get("sha256"):
-            raise ArchiveFailed(
-                "%s.sha256 and %s.json disagree about the dump's hash; nothing was restored" % (dump, dump)
-            )
-        if wanted not in (record.get("partition"), record.get("partition_name")):
-            raise ArchiveFailed(
-                "%s holds partition %s, not %s; nothing was restored" % (dump, record.get("partition"), wanted)
-            )
-        return record, "files beside the dump"
-
     def run(self):
-        record, source = self.find_record()
+        record, source = find_record(
+            self.journal, self.port, self.database, self.params["partition"], self.params.get("dump"), self.timeout
+        )
         item = {
             "ts": record["table_schema"],
             "tn": record["table_name"],
@@ -157,7 +160,7 @@ class Restorer(PartitionOps):
                 )
             result["restored_from_dump"] = False
         else:
-            sha256, size = self._in_child(hash_path, path)
+            sha256, size = in_child(hash_path, path, self.timeout)
             if sha256 != record["sha256"]:
                 raise ArchiveFailed(
                     "dump %s has sha256 %s, not the sha256 recorded in the %s (%s); nothing was restored"

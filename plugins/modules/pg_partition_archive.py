@@ -377,6 +377,7 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.jts.tiered_storage.plugins.module_utils._errors import JtsError, fail
 from ansible_collections.jts.tiered_storage.plugins.module_utils._lock import FileLock, LockBusy, lock_path_for
 from ansible_collections.jts.tiered_storage.plugins.module_utils._migrate_journal import Journal, JournalError
 from ansible_collections.jts.tiered_storage.plugins.module_utils._pg_archive import ArchiveFailed, Archiver
@@ -474,7 +475,7 @@ def main():
     try:
         cli = make_cli(module)
     except PgError as exc:
-        module.fail_json(msg=str(exc))
+        fail(module, exc)
     journal = Journal(params["journal"])
     runner_class = Archiver if params["state"] == "archived" else Restorer
     runner = runner_class(cli, journal, params, check_mode=module.check_mode)
@@ -491,24 +492,26 @@ def main():
         finally:
             lock.release()
     except ArchiveFailed as exc:
-        failure = dict(exc.result, msg=str(exc))
-        failure["changed"] = bool(
+        failure = exc, dict(exc.result)
+        failure[1]["changed"] = bool(
             exc.result.get("changed")
             or exc.result.get("archived")
             or exc.result.get("recovered")
             or exc.result.get("cleaned")
         )
     except PgError as exc:
-        failure = dict(msg=str(exc), rc=exc.rc, stderr=exc.stderr)
+        failure = exc, dict(rc=exc.rc, stderr=exc.stderr)
     except (LockBusy, UnsafePath, JournalError, ValueError) as exc:
-        failure = dict(msg=str(exc))
+        failure = exc, {}
     except OSError as exc:
-        failure = dict(msg="%s: %s" % (exc.filename or params.get("dump_dir") or "", exc.strerror or exc))
+        failure = JtsError("%s: %s" % (exc.filename or params.get("dump_dir") or "", exc.strerror or exc)), {}
     for warning in runner.warnings:
         module.warn(warning)
     if failure is not None:
-        failure["journal"] = params["journal"]
-        module.fail_json(**failure)
+        exc, extra = failure
+        extra.pop("msg", None)
+        extra["journal"] = params["journal"]
+        fail(module, exc, **extra)
     result["journal"] = params["journal"]
     module.exit_json(**result)
 

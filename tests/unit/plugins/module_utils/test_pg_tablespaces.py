@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.jts.tiered_storage.plugins.module_utils._pg_archive import bounds_text
+from ansible_collections.jts.tiered_storage.plugins.module_utils._pg_archive_ops import bounds_text
 from ansible_collections.jts.tiered_storage.plugins.module_utils._pg_tablespaces import tablespace_refusals
 from ansible_collections.jts.tiered_storage.plugins.module_utils._timeout import ProbeTimeout
 
