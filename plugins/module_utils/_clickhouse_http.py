@@ -30,13 +30,14 @@ import uuid
 from urllib.parse import urlencode, urlsplit
 
 from ansible_collections.jts.tiered_storage.plugins.module_utils._clickhouse_sql import kill_query
+from ansible_collections.jts.tiered_storage.plugins.module_utils._errors import JtsError
 
 _CODE = re.compile(r"Code:\s*(\d+)")
 KILL_TIMEOUT = 2.0
 MAX_ANSWER = 64 << 20
 
 
-class ClickHouseError(Exception):
+class ClickHouseError(JtsError):
     """The server refused a query or could not be reached; ``code`` is ClickHouse's error code."""
 
     def __init__(self, message, code=None, sql=None):

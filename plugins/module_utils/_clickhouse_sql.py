@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import re
 
+from ansible_collections.jts.tiered_storage.plugins.module_utils._errors import JtsError
+
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _OPEN = "([{"
 _CLOSE = ")]}"
@@ -32,7 +34,7 @@ _DAY_INTERVAL = re.compile(
 _UNESCAPE = re.compile(r"\\(.)", re.DOTALL)
 
 
-class SQLError(ValueError):
+class SQLError(JtsError, ValueError):
     """A name or a TTL the module will not put into SQL or cannot read; the message says which."""
 
 

@@ -312,8 +312,10 @@ from ansible_collections.jts.tiered_storage.plugins.module_utils._clickhouse_htt
     ClickHouseHTTP,
     parse_url,
 )
-from ansible_collections.jts.tiered_storage.plugins.module_utils._clickhouse_sql import SQLError, check_column
-from ansible_collections.jts.tiered_storage.plugins.module_utils._clickhouse_tiering import Tiering, TieringError
+from ansible_collections.jts.tiered_storage.plugins.module_utils._clickhouse_report import diff_of, summary
+from ansible_collections.jts.tiered_storage.plugins.module_utils._clickhouse_rules import TieringError, normalise_tables
+from ansible_collections.jts.tiered_storage.plugins.module_utils._clickhouse_tiering import Tiering
+from ansible_collections.jts.tiered_storage.plugins.module_utils._errors import fail
 from ansible_collections.jts.tiered_storage.plugins.module_utils._timeout import statvfs_with_timeout
 
 MOVE_SPEC = dict(days=dict(type="int", required=True), volume=dict(type="str"), disk=dict(type="str"))
@@ -351,62 +353,6 @@ ARGUMENT_SPEC = dict(
 )
 
 
-def normalise_tables(params):
-    """Each table with its ``moves`` filled from the module's defaults; raises ValueError for bad entries."""
-    tables = []
-    for entry in params["tables"]:
-        entry = dict(entry)
-        name = "%s.%s" % (entry["database"], entry["table"])
-        if not entry["database"] or not entry["table"]:
-            raise ValueError("tables: %r needs a database and a table name" % (name,))
-        if entry["ttl"]:
-            if not entry.get("column"):
-                raise ValueError("tables: %s needs a column (Date or DateTime) for its TTL, or ttl: false" % name)
-            try:
-                check_column(entry["column"])
-            except SQLError as exc:
-                raise ValueError("tables: %s: %s" % (name, exc)) from None
-        if not entry.get("moves"):
-            entry["moves"] = [
-                {
-                    "days": params["days"] if entry.get("days") is None else entry["days"],
-                    "volume": None if entry.get("disk") else (entry.get("volume") or params["volume"]),
-                    "disk": entry.get("disk"),
-                }
-            ]
-        tables.append(entry)
-    return tables
-
-
-def summary(result, check_mode):
-    tables = result.get("tables", [])
-    ttl = sum(1 for t in tables if t.get("ttl_changed"))
-    moved = sum(len(t.get("moves") or []) for t in tables)
-    pending = sum(len(t.get("pending") or []) for t in tables)
-    verb = "would change" if check_mode else "changed"
-    return "%d table(s): %s the TTL of %d, %s %d partition move(s); %d part(s) pending" % (
-        len(tables),
-        verb,
-        ttl,
-        "would run" if check_mode else "ran",
-        moved,
-        pending,
-    )
-
-
-def diff_of(result):
-    before, after = [], []
-    for table in result.get("tables", []):
-        name = "%s.%s" % (table["database"], table["table"])
-        if "ttl_before" in table:
-            before.append("%s TTL %s" % (name, ", ".join(table["ttl_before"]) or "(none)"))
-            after.append("%s TTL %s" % (name, ", ".join(table["ttl_after"]) or "(none)"))
-        for move in table.get("moves") or []:
-            before.append("%s partition %s on %s" % (name, move["partition_id"], ", ".join(move["from"])))
-            after.append("%s partition %s on %s" % (name, move["partition_id"], move["target"]))
-    return {"before": "\n".join(before) + "\n", "after": "\n".join(after) + "\n"}
-
-
 def main():
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     params = dict(module.params)
@@ -422,7 +368,7 @@ def main():
             params["url"], params["user"], params["password"], validate_certs=params["validate_certs"]
         )
     except (ValueError, ClickHouseError) as exc:
-        module.fail_json(msg=str(exc))
+        fail(module, exc)
     tiering = Tiering(client, params, check_mode=module.check_mode, probe=statvfs_with_timeout)
     try:
         result = tiering.run()
@@ -430,7 +376,7 @@ def main():
         result = dict(tiering.result)
         for warning in result.pop("warnings", []):
             module.warn(warning)
-        module.fail_json(msg=str(exc), **result)
+        fail(module, exc, **result)
     for warning in result.pop("warnings", []):
         module.warn(warning)
     result["msg"] = summary(result, module.check_mode)
