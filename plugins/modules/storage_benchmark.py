@@ -278,6 +278,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.jts.tiered_storage.plugins.module_utils._benchmark import TESTS
 from ansible_collections.jts.tiered_storage.plugins.module_utils._benchmark_run import Benchmark
+from ansible_collections.jts.tiered_storage.plugins.module_utils._errors import JtsError, fail
 
 TARGET_SPEC = dict(
     tier=dict(type="str", required=True),
@@ -310,10 +311,12 @@ ARGUMENT_SPEC = dict(
 
 def main():
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
-    bench = Benchmark(module)
-    if module.params["state"] == "cleaned":
-        module.exit_json(**bench.clean())
-    module.exit_json(**bench.measure())
+    try:
+        bench = Benchmark(module)
+        result = bench.clean() if module.params["state"] == "cleaned" else bench.measure()
+    except JtsError as exc:
+        fail(module, exc)
+    module.exit_json(**result)
 
 
 if __name__ == "__main__":

@@ -300,37 +300,3 @@ def test_directory_must_be_below_its_mount(setup, run_module):
     args["targets"][1]["directory"] = str(tmp_path / "pg")
     result = run_module(storage_benchmark, args)
     assert result["failed"] and "is not below mount" in result["msg"]
-
-
-def test_mount_entry_reads_mountinfo(tmp_path):
-    info = tmp_path / "mountinfo"
-    info.write_text(
-        "22 1 0:21 / / rw,relatime - ext4 /dev/vda rw\n"
-        "30 22 0:30 / /mnt/with\\040space rw - nfs nas:/x rw\n"
-        "31 22 7:1 / /data/warm-storage rw - btrfs /dev/sda1 rw\n"
-        "32 31 0:33 / /data/warm-storage rw - tmpfs tmpfs rw\n"
-    )
-    assert sb.mount_entry("/mnt/with space", str(info)) == (True, "nfs")
-    assert sb.mount_entry("/data/warm-storage", str(info)) == (True, "tmpfs")  # the one on top
-    assert sb.mount_entry("/data/warm-storage/logs", str(info)) == (False, "tmpfs")
-    assert sb.mount_entry("/mnt/synology", str(info)) == (False, "ext4")
-
-
-def test_real_probe_on_a_plain_directory(tmp_path):
-    (tmp_path / "d").mkdir()
-    found = sb.probe_target(str(tmp_path), str(tmp_path / "d"))
-    assert found["same_device"] is True and found["vfs"]["f_blocks"] > 0
-    (tmp_path / "l").symlink_to(tmp_path / "d")
-    with pytest.raises(sb.UnsafePath):
-        sb.probe_target(str(tmp_path), str(tmp_path / "l"))
-
-
-def test_run_tool_kills_the_tool_on_time_out_and_on_an_exception(tmp_path):
-    fd = os.open(str(tmp_path / "f"), os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        rc, _out, _err, timed_out = sb.run_tool(["sleep", "30"], fd, 0.3)
-        assert timed_out and rc != 0
-        rc, out, _err, timed_out = sb.run_tool(["sh", "-c", "readlink /proc/self/fd/%d" % fd], fd, 10)
-        assert (rc, out.strip(), timed_out) == (0, str(tmp_path / "f"), False)
-    finally:
-        os.close(fd)
