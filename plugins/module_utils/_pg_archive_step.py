@@ -60,7 +60,7 @@ class PartitionArchival:
         if item["state"] == "attached":
             ops.journal.append([ops.record(item, "detach", run=self.run_id)])
             concurrently = (
-                self.params.get("detach_concurrently", True)
+                self.params["detach_concurrently"]
                 and not item.get("has_default")
                 and self.server["version"] >= CONCURRENT_DETACH_VERSION
             )

@@ -549,3 +549,9 @@ def test_a_journal_error_while_dropping_the_scratch_database_does_not_hide_the_f
     assert result["failed"] is True
     assert result["msg"].startswith("restore into the scratch database of market.trades_2020_01 failed"), result["msg"]
     assert pg.databases == set() and pg.parts[P1] == "attached"
+
+
+def test_detach_concurrently_false_always_detaches_plainly(run_module, pg, tmp_path):
+    result = run_module(pg_partition_archive, args_for(tmp_path, detach_concurrently=False))
+    assert [(a["partition"], a["detached_with"]) for a in result["archived"]] == [(P1, "plain"), (P2, "plain")]
+    assert result["archived"] and not result.get("failed"), result
