@@ -199,3 +199,12 @@ def modify_policy(database, table, policy):
 
 def kill_query(query_id):
     return "KILL QUERY WHERE query_id = %s ASYNC" % quote_string(query_id)
+
+
+def table_row_query(columns, database, table):
+    """``system.tables`` row of one table; the names go in as quoted string literals."""
+    return "SELECT %s FROM system.tables WHERE database = %s AND name = %s" % (  # noqa: S608 (quoted)
+        columns,
+        quote_string(database),
+        quote_string(table),
+    )

@@ -47,15 +47,6 @@ POLL = 1.0
 MERGE_TREE = "MergeTree"
 
 
-def table_row_query(columns, database, table):
-    """``system.tables`` row of one table; the names go in as quoted string literals."""
-    return "SELECT %s FROM system.tables WHERE database = %s AND name = %s" % (  # noqa: S608 (quoted)
-        columns,
-        sql.quote_string(database),
-        sql.quote_string(table),
-    )
-
-
 PARTS = (
     "SELECT name, partition_id, disk_name, toUInt64(rows) AS part_rows, toUInt64(bytes_on_disk) AS part_bytes, "
     "toUnixTimestamp(max_time) AS newest_time, toUnixTimestamp(toDateTime(max_date)) AS newest_date, "
@@ -71,8 +62,6 @@ class Tiering:
     It is also the session the TTL, move and report steps run their queries through: ``select``,
     ``execute``, ``parts``, ``now`` say a failure in terms of what the run was doing.
     """
-
-    table_row_query = staticmethod(table_row_query)
 
     def __init__(self, client, params, check_mode=False, probe=None, sleep=time.sleep, clock=time.monotonic):
         self.client = client
@@ -151,7 +140,7 @@ class Tiering:
         except TieringError as exc:
             raise TieringError("%s: %s" % (name, exc)) from None
         found = self.select(
-            table_row_query("engine, engine_full, storage_policy", database, table),
+            sql.table_row_query("engine, engine_full, storage_policy", database, table),
             doing="reading table %s" % name,
         )
         if not found:
@@ -212,4 +201,4 @@ class Tiering:
             self.sleep(POLL)
 
 
-__all__ = ["PARTS", "Tiering", "TieringError", "table_row_query"]
+__all__ = ["PARTS", "Tiering", "TieringError"]

@@ -72,7 +72,7 @@ def apply_ttl(session, plan):
         return
     session.execute(plan["ttl"]["statement"], "changing the TTL of %s" % name)
     again = session.select(
-        session.table_row_query("engine_full", entry["database"], entry["table"]),
+        sql.table_row_query("engine_full", entry["database"], entry["table"]),
         doing="reading the TTL of %s back" % name,
     )
     check = plan_ttl(entry["database"], entry["table"], again[0]["engine_full"], entry["column"], plan["rules"])
