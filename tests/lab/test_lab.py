@@ -538,12 +538,17 @@ def test_nas_outage_rule_drops_nfs_and_rpcbind_on_loopback():
         assert 'oifname "lo" %s dport { 111, 2049 } drop' % proto in rules
 
 
-def test_nas_switch_runs_nft_in_the_vm(monkeypatch, cache):
-    state_dir = lab.run_dir("n1")
+def running_vm(monkeypatch, name):
+    """A VM ``name`` that lab.py takes for running: its state file (SSH to 127.0.0.1:2222) and QEMU's pid."""
+    state_dir = lab.run_dir(name)
     state_dir.mkdir(parents=True)
-    state = {"name": "n1", "address": "127.0.0.1", "port": 2222, "user": "root", "identity_file": "/k"}
+    state = {"name": name, "address": "127.0.0.1", "port": 2222, "user": "root", "identity_file": "/k"}
     (state_dir / "state.json").write_text(json.dumps(state))
     monkeypatch.setattr(lab, "qemu_pid", lambda d: 99)
+
+
+def test_nas_switch_runs_nft_in_the_vm(monkeypatch, cache):
+    running_vm(monkeypatch, "n1")
     calls = []
 
     def fake_run(cmd, **kw):
@@ -559,11 +564,7 @@ def test_nas_switch_runs_nft_in_the_vm(monkeypatch, cache):
 
 
 def test_ssh_passes_the_command_after_the_separator(monkeypatch, cache):
-    state_dir = lab.run_dir("s1")
-    state_dir.mkdir(parents=True)
-    state = {"name": "s1", "address": "127.0.0.1", "port": 2222, "user": "root", "identity_file": "/k"}
-    (state_dir / "state.json").write_text(json.dumps(state))
-    monkeypatch.setattr(lab, "qemu_pid", lambda d: 99)
+    running_vm(monkeypatch, "s1")
     seen = []
     monkeypatch.setattr(lab.subprocess, "call", lambda cmd: seen.append(cmd) or 3)
     assert lab.main(["ssh", "--name", "s1", "--", "ls", "--", "-x y"]) == 3
