@@ -63,6 +63,12 @@ from ansible_collections.jts.tiered_storage.plugins.module_utils._migrate_journa
     pending_undo,
     runs,
 )
+from ansible_collections.jts.tiered_storage.plugins.module_utils._mounts import (
+    fstype_matches,
+    mount_of,  # re-export for _backup_retention.py and _nas_archive_probe.py; the lead redirects it
+    parse_mountinfo,
+    read_mounts,  # re-export for _backup_retention.py and _nas_archive_probe.py; the lead redirects it
+)
 from ansible_collections.jts.tiered_storage.plugins.module_utils._timeout import (
     ProbeTimeout,
     stat_with_timeout,
@@ -198,62 +204,6 @@ def build_policy(params):
     )
 
 
-# --------------------------------------------------------------------------- mounts
-
-_OCTAL = re.compile(rb"\\([0-7]{3})")
-
-
-def _unescape(field):
-    return _OCTAL.sub(lambda m: bytes([int(m.group(1), 8)]), field)
-
-
-def parse_mountinfo(data):
-    """Parse /proc/self/mountinfo (bytes) into dicts: mount_point, fstype, source, options."""
-    mounts = []
-    for line in data.splitlines():
-        if b" - " not in line:
-            continue
-        left, right = line.split(b" - ", 1)
-        lf = left.split()
-        rf = right.split()
-        if len(lf) < 6 or len(rf) < 2:
-            continue
-        opts = set(lf[5].decode("ascii", "replace").split(","))
-        if len(rf) > 2:
-            opts |= set(rf[2].decode("ascii", "replace").split(","))
-        mounts.append(
-            {
-                "dev": lf[2].decode("ascii", "replace"),
-                "root": _unescape(lf[3]),
-                "mount_point": _unescape(lf[4]),
-                "fstype": rf[0].decode("ascii", "replace"),
-                "source": _unescape(rf[1]).decode("utf-8", "replace"),
-                "options": opts,
-            }
-        )
-    return mounts
-
-
-def mount_of(path, mounts):
-    """The mount (dict) holding the real path ``path`` (bytes): the longest, latest match."""
-    best = None
-    for entry in mounts:
-        mp = entry["mount_point"]
-        inside = path == mp or mp == b"/" or path.startswith(mp.rstrip(b"/") + b"/")
-        if inside and (best is None or len(mp) >= len(best["mount_point"])):
-            best = entry
-    return best
-
-
-def read_mounts():
-    with open("/proc/self/mountinfo", "rb") as handle:
-        return parse_mountinfo(handle.read())
-
-
-def _fstype_matches(actual, expected):
-    return actual == expected or actual.startswith(expected)
-
-
 # --------------------------------------------------------------------------- preflight
 
 
@@ -380,7 +330,7 @@ def preflight(policy, mounts=None, stat_fn=stat_with_timeout, root_dev=None, sta
         ("source_fstype", policy.source_fstype, s_mount),
         ("destination_fstype", policy.dest_fstype, d_mount),
     ):
-        if want and (have is None or not _fstype_matches(have["fstype"], want)):
+        if want and (have is None or not fstype_matches(have["fstype"], want)):
             raise MigrateError(
                 "%s: expected %s but %s is %s; nothing was moved"
                 % (name, want, display(have["mount_point"]) if have else "?", have["fstype"] if have else "unknown")
