@@ -19,7 +19,6 @@ import os
 import shutil
 import signal
 import socket
-import subprocess
 import sys
 import time
 
@@ -38,7 +37,8 @@ from ansible_collections.jts.tiered_storage.plugins.module_utils._health_sinks i
     scrub_secrets,
     status_line,
 )
-from ansible_collections.jts.tiered_storage.plugins.module_utils._timeout import ProbeTimeout
+from ansible_collections.jts.tiered_storage.plugins.module_utils._process import run_timed
+from ansible_collections.jts.tiered_storage.plugins.module_utils._timeout import ProbeTimeout  # noqa: F401 - the tests name it here
 
 DEFAULT_CONFIG = "/etc/jts/storage-health.json"
 UNKNOWN = EXIT_CODES["unknown"]
@@ -63,20 +63,7 @@ def subprocess_runner(argv, timeout):
     On a time-out the child is killed and waited for at most half a second: a child stuck in
     the kernel must not hold the check.
     """
-    env = dict(os.environ, LC_ALL="C", LANG="C")
-    proc = subprocess.Popen(
-        argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True
-    )
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        try:
-            proc.communicate(timeout=0.5)
-        except subprocess.TimeoutExpired:
-            pass
-        raise ProbeTimeout("%s did not finish within %.1fs" % (os.path.basename(argv[0]), timeout)) from None
-    return proc.returncode, out, err
+    return run_timed(argv, timeout, grace=0.5)
 
 
 def load_config(path):

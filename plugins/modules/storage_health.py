@@ -520,7 +520,7 @@ from ansible_collections.jts.tiered_storage.plugins.module_utils._health_sinks i
     perfdata,
     status_line,
 )
-from ansible_collections.jts.tiered_storage.plugins.module_utils._timeout import ProbeTimeout
+from ansible_collections.jts.tiered_storage.plugins.module_utils._process import ModuleRunner
 
 MOUNT_SPEC = dict(
     path=dict(type="path", required=True),
@@ -600,28 +600,6 @@ ARGUMENT_SPEC = dict(
     webhook_min_severity=dict(type="str", choices=["ok", "warning", "unknown", "critical"], default="warning"),
     freshness=dict(type="dict", options=FRESHNESS_SPEC),
 )
-# exit codes of coreutils timeout: 124 after TERM, 137 (128 + 9) after --signal=KILL
-_TIMEOUT_CODES = (124, 137)
-
-
-class ModuleRunner:
-    """Runs tools through ``module.run_command``, each under coreutils ``timeout`` when present."""
-
-    def __init__(self, module):
-        self.module = module
-        self.timeout_bin = module.get_bin_path("timeout")
-
-    def __call__(self, argv, timeout):
-        cmd = list(argv)
-        if self.timeout_bin:
-            cmd = [self.timeout_bin, "--signal=KILL", "%.1f" % max(timeout, 0.1), *cmd]
-        rc, out, err = self.module.run_command(cmd, environ_update={"LC_ALL": "C", "LANG": "C"})
-        if self.timeout_bin and rc in _TIMEOUT_CODES:
-            raise ProbeTimeout("%s did not finish within %.1fs" % (argv[0].rsplit("/", 1)[-1], timeout))
-        return rc, out, err
-
-    def which(self, name):
-        return self.module.get_bin_path(name)
 
 
 def main():
