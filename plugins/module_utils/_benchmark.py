@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import re
 
+from ansible_collections.jts.tiered_storage.plugins.module_utils._textfile import render
+
 # Test files: ``<directory>/.jts-benchmark-<run id>.tmp``. A run removes the ones it finds
 # (root's regular files only) before it starts, so a run killed with SIGKILL leaves nothing
 # behind after the next one.
@@ -402,18 +404,6 @@ METRICS = (
 )
 
 
-def _escape(value):
-    return str(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-
-
-def _value(value):
-    if isinstance(value, bool):
-        return "1" if value else "0"
-    if isinstance(value, int):
-        return str(value)
-    return repr(float(value))
-
-
 def render_metrics(run, comparisons):
     """The node_exporter textfile of a run: HELP and TYPE once per family, base units."""
     samples = {name: [] for name, _k, _h in METRICS}
@@ -436,14 +426,4 @@ def render_metrics(run, comparisons):
             samples["baseline_worse"].append((figure_labels, c["verdict"] == "worse"))
     samples["last_run_timestamp_seconds"].append(((), int(run["started_ts"])))
     samples["duration_seconds"].append(((), round(float(run["duration_seconds"]), 3)))
-    lines = []
-    for name, kind, text in METRICS:
-        if not samples[name]:
-            continue
-        full = METRIC_PREFIX + name
-        lines.append("# HELP %s %s" % (full, text))
-        lines.append("# TYPE %s %s" % (full, kind))
-        for labels, value in samples[name]:
-            inner = ",".join('%s="%s"' % (k, _escape(v)) for k, v in labels)
-            lines.append("%s%s %s" % (full, "{%s}" % inner if inner else "", _value(value)))
-    return "\n".join(lines) + "\n"
+    return render(METRIC_PREFIX, METRICS, samples)

@@ -21,6 +21,9 @@ was missing: never a success, its last success is not refreshed).
 
 from __future__ import annotations
 
+from ansible_collections.jts.tiered_storage.plugins.module_utils._errors import JtsError
+from ansible_collections.jts.tiered_storage.plugins.module_utils._textfile import render
+
 STATE_VERSION = 1
 STATUSES = ("success", "failed", "skipped")
 WEBHOOK_ON = ("never", "failure", "warning", "always")
@@ -48,7 +51,7 @@ METRICS = (
 )
 
 
-class ReportError(ValueError):
+class ReportError(JtsError, ValueError):
     """An outcome or a state that cannot be read; the message says which field."""
 
 
@@ -175,19 +178,6 @@ def reported_by_playbook(state, invocation_id):
 # ----------------------------------------------------------------------------------------------
 
 
-def _escape(value):
-    return str(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-
-
-def _value(value):
-    if isinstance(value, bool):
-        return "1" if value else "0"
-    if isinstance(value, int):
-        return str(value)
-    value = float(value)
-    return str(int(value)) if value.is_integer() else repr(value)
-
-
 def metric_samples(state):
     """``{metric: [(labels, value)]}`` of a state."""
     samples = {name: [] for name, _t, _h in METRICS}
@@ -213,18 +203,7 @@ def metric_samples(state):
 
 def render_textfile(state):
     """node_exporter's textfile format: HELP and TYPE once per family, then its samples."""
-    samples = metric_samples(state)
-    lines = []
-    for name, kind, text in METRICS:
-        if not samples[name]:
-            continue
-        full = METRIC_PREFIX + name
-        lines.append("# HELP %s %s" % (full, text))
-        lines.append("# TYPE %s %s" % (full, kind))
-        for labels, value in samples[name]:
-            inner = "{%s}" % ",".join('%s="%s"' % (k, _escape(v)) for k, v in labels) if labels else ""
-            lines.append("%s%s %s" % (full, inner, _value(value)))
-    return "\n".join(lines) + "\n"
+    return render(METRIC_PREFIX, METRICS, metric_samples(state), whole_floats_as_int=True)
 
 
 def _figures_text(figures):

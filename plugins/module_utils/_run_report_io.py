@@ -6,7 +6,7 @@ Used by the ``lifecycle_report`` module (end of every run) and by ``jts-lifecycl
 ``OnFailure=`` handler of ``jts-lifecycle.service`` (a run that died before it reported). The
 state lives in a directory only root may change, reached without following symlinks; the
 textfile, the journal and the webhook are the storage health check's own sinks
-(``_health_sinks``), so a webhook URL is scrubbed from every message the same way.
+(``_sinks``, ``_textfile``), so a webhook URL is scrubbed from every message the same way.
 """
 
 from __future__ import annotations
@@ -14,12 +14,6 @@ from __future__ import annotations
 import json
 import os
 
-from ansible_collections.jts.tiered_storage.plugins.module_utils._health_sinks import (
-    SinkError,
-    build_sinks,
-    send_webhook,
-    write_atomic,
-)
 from ansible_collections.jts.tiered_storage.plugins.module_utils._run_report import (
     WEBHOOK_ON,
     ReportError,
@@ -30,6 +24,13 @@ from ansible_collections.jts.tiered_storage.plugins.module_utils._run_report imp
     webhook_payload,
     webhook_wanted,
 )
+from ansible_collections.jts.tiered_storage.plugins.module_utils._sinks import (
+    SinkError,
+    build_sinks,
+    send_journal_lines,
+    send_webhook,
+)
+from ansible_collections.jts.tiered_storage.plugins.module_utils._textfile import write_atomic
 from ansible_collections.jts.tiered_storage.plugins.module_utils._tree import UnsafePath, open_private_dir
 
 STATE_NAME = "last-run.json"
@@ -169,20 +170,12 @@ def _journal(state, identifier, runner, which, check_mode):
     if check_mode:
         entry["skipped"] = "check mode"
         return entry
-    logger = which("logger")
-    if not logger:
-        entry["error"] = "logger (util-linux) not found"
-        return entry
-    for priority, message in journal_messages(state):
-        try:
-            rc, _out, err = runner([logger, "-t", identifier, "-p", "user." + priority, "--", message], 5.0)
-        except Exception as exc:  # a time-out of logger, for one: never costs the other sinks
-            entry["error"] = "logger: %s" % exc
-            return entry
-        if rc != 0:
-            entry["error"] = "logger failed (rc %d): %s" % (rc, (err or "").strip())
-            return entry
-        entry["sent"] += 1
+    try:
+        send_journal_lines(journal_messages(state), runner, which("logger"), identifier, counter=entry)
+    except SinkError as exc:
+        entry["error"] = str(exc)
+    except Exception as exc:  # a time-out of logger, for one: never costs the other sinks
+        entry["error"] = "logger: %s" % exc
     return entry
 
 

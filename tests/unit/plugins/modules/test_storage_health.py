@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from ansible.module_utils import basic
 
-from ansible_collections.jts.tiered_storage.plugins.module_utils import _health, _health_sinks
+from ansible_collections.jts.tiered_storage.plugins.module_utils import _health, _sinks
 from ansible_collections.jts.tiered_storage.plugins.module_utils._health import (
     HealthChecker,
     HealthError,
@@ -680,7 +680,7 @@ def test_module_webhook_url_never_shown(module_run, monkeypatch):
         assert request.full_url == url and timeout == 2.0
         raise OSError("connect to %s failed" % url)
 
-    monkeypatch.setattr(_health_sinks, "_urlopen", refuse)
+    monkeypatch.setattr(_sinks, "_urlopen", refuse)
     result = module_run({"tiers": LAB_TIERS, "webhook_url": url, "webhook_timeout": 2, "webhook_min_severity": "ok"})
     assert result["sinks"]["webhook"] == {
         "sent": False,
