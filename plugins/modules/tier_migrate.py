@@ -375,7 +375,7 @@ from ansible_collections.jts.tiered_storage.plugins.module_utils._migrate import
     MigrateError,
     build_policy,
     migrate,
-    rollback,
+    undo,
 )
 from ansible_collections.jts.tiered_storage.plugins.module_utils._migrate_journal import JournalError
 from ansible_collections.jts.tiered_storage.plugins.module_utils._tree import UnsafePath
@@ -436,7 +436,7 @@ def main():
         zstd_bin = module.get_bin_path("zstd", required=params["compression"] == "zstd")
     try:
         if params["state"] == "rolled_back":
-            result = rollback(policy, check_mode=module.check_mode, zstd_bin=zstd_bin)
+            result = undo(policy, check_mode=module.check_mode, zstd_bin=zstd_bin)
         else:
             result = migrate(
                 policy, check_mode=module.check_mode, zstd_bin=zstd_bin, find_bin=module.get_bin_path("find")

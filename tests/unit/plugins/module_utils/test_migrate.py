@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import os
 import shutil
+import subprocess
 import sys
 import threading
 import time
@@ -13,6 +14,12 @@ from types import SimpleNamespace
 import pytest
 
 from ansible_collections.jts.tiered_storage.plugins.module_utils import _migrate as m
+from ansible_collections.jts.tiered_storage.plugins.module_utils import _migrate_jobs as m_jobs
+from ansible_collections.jts.tiered_storage.plugins.module_utils import _migrate_journal as m_journal
+from ansible_collections.jts.tiered_storage.plugins.module_utils import _migrate_policy as m_policy
+from ansible_collections.jts.tiered_storage.plugins.module_utils import _migrate_preflight as m_preflight
+from ansible_collections.jts.tiered_storage.plugins.module_utils import _migrate_registry as m_registry
+from ansible_collections.jts.tiered_storage.plugins.module_utils import _migrate_transfer as m_transfer
 from ansible_collections.jts.tiered_storage.plugins.module_utils._lock import LockBusy
 from ansible_collections.jts.tiered_storage.plugins.module_utils._migrate_copy import hash_path
 from ansible_collections.jts.tiered_storage.plugins.module_utils._migrate_journal import Journal
@@ -136,7 +143,7 @@ def test_overlap_by_inode(monkeypatch, tmp_path):
             return src_st
         return real_stat(path, *a, **kw)
 
-    monkeypatch.setattr(m.os, "stat", fake_stat)
+    monkeypatch.setattr(os, "stat", fake_stat)
     with pytest.raises(m.MigrateError, match="bind mount or link"):
         m.check_overlap(bytes(tmp_path / "src"), bytes(tmp_path / "bind" / "sub"))
     with pytest.raises(m.MigrateError, match=r"source .* is inside destination .*bind mount"):
@@ -275,10 +282,10 @@ def test_preflight_not_a_directory(tmp_path):
 def test_check_space(tmp_path, min_free, needed, free, total, ok):
     pol = _policy("/s", "/d", tmp_path, min_free=min_free)
     if ok:
-        m.check_space(pol, needed, free, total)
+        m_preflight.check_space(pol, needed, free, total)
     else:
         with pytest.raises(m.MigrateError, match="do not fit; nothing was moved"):
-            m.check_space(pol, needed, free, total)
+            m_preflight.check_space(pol, needed, free, total)
 
 
 # --------------------------------------------------------------------------- selection
@@ -429,10 +436,10 @@ def test_find_selector_runs_find_once_and_lstats_only_candidates(tmp_path, monke
         _old_file(src / ("young%02d" % n), days=0)
     _old_file(src / "old", days=30)
     calls = []
-    real_lstat, real_run = os.lstat, m.subprocess.run
-    monkeypatch.setattr(m.os, "lstat", lambda p: calls.append(p) or real_lstat(p))
+    real_lstat, real_run = os.lstat, subprocess.run
+    monkeypatch.setattr(os, "lstat", lambda p: calls.append(p) or real_lstat(p))
     runs = []
-    monkeypatch.setattr(m.subprocess, "run", lambda argv, **kw: runs.append(argv) or real_run(argv, **kw))
+    monkeypatch.setattr(subprocess, "run", lambda argv, **kw: runs.append(argv) or real_run(argv, **kw))
     sel = m.select_files(_policy(src, tmp_path / "d", tmp_path), find_bin=FIND)
     assert [rel for rel, _ in sel.items] == [b"old"]
     assert sel.skipped["too young"] == 50 and sel.scanned == 51
@@ -466,7 +473,7 @@ def test_find_selector_not_used_for_bracket_or_backslash_excludes(tmp_path, monk
 
     sel = m.select_files(_policy(src, tmp_path / "d", tmp_path), find_bin=str(tmp_path / "no-such-find"))
     assert sel.scanned == 9  # a missing binary falls back to the walk
-    monkeypatch.setattr(m.subprocess, "run", no_find)
+    monkeypatch.setattr(subprocess, "run", no_find)
     for pat in ("[s]kip", "sk\\ip"):
         pol = _policy(src, tmp_path / "d", tmp_path, exclude=[pat])
         now = time.time()
@@ -482,7 +489,7 @@ def test_select_files_unreadable_directory(tmp_path, monkeypatch):
             raise PermissionError(errno.EACCES, "Permission denied")
         return real(path)
 
-    monkeypatch.setattr(m.os, "scandir", scandir)
+    monkeypatch.setattr(os, "scandir", scandir)
     sel = m.select_files(_policy(src, tmp_path / "d", tmp_path))
     assert sel.skipped["directory not readable: Permission denied"] == 1
 
@@ -492,12 +499,12 @@ def test_select_files_unreadable_directory(tmp_path, monkeypatch):
     [(b"a.log", "zstd", "zstd"), (b"a.log.gz", "zstd", "none"), (b"A.ZST", "gzip", "none"), (b"a.gz", "none", "none")],
 )
 def test_dest_codec_for(rel, codec, expected):
-    assert m.dest_codec_for(rel, codec) == expected
+    assert m_policy.dest_codec_for(rel, codec) == expected
 
 
 def test_batches():
     jobs = [SimpleNamespace(size=s) for s in (5, 5, 5, 20, 1)]
-    sizes = [[j.size for j in b] for b in m.batches(jobs, max_files=2, max_bytes=12)]
+    sizes = [[j.size for j in b] for b in m_jobs.batches(jobs, max_files=2, max_bytes=12)]
     assert sizes == [[5, 5], [5], [20], [1]]
 
 
@@ -505,7 +512,7 @@ class _ScriptedTransfer(m.Transfer):
     """A Transfer whose steps only log: shows how run_all interleaves and stops."""
 
     def __init__(self, log, full_at=None, finish_error_at=None):
-        self.outcome = m.Outcome()
+        self.outcome = m_jobs.Outcome()
         self.dst = SimpleNamespace(root=b"/dst")
         self.log = log
         self.full_at = full_at
@@ -529,7 +536,7 @@ class _ScriptedTransfer(m.Transfer):
             self.finishing.set()
             assert self.release.wait(5)
         if staged and staged[0] == self.finish_error_at:
-            raise m.JournalError("journal: disk gone")
+            raise m_journal.JournalError("journal: disk gone")
         self.log.append(("flush", staged[0] if staged else None))
         if carry:
             self.log.append(("commit", carry[0]))
@@ -588,35 +595,35 @@ def test_run_all_finishes_what_was_staged_then_reports_a_full_destination():
 
 def test_run_all_raises_an_error_of_the_finishing_thread_and_stops():
     log = []
-    with pytest.raises(m.JournalError, match="disk gone"):
+    with pytest.raises(m_journal.JournalError, match="disk gone"):
         _ScriptedTransfer(log, finish_error_at=2).run_all(iter([[1], [2], [3], [4]]))
     assert ("finish", 1) in log and ("stage", 4) not in log
 
 
 def test_run_all_restores_the_switch_interval_also_after_an_error():
     before = sys.getswitchinterval()
-    with pytest.raises(m.JournalError):
+    with pytest.raises(m_journal.JournalError):
         _ScriptedTransfer([], finish_error_at=2).run_all(iter([[1], [2], [3]]))
     assert sys.getswitchinterval() == before
 
 
 def test_finish_batch_queues_every_read_back_before_verifying_the_first(monkeypatch, tmp_path):
     calls = []
-    monkeypatch.setattr(m, "syncfs", lambda _path: calls.append("syncfs"))
-    monkeypatch.setattr(m, "prefetch", lambda fd: calls.append("prefetch") or True)
+    monkeypatch.setattr(m_transfer, "syncfs", lambda _path: calls.append("syncfs"))
+    monkeypatch.setattr(m_transfer, "prefetch", lambda fd: calls.append("prefetch") or True)
 
     def read_back(fd, codec, zstd_bin, prefetched=False):
         calls.append(("read_back", prefetched))
         return "d", 1
 
-    monkeypatch.setattr(m, "read_back", read_back)
+    monkeypatch.setattr(m_transfer, "read_back", read_back)
     dst = Tree(bytes(tmp_path))
-    t = m.Transfer("copy", Tree(b"/"), dst, None, "run", None, m.Outcome())
+    t = m.Transfer("copy", Tree(b"/"), dst, None, "run", None, m_jobs.Outcome())
     monkeypatch.setattr(t, "place", lambda job: calls.append("place"))
     monkeypatch.setattr(t, "commit", lambda placed: calls.append(("commit", len(placed))))
     jobs = []
     for name in (b"a", b"b"):
-        job = m.Job(name, b"/s/" + name, bytes(tmp_path / name.decode()))
+        job = m_jobs.Job(name, b"/s/" + name, bytes(tmp_path / name.decode()))
         job.dst_dir = dst.acquire(b"")
         job.tmp = b"t" + name
         (tmp_path / ("t" + name.decode())).write_bytes(b"")
@@ -637,7 +644,7 @@ def test_finish_batch_queues_every_read_back_before_verifying_the_first(monkeypa
 
 
 def test_outcome_counts_from_two_threads():
-    outcome = m.Outcome()
+    outcome = m_jobs.Outcome()
     job = SimpleNamespace(src=b"/s", dst=b"/d", size=1)
 
     def report():
@@ -703,12 +710,12 @@ def test_migrate_and_rollback_round_trip(tmp_path, codec):
     assert damaged == 0 and len(records) == 2 and records[0]["run"] == res["run_id"]
     again = _run(src, dst, tmp_path, compression=codec)
     assert again["changed"] is False and again["moved"] == 0
-    back = m.rollback(_policy(src, dst, tmp_path), zstd_bin="/usr/bin/zstd")
+    back = m.undo(_policy(src, dst, tmp_path), zstd_bin="/usr/bin/zstd")
     assert back["restored"] == 2 and back["changed"] is True
     assert _snapshot(src) == before
     assert os.stat(src / "two.log").st_mode == st_before.st_mode
     assert _snapshot(dst).keys() == {".jts-migrate/journal.jsonl", ".jts-migrate/journal.jsonl.tmpdirs"}
-    again = m.rollback(_policy(src, dst, tmp_path), zstd_bin="/usr/bin/zstd")
+    again = m.undo(_policy(src, dst, tmp_path), zstd_bin="/usr/bin/zstd")
     assert again["changed"] is False
 
 
@@ -752,7 +759,7 @@ def test_migrate_finishes_a_half_done_move(tmp_path):
     dst.mkdir()
     (dst / "a.log").write_bytes(b"same")
     (dst / ".jts-migrate-old-1.tmp").write_bytes(b"partial")
-    registry = m.TempRegistry(bytes(dst / ".jts-migrate" / "journal.jsonl") + b".tmpdirs")
+    registry = m_registry.TempRegistry(bytes(dst / ".jts-migrate" / "journal.jsonl") + b".tmpdirs")
     registry.add(bytes(dst), b"")
     res = _run(src, dst, tmp_path)
     assert res["moved"] == 1 and res["cleaned_temp_files"] == 1
@@ -772,7 +779,7 @@ def test_migrate_unreadable_file_is_reported_and_rest_go_on(tmp_path, monkeypatc
             raise PermissionError(errno.EACCES, "Permission denied")
         return real_open(path, flags, *a, **kw)
 
-    monkeypatch.setattr(m.os, "open", fake_open)
+    monkeypatch.setattr(os, "open", fake_open)
     res = _run(src, dst, tmp_path)
     assert res["moved"] == 1 and res["failed_count"] == 1
     assert res["failed_files"][0]["reason"] == "cannot open: Permission denied"
@@ -785,7 +792,7 @@ def test_migrate_destination_full_stops_cleanly(tmp_path, monkeypatch):
         _old_file(src / ("f%d" % i), b"%d" % i * 100, days=10 + i)
     dst.mkdir()
     calls = {"n": 0}
-    real = m.copy_content
+    real = m_transfer.copy_content
 
     def filling(src_fd, fd, *a, **kw):
         calls["n"] += 1
@@ -793,7 +800,7 @@ def test_migrate_destination_full_stops_cleanly(tmp_path, monkeypatch):
             raise OSError(errno.ENOSPC, "No space left on device")
         return real(src_fd, fd, *a, **kw)
 
-    monkeypatch.setattr(m, "copy_content", filling)
+    monkeypatch.setattr(m_transfer, "copy_content", filling)
     res = _run(src, dst, tmp_path, check_space=False)
     assert "is full (No space left on device)" in res["error"]
     assert res["moved"] == 2
@@ -805,7 +812,7 @@ def test_migrate_source_changed_during_copy(tmp_path, monkeypatch):
     src, dst = tmp_path / "src", tmp_path / "dst"
     f = _old_file(src / "grow.log", b"start\n")
     dst.mkdir()
-    real = m.copy_content
+    real = m_transfer.copy_content
 
     def appending(src_fd, fd, *a, **kw):
         out = real(src_fd, fd, *a, **kw)
@@ -813,7 +820,7 @@ def test_migrate_source_changed_during_copy(tmp_path, monkeypatch):
             handle.write(b"more\n")
         return out
 
-    monkeypatch.setattr(m, "copy_content", appending)
+    monkeypatch.setattr(m_transfer, "copy_content", appending)
     res = _run(src, dst, tmp_path)
     assert res["moved"] == 0 and res["skipped_reasons"] == {"changed during the copy (left at the source)": 1}
     assert f.read_bytes() == b"start\nmore\n"
@@ -843,15 +850,15 @@ def test_rollback_errors(tmp_path):
     src.mkdir()
     dst.mkdir()
     with pytest.raises(m.MigrateError, match="records no moves"):
-        m.rollback(_policy(src, dst, tmp_path))
+        m.undo(_policy(src, dst, tmp_path))
     _old_file(src / "a", b"a")
     res = _run(src, dst, tmp_path)
     with pytest.raises(m.MigrateError, match="run nope is not in journal"):
-        m.rollback(_policy(src, dst, tmp_path, run_id="nope"))
+        m.undo(_policy(src, dst, tmp_path, run_id="nope"))
     other = tmp_path / "other"
     other.mkdir()
     with pytest.raises(m.MigrateError, match="is not under source"):
-        m.rollback(_policy(other, dst, tmp_path, run_id=res["run_id"]))
+        m.undo(_policy(other, dst, tmp_path, run_id=res["run_id"]))
 
 
 def test_rollback_original_path_reused_and_missing_copies(tmp_path):
@@ -862,7 +869,7 @@ def test_rollback_original_path_reused_and_missing_copies(tmp_path):
     res = _run(src, dst, tmp_path)
     (src / "a").write_bytes(b"someone else")
     (dst / "b").unlink()
-    back = m.rollback(_policy(src, dst, tmp_path, run_id=res["run_id"]))
+    back = m.undo(_policy(src, dst, tmp_path, run_id=res["run_id"]))
     assert back["restored"] == 0
     assert back["skipped_reasons"] == {"the original path holds a different file; left alone": 1}
     assert back["failed_files"][0]["reason"] == "neither the original nor the tier copy exists"
@@ -874,7 +881,7 @@ def test_rollback_check_mode(tmp_path):
     _old_file(src / "a", b"a")
     dst.mkdir()
     _run(src, dst, tmp_path)
-    res = m.rollback(_policy(src, dst, tmp_path), check_mode=True)
+    res = m.undo(_policy(src, dst, tmp_path), check_mode=True)
     assert res["restored"] == 1 and (dst / "a").exists() and not (src / "a").exists()
 
 
@@ -884,7 +891,7 @@ def test_rollback_detects_corrupted_tier_copy(tmp_path):
     dst.mkdir()
     _run(src, dst, tmp_path)
     (dst / "a").write_bytes(b"aaab")
-    res = m.rollback(_policy(src, dst, tmp_path))
+    res = m.undo(_policy(src, dst, tmp_path))
     assert res["failed_files"][0]["reason"] == "content does not match the journal's checksum"
     assert not (src / "a").exists() and (dst / "a").exists()
 
@@ -926,10 +933,10 @@ def test_rollback_detects_corrupted_tier_copy(tmp_path):
 def test_check_bind_overlap(tmp_path, s_mount, d_mount, source, dest, message):
     pol = _policy(os.fsdecode(source), os.fsdecode(dest), tmp_path)
     if message is None:
-        m.check_bind_overlap(pol, source, dest, s_mount, d_mount)
+        m_preflight.check_bind_overlap(pol, source, dest, s_mount, d_mount)
     else:
         with pytest.raises(m.MigrateError, match=message):
-            m.check_bind_overlap(pol, source, dest, s_mount, d_mount)
+            m_preflight.check_bind_overlap(pol, source, dest, s_mount, d_mount)
 
 
 def test_rename_noreplace_at(tmp_path):
@@ -959,7 +966,7 @@ def test_a_batch_records_its_temporary_directories_with_one_flush(tmp_path, monk
         _old_file(src / ("d%d" % i) / "f", b"%d" % i * 100)
     dst.mkdir()
     appends = []
-    real = m.append_private
+    real = m_registry.append_private
 
     def counting(path, data):
         if path.endswith(b".tmpdirs"):
@@ -968,7 +975,7 @@ def test_a_batch_records_its_temporary_directories_with_one_flush(tmp_path, monk
             assert not any(name.startswith(".jts-migrate-") for _r, _d, names in os.walk(dst) for name in names)
         return real(path, data)
 
-    monkeypatch.setattr(m, "append_private", counting)
+    monkeypatch.setattr(m_registry, "append_private", counting)
     res = _run(src, dst, tmp_path)
     assert res["moved"] == 6
     assert len(appends) == 1 and appends[0].count(b"\n") == 6
@@ -980,8 +987,8 @@ def test_one_flush_per_batch_and_every_commit_after_the_flush_that_follows_its_p
         _old_file(src / ("f%d" % i), b"%d" % i * 100, days=10 + i)
     dst.mkdir()
     log = []
-    real_sync, real_place, real_commit = m.syncfs, m.Transfer.place, m.Transfer.commit
-    monkeypatch.setattr(m, "syncfs", lambda path: log.append("flush") or real_sync(path))
+    real_sync, real_place, real_commit = m_transfer.syncfs, m.Transfer.place, m.Transfer.commit
+    monkeypatch.setattr(m_transfer, "syncfs", lambda path: log.append("flush") or real_sync(path))
     monkeypatch.setattr(m.Transfer, "place", lambda self, job: log.append(("place", job.rel)) or real_place(self, job))
     monkeypatch.setattr(
         m.Transfer,
@@ -1007,7 +1014,7 @@ def test_a_copy_that_reads_back_different_from_the_source_is_not_moved(tmp_path,
     _old_file(src / "big.log", data)
     _old_file(src / "ok.log", b"fine\n" * 100)
     dst.mkdir()
-    real = m.syncfs
+    real = m_transfer.syncfs
     damaged = []
 
     def flush_then_damage(path):
@@ -1024,7 +1031,7 @@ def test_a_copy_that_reads_back_different_from_the_source_is_not_moved(tmp_path,
                     handle.write(bytes([byte[0] ^ 0x10]))
                 break  # the first one only
 
-    monkeypatch.setattr(m, "syncfs", flush_then_damage)
+    monkeypatch.setattr(m_transfer, "syncfs", flush_then_damage)
     res = _run(src, dst, tmp_path, compression=codec, batch_files=1)
     assert res["failed_count"] == 1 and res["moved"] == 1
     reason = res["failed_files"][0]["reason"]
@@ -1038,7 +1045,7 @@ def test_a_source_changed_between_its_copy_and_the_comparison_stays(tmp_path, mo
     src, dst = tmp_path / "src", tmp_path / "dst"
     f = _old_file(src / "grow.log", b"start\n" * 1000)
     dst.mkdir()
-    real = m.syncfs
+    real = m_transfer.syncfs
 
     def flush_then_append(path):
         real(path)
@@ -1046,7 +1053,7 @@ def test_a_source_changed_between_its_copy_and_the_comparison_stays(tmp_path, mo
             with open(f, "ab") as handle:
                 handle.write(b"more\n")
 
-    monkeypatch.setattr(m, "syncfs", flush_then_append)
+    monkeypatch.setattr(m_transfer, "syncfs", flush_then_append)
     res = _run(src, dst, tmp_path)
     assert res["moved"] == 0 and res["skipped_reasons"] == {"changed during the copy (left at the source)": 1}
     assert f.read_bytes() == b"start\n" * 1000 + b"more\n"
@@ -1064,7 +1071,7 @@ def test_a_source_changed_between_its_copy_and_the_comparison_stays(tmp_path, mo
 )
 def test_batch_limit_cuts_a_small_run_in_about_four(sizes, batch_bytes, limit):
     jobs = [SimpleNamespace(size=size) for size in sizes]
-    assert m.batch_limit(jobs, batch_bytes) == limit
+    assert m_jobs.batch_limit(jobs, batch_bytes) == limit
 
 
 def _trading_log(size, seed=7):

@@ -11,6 +11,8 @@ import time
 import pytest
 
 from ansible_collections.jts.tiered_storage.plugins.module_utils import _migrate as m
+from ansible_collections.jts.tiered_storage.plugins.module_utils import _migrate_runs as m_runs
+from ansible_collections.jts.tiered_storage.plugins.module_utils import _migrate_transfer as m_transfer
 from ansible_collections.jts.tiered_storage.plugins.module_utils._lock import LockBusy, TreeLock
 from ansible_collections.jts.tiered_storage.plugins.module_utils._migrate_journal import Journal
 from ansible_collections.jts.tiered_storage.plugins.module_utils._timeout import ProbeTimeout
@@ -59,7 +61,7 @@ def test_symlink_in_destination_into_the_source_loses_nothing(tmp_path, compress
         res = _run(src, dst, tmp_path, compression=compression)
         assert res["moved"] == 0
     assert log.read_bytes() == b"the only copy\n"
-    assert res["skipped_reasons"] == {m._UNSAFE_DST: 1}
+    assert res["skipped_reasons"] == {m_transfer.UNSAFE_DST: 1}
     assert [p for p in os.listdir(src / "app" / "live")] == ["2026-01-01.log"]
 
 
@@ -83,7 +85,7 @@ def test_rollback_keeps_a_tier_copy_edited_after_a_copy(tmp_path):
     assert _run(src, dst, tmp_path, mode="copy")["moved"] == 1
     with open(dst / "a.log", "ab") as handle:
         handle.write(b"edited on the tier\n")
-    res = m.rollback(_policy(src, dst, tmp_path))
+    res = m.undo(_policy(src, dst, tmp_path))
     assert res["restored"] == 0 and res["skipped_reasons"] == {"the tier copy was changed since the move; both kept": 1}
     assert (dst / "a.log").read_bytes() == b"original\nedited on the tier\n"
     assert (src / "a.log").read_bytes() == b"original\n"
@@ -94,7 +96,7 @@ def test_rollback_after_a_copy_removes_an_unchanged_tier_copy(tmp_path):
     _old(src / "a.log", b"original\n")
     dst.mkdir()
     _run(src, dst, tmp_path, mode="copy", compression="gzip")
-    res = m.rollback(_policy(src, dst, tmp_path))
+    res = m.undo(_policy(src, dst, tmp_path))
     assert res["restored"] == 1 and not (dst / "a.log.gz").exists()
     assert (src / "a.log").read_bytes() == b"original\n"
 
@@ -146,7 +148,7 @@ def test_hard_links_arrive_linked_without_a_false_warning(tmp_path):
     a, b = os.stat(dst / "x" / "one.log"), os.stat(dst / "y.log")
     assert (a.st_ino, a.st_nlink) == (b.st_ino, 2)
     assert not first.exists() and not (src / "y.log").exists()
-    res = m.rollback(_policy(src, dst, tmp_path))
+    res = m.undo(_policy(src, dst, tmp_path))
     assert res["restored"] == 2 and (src / "y.log").read_bytes() == b"linked content"
 
 
@@ -192,7 +194,7 @@ def test_temp_files_in_a_directory_with_a_newline_are_cleaned(tmp_path):
     left = weird / ".jts-migrate-deadbeef-1.tmp"
     left.write_bytes(b"partial copy of a killed run")
     pol = _policy(src, dst, tmp_path)
-    m._registry(pol).add(os.fsencode(str(dst)), b"odd\nname")  # what the killed run had recorded
+    m_runs.registry_of(pol).add(os.fsencode(str(dst)), b"odd\nname")  # what the killed run had recorded
     src.mkdir()
     res = _run(src, dst, tmp_path)
     assert res["cleaned_temp_files"] == 1 and not left.exists()
@@ -207,7 +209,7 @@ def test_the_registry_refuses_to_clean_through_a_symlink(tmp_path):
     src.mkdir()
     (dst / "sub").symlink_to(victim)
     pol = _policy(src, dst, tmp_path)
-    m._registry(pol).add(os.fsencode(str(dst)), b"sub")
+    m_runs.registry_of(pol).add(os.fsencode(str(dst)), b"sub")
     assert _run(src, dst, tmp_path)["cleaned_temp_files"] == 0
     assert bait.exists()
 
