@@ -22,22 +22,15 @@ import socket
 import sys
 import time
 
-from ansible_collections.jts.tiered_storage.plugins.module_utils._health import (
+from ansible_collections.jts.tiered_storage.plugins.module_utils._health import check_and_report
+from ansible_collections.jts.tiered_storage.plugins.module_utils._health_sinks import deliver
+from ansible_collections.jts.tiered_storage.plugins.module_utils._health_tiers import (
     EXIT_CODES,
-    HealthChecker,
     HealthError,
     build_config,
-    render_report,
-)
-from ansible_collections.jts.tiered_storage.plugins.module_utils._health_sinks import (
-    SinkError,
-    build_sinks,
-    deliver,
-    perfdata,
-    scrub_secrets,
-    status_line,
 )
 from ansible_collections.jts.tiered_storage.plugins.module_utils._process import run_timed
+from ansible_collections.jts.tiered_storage.plugins.module_utils._sinks import SinkError, build_sinks, scrub_secrets
 from ansible_collections.jts.tiered_storage.plugins.module_utils._timeout import ProbeTimeout  # noqa: F401 - the tests name it here
 
 DEFAULT_CONFIG = "/etc/jts/storage-health.json"
@@ -130,14 +123,9 @@ def run_check(
         if not config["freshness"]["checks"]:
             raise HealthError("--freshness: the config has no freshness checks (its 'freshness' block is empty)")
         config["tiers"] = []
-    result = HealthChecker(config, runner, which_fn, **checker_args).run()
-    if scope == "freshness":
-        result["service"] = "FRESHNESS"
     host = host or socket.gethostname()
-    result["host"] = host
-    result["report"] = render_report(result, host)
-    result["perfdata"] = perfdata(result)
-    result["status_line"] = status_line(result)
+    service = "FRESHNESS" if scope == "freshness" else None
+    result = check_and_report(config, runner, which_fn, host, service=service, **checker_args)
     if sinks:
         result["sinks"] = deliver(result, sink_settings, runner, which_fn, host)
     return result

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import os  # noqa: F401 - the tests patch os.rename through this module
 
-from ansible_collections.jts.tiered_storage.plugins.module_utils._freshness import perf_items
-from ansible_collections.jts.tiered_storage.plugins.module_utils._health import SEVERITY_RANK
+from ansible_collections.jts.tiered_storage.plugins.module_utils._health_report import perfdata, status_line  # noqa: F401 - names the tests import here
+from ansible_collections.jts.tiered_storage.plugins.module_utils._health_tiers import SEVERITY_RANK
 from ansible_collections.jts.tiered_storage.plugins.module_utils._sinks import (  # noqa: F401 - names the tests import here
     DEFAULT_IDENTIFIER,
     SinkError,
@@ -196,104 +196,6 @@ def webhook_payload(result, host):
 def webhook_wanted(status, min_severity):
     """Whether a run with ``status`` is sent (``min_severity``: ok sends every run)."""
     return SEVERITY_RANK[status] >= SEVERITY_RANK[min_severity]
-
-
-# ----------------------------------------------------------------------------------------------
-# Nagios / Icinga
-# ----------------------------------------------------------------------------------------------
-
-
-def _perf_label(text):
-    # single quotes are doubled inside a quoted label; '=' cannot appear at all
-    return "'%s'" % text.replace("'", "''").replace("=", "_")
-
-
-def _perf_number(value):
-    if isinstance(value, int):
-        return str(value)
-    text = "%.2f" % value
-    return text.rstrip("0").rstrip(".") if "." in text else text
-
-
-def perfdata(result):
-    """Performance data: ``'label'=value[UOM];warn;crit;min;max`` items joined by spaces."""
-    items = []
-    thresholds = result.get("thresholds") or {}
-    for tier_name in result["tier_order"]:
-        tier = result["tiers"][tier_name]
-        limits = thresholds.get(tier_name) or {}
-        for entry in tier["paths"]:
-            if entry.get("used_ratio") is not None:
-                items.append(
-                    "%s=%s%%;%s;%s;0;100"
-                    % (
-                        _perf_label("%s %s used" % (tier_name, entry["path"])),
-                        _perf_number(entry["used_ratio"] * 100.0),
-                        _perf_number(limits.get("warning", "")) if "warning" in limits else "",
-                        _perf_number(limits.get("critical", "")) if "critical" in limits else "",
-                    )
-                )
-                items.append(
-                    "%s=%dB;;;0;%d"
-                    % (_perf_label("%s %s free" % (tier_name, entry["path"])), entry["free_bytes"], entry["size_bytes"])
-                )
-            if entry.get("inode_ratio") is not None:
-                items.append(
-                    "%s=%s%%;%s;%s;0;100"
-                    % (
-                        _perf_label("%s %s inodes" % (tier_name, entry["path"])),
-                        _perf_number(entry["inode_ratio"] * 100.0),
-                        _perf_number(limits["inode_warning"]) if "inode_warning" in limits else "",
-                        _perf_number(limits["inode_critical"]) if "inode_critical" in limits else "",
-                    )
-                )
-        lvm = tier.get("lvm")
-        if lvm and "size_bytes" in lvm:
-            items.append(
-                "%s=%dB;;;0;%d"
-                % (_perf_label("%s vg %s free" % (tier_name, lvm["vg"])), lvm["free_bytes"], lvm["size_bytes"])
-            )
-            for snap in lvm["snapshots"]:
-                fill = 100.0 if not snap["valid"] else (snap["fill_percent"] or 0.0)
-                items.append(
-                    "%s=%s%%;%s;%s;0;100"
-                    % (
-                        _perf_label("%s snapshot %s" % (tier_name, snap["name"])),
-                        _perf_number(fill),
-                        _perf_number(limits["snapshot_warning"]) if "snapshot_warning" in limits else "",
-                        _perf_number(limits["snapshot_critical"]) if "snapshot_critical" in limits else "",
-                    )
-                )
-        nas = tier.get("nas")
-        if nas:
-            items.append("%s=%d;;1;0;1" % (_perf_label("%s nas up" % tier_name), 1 if nas["up"] else 0))
-    items.extend(perf_items((result.get("freshness") or {}).get("checks") or [], _perf_label))
-    items.append("'duration'=%ss;;;0;" % _perf_number(float(result["duration_seconds"])))
-    return " ".join(items)
-
-
-def status_line(result):
-    """``STORAGE <STATUS> - <first alerts> | <perfdata>`` (``FRESHNESS`` for jts-storage-check --freshness)."""
-    alerts = sorted(result["alerts"], key=lambda a: -SEVERITY_RANK[a["severity"]])
-    if alerts:
-        shown = "; ".join("%s %s: %s" % (a["tier"], a["path"], a["message"]) for a in alerts[:3])
-        if len(alerts) > 3:
-            shown += "; and %d more" % (len(alerts) - 3)
-        summary = "%d alert(s): %s" % (len(alerts), shown)
-    else:
-        checks = len((result.get("freshness") or {}).get("checks") or [])
-        parts = ["%d tier(s)" % len(result["tier_order"])] if result["tier_order"] or not checks else []
-        if checks:
-            parts.append("%d freshness check(s)" % checks)
-        summary = "all %s ok" % " and ".join(parts)
-    # '|' separates perfdata: it must not appear in the text part
-    summary = summary.replace("|", "/").replace("\n", " ")
-    return "%s %s - %s | %s" % (result.get("service") or "STORAGE", result["status"].upper(), summary, perfdata(result))
-
-
-# ----------------------------------------------------------------------------------------------
-# Settings and delivery
-# ----------------------------------------------------------------------------------------------
 
 
 def deliver(result, sinks, runner, which, host, check_mode=False, opener=None):

@@ -13,7 +13,11 @@ from __future__ import annotations
 import json
 
 from ansible_collections.jts.tiered_storage.plugins.module_utils._errors import JtsError
-from ansible_collections.jts.tiered_storage.plugins.module_utils._health import SEVERITY_RANK, HealthError, parse_bool
+from ansible_collections.jts.tiered_storage.plugins.module_utils._health_tiers import (
+    SEVERITY_RANK,
+    HealthError,
+    parse_bool,
+)
 
 
 class SinkError(JtsError, RuntimeError):

@@ -505,49 +505,21 @@ import socket
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.jts.tiered_storage.plugins.module_utils._errors import JtsError, fail
 from ansible_collections.jts.tiered_storage.plugins.module_utils._freshness import DEFAULTS as FRESHNESS_DEFAULTS
-from ansible_collections.jts.tiered_storage.plugins.module_utils._health import (
-    HealthChecker,
+from ansible_collections.jts.tiered_storage.plugins.module_utils._health import check_and_report
+from ansible_collections.jts.tiered_storage.plugins.module_utils._health_report import failure_message
+from ansible_collections.jts.tiered_storage.plugins.module_utils._health_sinks import deliver
+from ansible_collections.jts.tiered_storage.plugins.module_utils._health_tiers import (
+    FAIL_ON,
+    TIER_SPEC,
     HealthError,
     build_config,
-    render_report,
-    should_fail,
 )
-from ansible_collections.jts.tiered_storage.plugins.module_utils._health_sinks import (
-    SinkError,
-    build_sinks,
-    deliver,
-    perfdata,
-    status_line,
-)
+from ansible_collections.jts.tiered_storage.plugins.module_utils._health_verdicts import should_fail
 from ansible_collections.jts.tiered_storage.plugins.module_utils._process import ModuleRunner
+from ansible_collections.jts.tiered_storage.plugins.module_utils._sinks import SinkError, build_sinks
 
-MOUNT_SPEC = dict(
-    path=dict(type="path", required=True),
-    fstype=dict(type="str"),
-    options=dict(type="list", elements="str", default=[]),
-    source=dict(type="str"),
-)
-TIER_SPEC = dict(
-    name=dict(type="str", required=True),
-    mounts=dict(type="list", elements="dict", default=[], options=MOUNT_SPEC),
-    paths=dict(type="list", elements="path", default=[]),
-    warning=dict(type="raw", default=80),
-    critical=dict(type="raw", default=90),
-    free_warning=dict(type="str"),
-    free_critical=dict(type="str"),
-    inode_warning=dict(type="raw", default=80),
-    inode_critical=dict(type="raw", default=90),
-    vg=dict(type="str"),
-    vg_free_warning=dict(type="str"),
-    vg_free_critical=dict(type="str"),
-    snapshot_warning=dict(type="raw", default=80),
-    snapshot_critical=dict(type="raw", default=90),
-    nas_server=dict(type="str"),
-    nas_port=dict(type="int", default=2049),
-    btrfs_stats=dict(type="bool", default=True),
-    btrfs_error_severity=dict(type="str", choices=["warning", "critical"], default="warning"),
-)
 SEVERITIES = ["ok", "warning", "unknown", "critical"]
 
 
@@ -591,7 +563,7 @@ ARGUMENT_SPEC = dict(
     tiers=dict(type="list", elements="dict", required=True, options=TIER_SPEC),
     timeout=dict(type="float", default=10),
     probe_timeout=dict(type="float", default=3),
-    fail_on=dict(type="str", choices=["never", "warning", "unknown", "critical"], default="never"),
+    fail_on=dict(type="str", choices=list(FAIL_ON), default="never"),
     journal=dict(type="bool", default=False),
     journal_identifier=dict(type="str", default="jts-storage-health"),
     textfile=dict(type="path"),
@@ -609,30 +581,17 @@ def main():
         config = build_config(params)
         sinks = build_sinks(params)
     except (HealthError, SinkError) as exc:
-        module.fail_json(msg=str(exc))
+        fail(module, exc)
     runner = ModuleRunner(module)
-    result = HealthChecker(config, runner, runner.which).run()
-    host = socket.gethostname()
-    result["host"] = host
-    result["report"] = render_report(result, host)
-    result["perfdata"] = perfdata(result)
-    result["status_line"] = status_line(result)
+    result = check_and_report(config, runner, runner.which, socket.gethostname())
     result.pop("thresholds", None)
-    result["sinks"] = deliver(result, sinks, runner, runner.which, host, check_mode=module.check_mode)
+    result["sinks"] = deliver(result, sinks, runner, runner.which, result["host"], check_mode=module.check_mode)
     for name, entry in sorted(result["sinks"].items()):
         if entry.get("error"):
             module.warn("storage_health sink %s: %s" % (name, entry["error"]))
     result["changed"] = False
     if should_fail(result["status"], config["fail_on"]):
-        module.fail_json(
-            msg="storage health is %s (fail_on=%s): %s"
-            % (
-                result["status"].upper(),
-                config["fail_on"],
-                "; ".join("%s %s: %s" % (a["tier"], a["path"], a["message"]) for a in result["alerts"]),
-            ),
-            **result,
-        )
+        fail(module, JtsError(failure_message(result, config["fail_on"])), **result)
     module.exit_json(**result)
 
 

@@ -26,12 +26,9 @@ from ansible_collections.jts.tiered_storage.plugins.module_utils._freshness impo
     os_error_reason,
     scan_archives,
 )
-from ansible_collections.jts.tiered_storage.plugins.module_utils._health import (
-    HealthChecker,
-    HealthError,
-    build_config,
-    render_report,
-)
+from ansible_collections.jts.tiered_storage.plugins.module_utils._health import HealthChecker
+from ansible_collections.jts.tiered_storage.plugins.module_utils._health_report import render_report
+from ansible_collections.jts.tiered_storage.plugins.module_utils._health_tiers import HealthError, build_config
 from ansible_collections.jts.tiered_storage.plugins.module_utils._timeout import call_with_timeout
 
 NOW = 1795400000  # a fixed "now" (2026-11-22T...Z); stamps are made relative to it

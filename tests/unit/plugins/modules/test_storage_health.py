@@ -14,17 +14,18 @@ import pytest
 from ansible.module_utils import basic
 
 from ansible_collections.jts.tiered_storage.plugins.module_utils import _health, _sinks
-from ansible_collections.jts.tiered_storage.plugins.module_utils._health import (
-    HealthChecker,
-    HealthError,
-    build_config,
-    evaluate_usage,
+from ansible_collections.jts.tiered_storage.plugins.module_utils._health import HealthChecker
+from ansible_collections.jts.tiered_storage.plugins.module_utils._health_parse import (
     mount_of,
-    options_missing,
     parse_btrfs_stats,
     parse_diskstats,
     parse_mounts,
-    render_report,
+)
+from ansible_collections.jts.tiered_storage.plugins.module_utils._health_report import render_report
+from ansible_collections.jts.tiered_storage.plugins.module_utils._health_tiers import HealthError, build_config
+from ansible_collections.jts.tiered_storage.plugins.module_utils._health_verdicts import (
+    evaluate_usage,
+    options_missing,
     should_fail,
     usage_from_statvfs,
 )
