@@ -18,16 +18,48 @@ from ansible_collections.jts.tiered_storage.plugins.module_utils._migrate_policy
     REPORT_LIMIT,
 )
 
+NOT_THE_JOURNALS = "content does not match the journal's checksum"
+UNSAFE_SRC = "a parent directory at the source is a symlink or not a directory; not followed"
+UNSAFE_DST = "a directory on the way at the destination is a symlink or not a directory; left alone"
+
+
+class Skip(Exception):
+    """A job left where it is, for the reason in the message (not a failure)."""
+
+
+def unlink_quiet(name, dir_fd):
+    try:
+        os.unlink(name, dir_fd=dir_fd)
+    except OSError:
+        pass
+
+
+def drop_tmp(job):
+    """Remove the job's temporary file, if it has one."""
+    if job.tmp is not None and job.dst_dir is not None:
+        unlink_quiet(job.tmp, job.dst_dir.fd)
+    job.tmp = None
+
+
+OUT = "out"  # from the source tree to the tier (a move or a copy)
+BACK = "back"  # from the tier back to the source tree (an undo)
+
 
 class Job:
-    """One file to transfer: ``src_rel`` below the source tree -> ``dst_rel`` below the destination
-    tree (bytes), content codecs on each side. ``links`` are other names of the same file (hard
-    links) that follow it; ``src``/``dst`` are the full paths, for reports and the journal."""
+    """One file to carry between the source tree and the tier, in one ``direction``.
+
+    ``orig`` is the file's full path in the source tree and ``copy`` its full path on the tier,
+    whichever way the job goes (the journal's ``src`` and ``dst``). ``src``/``dst`` are where this
+    job reads and writes: ``orig`` -> ``copy`` going ``out``, ``copy`` -> ``orig`` coming ``back``.
+    ``src_rel``/``dst_rel`` are the same ends below their trees (bytes), with a content codec on
+    each side. ``links`` are other names of the same file (hard links) that follow it.
+    """
 
     __slots__ = (
         "compare",
+        "copy",
         "digest",
-        "dst",
+        "direction",
         "dst_codec",
         "dst_dir",
         "dst_rel",
@@ -35,12 +67,12 @@ class Job:
         "length",
         "level",
         "links",
+        "orig",
         "prefetched",
         "record",
         "rel",
         "sel_st",
         "size",
-        "src",
         "src_codec",
         "src_dir",
         "src_rel",
@@ -49,10 +81,13 @@ class Job:
         "tmp_ino",
     )
 
-    def __init__(self, rel, src, dst, src_codec="none", dst_codec="none", level=None, sel_st=None, expect=None):
+    def __init__(
+        self, rel, orig, copy, src_codec="none", dst_codec="none", level=None, sel_st=None, expect=None, direction=OUT
+    ):
         self.rel = rel
-        self.src = src
-        self.dst = dst
+        self.orig = orig
+        self.copy = copy
+        self.direction = direction
         self.src_rel = None
         self.dst_rel = None
         self.src_codec = src_codec
@@ -72,6 +107,16 @@ class Job:
         self.src_dir = None
         self.dst_dir = None
         self.links = []
+
+    @property
+    def src(self):
+        """The full path this job reads."""
+        return self.orig if self.direction == OUT else self.copy
+
+    @property
+    def dst(self):
+        """The full path this job writes."""
+        return self.copy if self.direction == OUT else self.orig
 
     def at(self, src_tree, dst_tree):
         """Set the paths relative to the two trees (from the full paths)."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import stat
 
+from ansible_collections.jts.tiered_storage.plugins.module_utils._migrate_commit import UNDO, undo_record
 from ansible_collections.jts.tiered_storage.plugins.module_utils._migrate_copy import (
     CodecError,
     CopyError,
@@ -21,14 +22,15 @@ from ansible_collections.jts.tiered_storage.plugins.module_utils._migrate_errors
     display,
 )
 from ansible_collections.jts.tiered_storage.plugins.module_utils._migrate_jobs import (
+    BACK,
     Job,
     Outcome,
+    Skip,
     group_links,
 )
 from ansible_collections.jts.tiered_storage.plugins.module_utils._migrate_journal import (
     Journal,
     decode_path,
-    encode_path,
     pending_undo,
     runs,
 )
@@ -39,10 +41,7 @@ from ansible_collections.jts.tiered_storage.plugins.module_utils._migrate_runs i
     run_transfer,
     summary,
 )
-from ansible_collections.jts.tiered_storage.plugins.module_utils._migrate_transfer import (
-    Skip,
-    Transfer,
-)
+from ansible_collections.jts.tiered_storage.plugins.module_utils._migrate_transfer import Transfer
 from ansible_collections.jts.tiered_storage.plugins.module_utils._tree import (
     Tree,
     UnsafePath,
@@ -100,7 +99,9 @@ def undo(policy, check_mode=False, zstd_bin=None):
                         "journal record %s -> %s is not under source %s and destination %s; refusing"
                         % (display(orig), display(copy), display(given[0]), display(given[1]))
                     )
-                job = Job(orig_rel, tier.path(copy_rel), home.path(orig_rel), rec.get("codec", "none"), "none")
+                job = Job(
+                    orig_rel, home.path(orig_rel), tier.path(copy_rel), rec.get("codec", "none"), "none", direction=BACK
+                )
                 job.src_rel, job.dst_rel = copy_rel, orig_rel
                 job.expect = rec["sha256"]
                 job.size = int(rec.get("size", 0))
@@ -126,10 +127,10 @@ def undo(policy, check_mode=False, zstd_bin=None):
             if check_mode:
                 for job in todo + done_now:
                     outcome.ok(job)
-                result.update(summary(outcome, "undo"))
+                result.update(summary(outcome, UNDO))
                 result["restored"] = outcome.done_count
                 return result
-            transfer = Transfer("undo", tier, home, journal, run_id, registry, outcome, zstd_bin)
+            transfer = Transfer(UNDO, tier, home, journal, run_id, registry, outcome, zstd_bin)
             todo = group_links(todo)
             if done_now:
                 finished = []
@@ -139,9 +140,9 @@ def undo(policy, check_mode=False, zstd_bin=None):
                         outcome.ok(job)
                     else:
                         outcome.skip(job, "the tier copy changed while it was checked (both kept)")
-                journal.append([{"op": "undo", "run": run_id, "dst": encode_path(j.src)} for j in finished])
+                journal.append([undo_record(run_id, job) for job in finished])
             error = run_transfer(transfer, todo, policy, registry)
-        result.update(summary(outcome, "undo"))
+        result.update(summary(outcome, UNDO))
         result["restored"] = outcome.done_count
         if error:
             result["error"] = error

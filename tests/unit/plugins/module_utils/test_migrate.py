@@ -16,9 +16,11 @@ import pytest
 from ansible_collections.jts.tiered_storage.plugins.module_utils import _migrate as m
 from ansible_collections.jts.tiered_storage.plugins.module_utils import _migrate_jobs as m_jobs
 from ansible_collections.jts.tiered_storage.plugins.module_utils import _migrate_journal as m_journal
+from ansible_collections.jts.tiered_storage.plugins.module_utils import _migrate_place as m_place
 from ansible_collections.jts.tiered_storage.plugins.module_utils import _migrate_policy as m_policy
 from ansible_collections.jts.tiered_storage.plugins.module_utils import _migrate_preflight as m_preflight
 from ansible_collections.jts.tiered_storage.plugins.module_utils import _migrate_registry as m_registry
+from ansible_collections.jts.tiered_storage.plugins.module_utils import _migrate_stage as m_stage
 from ansible_collections.jts.tiered_storage.plugins.module_utils import _migrate_transfer as m_transfer
 from ansible_collections.jts.tiered_storage.plugins.module_utils._lock import LockBusy
 from ansible_collections.jts.tiered_storage.plugins.module_utils._migrate_copy import hash_path
@@ -610,13 +612,13 @@ def test_run_all_restores_the_switch_interval_also_after_an_error():
 def test_finish_batch_queues_every_read_back_before_verifying_the_first(monkeypatch, tmp_path):
     calls = []
     monkeypatch.setattr(m_transfer, "syncfs", lambda _path: calls.append("syncfs"))
-    monkeypatch.setattr(m_transfer, "prefetch", lambda fd: calls.append("prefetch") or True)
+    monkeypatch.setattr(m_place, "prefetch", lambda fd: calls.append("prefetch") or True)
 
     def read_back(fd, codec, zstd_bin, prefetched=False):
         calls.append(("read_back", prefetched))
         return "d", 1
 
-    monkeypatch.setattr(m_transfer, "read_back", read_back)
+    monkeypatch.setattr(m_place, "read_back", read_back)
     dst = Tree(bytes(tmp_path))
     t = m.Transfer("copy", Tree(b"/"), dst, None, "run", None, m_jobs.Outcome())
     monkeypatch.setattr(t, "place", lambda job: calls.append("place"))
@@ -792,7 +794,7 @@ def test_migrate_destination_full_stops_cleanly(tmp_path, monkeypatch):
         _old_file(src / ("f%d" % i), b"%d" % i * 100, days=10 + i)
     dst.mkdir()
     calls = {"n": 0}
-    real = m_transfer.copy_content
+    real = m_stage.copy_content
 
     def filling(src_fd, fd, *a, **kw):
         calls["n"] += 1
@@ -800,7 +802,7 @@ def test_migrate_destination_full_stops_cleanly(tmp_path, monkeypatch):
             raise OSError(errno.ENOSPC, "No space left on device")
         return real(src_fd, fd, *a, **kw)
 
-    monkeypatch.setattr(m_transfer, "copy_content", filling)
+    monkeypatch.setattr(m_stage, "copy_content", filling)
     res = _run(src, dst, tmp_path, check_space=False)
     assert "is full (No space left on device)" in res["error"]
     assert res["moved"] == 2
@@ -812,7 +814,7 @@ def test_migrate_source_changed_during_copy(tmp_path, monkeypatch):
     src, dst = tmp_path / "src", tmp_path / "dst"
     f = _old_file(src / "grow.log", b"start\n")
     dst.mkdir()
-    real = m_transfer.copy_content
+    real = m_stage.copy_content
 
     def appending(src_fd, fd, *a, **kw):
         out = real(src_fd, fd, *a, **kw)
@@ -820,7 +822,7 @@ def test_migrate_source_changed_during_copy(tmp_path, monkeypatch):
             handle.write(b"more\n")
         return out
 
-    monkeypatch.setattr(m_transfer, "copy_content", appending)
+    monkeypatch.setattr(m_stage, "copy_content", appending)
     res = _run(src, dst, tmp_path)
     assert res["moved"] == 0 and res["skipped_reasons"] == {"changed during the copy (left at the source)": 1}
     assert f.read_bytes() == b"start\nmore\n"

@@ -11,8 +11,8 @@ import time
 import pytest
 
 from ansible_collections.jts.tiered_storage.plugins.module_utils import _migrate as m
+from ansible_collections.jts.tiered_storage.plugins.module_utils import _migrate_jobs as m_jobs
 from ansible_collections.jts.tiered_storage.plugins.module_utils import _migrate_runs as m_runs
-from ansible_collections.jts.tiered_storage.plugins.module_utils import _migrate_transfer as m_transfer
 from ansible_collections.jts.tiered_storage.plugins.module_utils._lock import LockBusy, TreeLock
 from ansible_collections.jts.tiered_storage.plugins.module_utils._migrate_journal import Journal
 from ansible_collections.jts.tiered_storage.plugins.module_utils._timeout import ProbeTimeout
@@ -61,7 +61,7 @@ def test_symlink_in_destination_into_the_source_loses_nothing(tmp_path, compress
         res = _run(src, dst, tmp_path, compression=compression)
         assert res["moved"] == 0
     assert log.read_bytes() == b"the only copy\n"
-    assert res["skipped_reasons"] == {m_transfer.UNSAFE_DST: 1}
+    assert res["skipped_reasons"] == {m_jobs.UNSAFE_DST: 1}
     assert [p for p in os.listdir(src / "app" / "live")] == ["2026-01-01.log"]
 
 

@@ -8,7 +8,7 @@ import time
 import pytest
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.jts.tiered_storage.plugins.module_utils import _migrate, _migrate_transfer
+from ansible_collections.jts.tiered_storage.plugins.module_utils import _migrate, _migrate_stage
 from ansible_collections.jts.tiered_storage.plugins.modules import tier_migrate
 
 DAY = 86400
@@ -109,7 +109,7 @@ def test_destination_full_fails_with_counts(run_module, tree, monkeypatch):
     def full(*_a, **_kw):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(_migrate_transfer, "copy_content", full)
+    monkeypatch.setattr(_migrate_stage, "copy_content", full)
     result = run_module(tier_migrate, dict(args, check_space=False))
     assert result["failed"] is True and "is full" in result["msg"]
     assert result["moved"] == 0 and (src / "a.log").exists()
