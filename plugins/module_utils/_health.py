@@ -29,7 +29,8 @@ from __future__ import annotations
 
 import time
 
-from ansible_collections.jts.tiered_storage.plugins.module_utils._freshness import ON_NAS, check_freshness
+from ansible_collections.jts.tiered_storage.plugins.module_utils._freshness import ON_NAS
+from ansible_collections.jts.tiered_storage.plugins.module_utils._freshness_check import check_freshness
 from ansible_collections.jts.tiered_storage.plugins.module_utils._health_parse import (  # noqa: F401 - names the tests import from here
     DISKSTATS_FILE,
     MOUNTS_FILE,

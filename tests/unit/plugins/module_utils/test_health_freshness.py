@@ -17,15 +17,14 @@ import time
 import pytest
 
 from ansible_collections.jts.tiered_storage.plugins.module_utils import _freshness, _health_sinks
-from ansible_collections.jts.tiered_storage.plugins.module_utils._freshness import (
-    FreshnessError,
-    build_freshness,
+from ansible_collections.jts.tiered_storage.plugins.module_utils._freshness import FreshnessError, build_freshness
+from ansible_collections.jts.tiered_storage.plugins.module_utils._freshness_check import (
     check_freshness,
     evaluate,
     format_age,
     os_error_reason,
-    scan_archives,
 )
+from ansible_collections.jts.tiered_storage.plugins.module_utils._freshness_scan import scan_archives
 from ansible_collections.jts.tiered_storage.plugins.module_utils._health import HealthChecker
 from ansible_collections.jts.tiered_storage.plugins.module_utils._health_report import render_report
 from ansible_collections.jts.tiered_storage.plugins.module_utils._health_tiers import HealthError, build_config
