@@ -194,7 +194,10 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.jts.tiered_storage.plugins.module_utils._errors import JtsError, fail
 from ansible_collections.jts.tiered_storage.plugins.module_utils._run_report import (
+    STATUSES,
+    WEBHOOK_ON,
     ReportError,
     has_warnings,
     merge_run,
@@ -212,7 +215,7 @@ from ansible_collections.jts.tiered_storage.plugins.module_utils._tree import Un
 
 STEP_SPEC = dict(
     name=dict(type="str", required=True),
-    status=dict(type="str", required=True, choices=["success", "failed", "skipped"]),
+    status=dict(type="str", required=True, choices=list(STATUSES)),
     started=dict(type="float", required=True),
     ended=dict(type="float", required=True),
     reason=dict(type="str", default=""),
@@ -229,7 +232,7 @@ ARGUMENT_SPEC = dict(
     journal=dict(type="bool", default=True),
     journal_identifier=dict(type="str", default="jts-lifecycle"),
     webhook_url=dict(type="str", default="", no_log=True),
-    webhook_on=dict(type="str", choices=["never", "failure", "warning", "always"], default="failure"),
+    webhook_on=dict(type="str", choices=list(WEBHOOK_ON), default="failure"),
     webhook_timeout=dict(type="float", default=5),
     host=dict(type="str"),
 )
@@ -254,7 +257,7 @@ def main():
         ended = max([p["started"], round(time.time(), 3)] + [s["ended"] for s in steps])
         state = merge_run(previous, steps, p["run_id"], p["invocation_id"], p["started"], ended, p["failure"] or None)
     except (ReportError, UnsafePath) as exc:
-        module.fail_json(msg="lifecycle_report: %s" % exc)
+        fail(module, exc, prefix="lifecycle_report")
     before = read_textfile(sinks["textfile"]) if sinks["textfile"] else ""
     after = render_textfile(state) if sinks["textfile"] else ""
     report = deliver(
@@ -274,7 +277,7 @@ def main():
         )
     errors = sink_errors(report)
     if report["state"].get("error"):
-        module.fail_json(msg="lifecycle_report: %s" % "; ".join(errors), **result)
+        fail(module, JtsError("; ".join(errors)), prefix="lifecycle_report", **result)
     for error in errors:
         module.warn(error)
     module.exit_json(**result)
