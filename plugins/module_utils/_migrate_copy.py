@@ -45,6 +45,8 @@ import struct
 import subprocess
 import zlib
 
+from ansible_collections.jts.tiered_storage.plugins.module_utils._errors import JtsError
+
 CHUNK = 1 << 20
 READ_AHEAD = 16 << 20  # how far read_back asks the kernel to read ahead of its offset
 CODECS = ("none", "zstd", "gzip")
@@ -59,7 +61,7 @@ _ZERO_BLOCK = bytes(BLOCK)
 _ZEROS = bytes(CHUNK)
 
 
-class CopyError(Exception):
+class CopyError(JtsError):
     """A copy step failed; ``reason`` is a short, user-facing explanation."""
 
     def __init__(self, reason, errno_=None):

@@ -21,10 +21,11 @@ import json
 import os
 import time
 
+from ansible_collections.jts.tiered_storage.plugins.module_utils._errors import JtsError
 from ansible_collections.jts.tiered_storage.plugins.module_utils._tree import UnsafePath, append_private, read_private
 
 
-class JournalError(Exception):
+class JournalError(JtsError):
     """The journal cannot be read or written; the message names the file."""
 
 

@@ -370,6 +370,7 @@ locked:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.jts.tiered_storage.plugins.module_utils._errors import fail
 from ansible_collections.jts.tiered_storage.plugins.module_utils._lock import LockBusy
 from ansible_collections.jts.tiered_storage.plugins.module_utils._migrate import (
     MigrateError,
@@ -430,7 +431,7 @@ def main():
     try:
         policy = build_policy(params)
     except MigrateError as exc:
-        module.fail_json(msg=str(exc))
+        fail(module, exc)
     zstd_bin = None
     if params["compression"] == "zstd" or params["state"] == "rolled_back":
         zstd_bin = module.get_bin_path("zstd", required=params["compression"] == "zstd")
@@ -442,11 +443,11 @@ def main():
                 policy, check_mode=module.check_mode, zstd_bin=zstd_bin, find_bin=module.get_bin_path("find")
             )
     except LockBusy as exc:
-        module.fail_json(msg=str(exc), locked=True)
+        fail(module, exc, locked=True)
     except (MigrateError, JournalError, UnsafePath) as exc:
-        module.fail_json(msg=str(exc))
+        fail(module, exc)
     except OSError as exc:
-        module.fail_json(msg="tier_migrate: %s: %s" % (exc.filename or "", exc.strerror or exc))
+        fail(module, exc, prefix="tier_migrate")
     for warning in result.pop("warnings", []):
         module.warn(warning)
     if result.get("failed_count"):
