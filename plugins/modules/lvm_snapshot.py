@@ -420,17 +420,12 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.jts.tiered_storage.plugins.module_utils._consistency import (
-    ConsistencyError,
-    parse_consistency,
-)
 from ansible_collections.jts.tiered_storage.plugins.module_utils._lvm_snapshot import (
     SnapshotError,
     SnapshotManager,
-    parse_max_age,
-    parse_origins,
-    validate_lv_name,
-    validate_prefix,
+    diff_of,
+    fail,
+    run_state,
 )
 
 ARGUMENT_SPEC = dict(
@@ -477,69 +472,17 @@ ARGUMENT_SPEC = dict(
 )
 
 
-def run(manager, params):
-    """Validate the parameters, then run the state; returns the result dict or raises SnapshotError."""
-    state = params["state"]
-    vg = params["vg"]
-    validate_lv_name(vg, "vg")
-    validate_prefix(params["prefix"])
-    origins = parse_origins(params["origins"], need_size=state == "present")
-    if params["keep"] is not None and params["keep"] < 0:
-        raise SnapshotError("keep: %d must be 0 or more" % params["keep"])
-    if params["hook_timeout"] <= 0:
-        raise SnapshotError("hook_timeout: %d must be more than zero" % params["hook_timeout"])
-    max_age = parse_max_age(params["max_age"])
-    if state == "present":
-        if not origins:
-            raise SnapshotError("origins must list at least one LV with state=present (VG %s)" % vg)
-        try:
-            groups = parse_consistency(params["consistency"], [entry["lv"] for entry in origins])
-        except ConsistencyError as exc:
-            raise SnapshotError(str(exc)) from None
-        return manager.present(
-            vg,
-            origins,
-            params["prefix"],
-            params["pre_hook"],
-            params["post_hook"],
-            params["hook_timeout"],
-            consistency=groups,
-        )
-    if params["consistency"]:
-        raise SnapshotError("consistency is only used with state=present")
-    if state == "pruned":
-        return manager.pruned(vg, origins, params["prefix"], params["keep"], max_age)
-    if state in ("absent", "merged"):
-        if not params["names"]:
-            raise SnapshotError("names must list at least one snapshot with state=%s (VG %s)" % (state, vg))
-        if state == "absent":
-            return manager.absent(vg, params["names"], params["prefix"])
-        return manager.merged(vg, params["names"], params["prefix"])
-    raise SnapshotError("state: unknown value %r" % state)  # pragma: no cover - choices guard it
-
-
-def _diff(result):
-    added = [item["name"] for item in result.get("created") or []]
-    gone = [item["name"] for item in result.get("removed") or []]
-    return {
-        "before": "".join(name + "\n" for name in gone),
-        "after": "".join(name + "\n" for name in added),
-    }
-
-
 def main():
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     manager = SnapshotManager(module, now=time.time())
     try:
-        result = run(manager, module.params)
+        result = run_state(manager, module.params)
     except SnapshotError as exc:
-        details = dict(exc.details)
-        details.setdefault("vg", module.params["vg"])
-        module.fail_json(msg=exc.msg, **details)
+        fail(module, exc)
     for finding in result.get("findings") or []:
         module.warn(finding["message"])
     if module._diff and result.get("changed"):
-        result["diff"] = _diff(result)
+        result["diff"] = diff_of(result)
     module.exit_json(**result)
 
 

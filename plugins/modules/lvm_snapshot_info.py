@@ -144,8 +144,8 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.jts.tiered_storage.plugins.module_utils._lvm_snapshot import (
     SnapshotError,
     SnapshotManager,
-    validate_lv_name,
-    validate_prefix,
+    fail,
+    list_snapshots,
 )
 
 ARGUMENT_SPEC = dict(
@@ -157,19 +157,11 @@ ARGUMENT_SPEC = dict(
 
 def main():
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
-    params = module.params
     manager = SnapshotManager(module, now=time.time())
     try:
-        validate_lv_name(params["vg"], "vg")
-        validate_prefix(params["prefix"])
-        for origin in params["origins"]:
-            validate_lv_name(origin, "origins")
-        origins = [{"lv": origin} for origin in params["origins"]]
-        result = manager.listed(params["vg"], origins, params["prefix"])
+        result = list_snapshots(manager, module.params)
     except SnapshotError as exc:
-        details = dict(exc.details)
-        details.setdefault("vg", params["vg"])
-        module.fail_json(msg=exc.msg, **details)
+        fail(module, exc)
     for finding in result["findings"]:
         module.warn(finding["message"])
     module.exit_json(**result)

@@ -14,6 +14,18 @@ FIXTURES = Path(__file__).parent / "fixtures" / "lvm_snapshot"
 NOW = datetime.datetime(2026, 11, 23, 2, 30, 0, tzinfo=datetime.timezone.utc).timestamp()
 STAMP = "20261123T023000Z"
 VG_NOT_FOUND = (5, "", '  Volume group "vg_nope" not found\n  Cannot process volume group vg_nope\n')
+# One snapshot row of ``lvs`` (every value a string), for the pure functions' tests.
+SNAPSHOT_ROW = {
+    "lv_name": "jts_snap_postgres_20261122T013000Z",
+    "vg_name": "vg_jts",
+    "lv_attr": "swi-a-s---",
+    "lv_size": "5368709120",
+    "origin": "postgres",
+    "origin_size": "858993459200",
+    "data_percent": "0.52",
+    "lv_time": "2026-11-22 01:30:00 +0000",
+    "lv_snapshot_invalid": "",
+}
 
 
 def fixture(name):
