@@ -4,7 +4,8 @@
 
 Users: ``_benchmark_run`` (``preflight``: ``probe_target`` in a time-limited child before a target
 is used, then the refusals: not a mount point, another filesystem, too full) and
-``_benchmark_target`` (``open_dir_nofollow`` for the directory the test file goes in).
+``_benchmark_target`` (``open_dir_nofollow`` for the directory the test file goes in). The mount
+table is ``_mounts``' (``mount_entry`` asks it "mount point? which fstype?").
 
 Standard library only, Python 3.8.
 """
@@ -13,9 +14,14 @@ from __future__ import annotations
 
 import errno
 import os
-import re
 
 from ansible_collections.jts.tiered_storage.plugins.module_utils._benchmark import space_refusal
+from ansible_collections.jts.tiered_storage.plugins.module_utils._mounts import (
+    MOUNTINFO,
+    is_mount_point,
+    mount_of,
+    read_mounts,
+)
 from ansible_collections.jts.tiered_storage.plugins.module_utils._timeout import ProbeTimeout, call_with_timeout
 from ansible_collections.jts.tiered_storage.plugins.module_utils._tree import UnsafePath
 
@@ -45,26 +51,12 @@ def open_dir_nofollow(path):
         raise
 
 
-# lead: _mounts (the mount table parser belongs in plugins/module_utils/_mounts.py once it is committed)
-def _unescape_mountinfo(field):
-    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
-
-
-def mount_entry(path, mountinfo="/proc/self/mountinfo"):
+def mount_entry(path, mountinfo=MOUNTINFO):
     """``(path is a mount point, fstype of the mount that holds it)``; the last of stacked mounts wins."""
-    is_mount, fstype, longest = False, None, -1
-    with open(mountinfo) as handle:
-        for line in handle:
-            left, _sep, right = line.partition(" - ")
-            fields = left.split()
-            if len(fields) < 5 or not right.split():
-                continue
-            point = _unescape_mountinfo(fields[4])
-            if point == path:
-                is_mount, fstype = True, right.split()[0]
-            elif not is_mount and (point == "/" or path.startswith(point.rstrip("/") + "/")) and len(point) >= longest:
-                fstype, longest = right.split()[0], len(point)
-    return is_mount, fstype
+    mounts = read_mounts(mountinfo)
+    target = os.fsencode(path)
+    holder = mount_of(target, mounts)
+    return is_mount_point(target, mounts), holder["fstype"] if holder else None
 
 
 def probe_target(mount, directory):
