@@ -22,6 +22,7 @@ from ansible_collections.jts.tiered_storage.plugins.module_utils._sinks import (
     scrub_secrets,
     send_journal_lines,
     send_webhook,
+    webhook_entry,
 )
 from ansible_collections.jts.tiered_storage.plugins.module_utils._textfile import (  # noqa: F401 - write_atomic: re-export for _benchmark_run.py; the lead redirects it
     escape_label,
@@ -233,22 +234,9 @@ def deliver(result, sinks, runner, which, host, check_mode=False, opener=None):
 
 def _deliver_webhook(result, sinks, host, check_mode, opener):
     target = sinks.get("webhook") or parse_webhook_url(sinks["webhook_url"])
-    entry = {"sent": False}
-    if target.error:
-        entry["error"] = target.error
-    elif not webhook_wanted(result["status"], sinks["webhook_min_severity"]):
-        entry["skipped"] = "status %s is below webhook_min_severity %s" % (
-            result["status"],
-            sinks["webhook_min_severity"],
-        )
-    elif check_mode:
-        entry["skipped"] = "check mode"
-    else:
-        try:
-            entry["http_status"] = send_webhook(target, webhook_payload(result, host), sinks["webhook_timeout"], opener)
-            entry["sent"] = True
-        except SinkError as exc:
-            entry["error"] = target.scrub(exc)
-        except Exception as exc:  # send_webhook raises SinkError only; belt and braces
-            entry["error"] = "webhook not delivered: %s: %s" % (type(exc).__name__, target.scrub(exc))
-    return entry
+    skip = None
+    if not webhook_wanted(result["status"], sinks["webhook_min_severity"]):
+        skip = "status %s is below webhook_min_severity %s" % (result["status"], sinks["webhook_min_severity"])
+    return webhook_entry(
+        target, skip, lambda: webhook_payload(result, host), sinks["webhook_timeout"], check_mode, opener
+    )

@@ -28,7 +28,7 @@ from ansible_collections.jts.tiered_storage.plugins.module_utils._sinks import (
     SinkError,
     build_sinks,
     send_journal_lines,
-    send_webhook,
+    webhook_entry,
 )
 from ansible_collections.jts.tiered_storage.plugins.module_utils._textfile import write_atomic
 from ansible_collections.jts.tiered_storage.plugins.module_utils._tree import UnsafePath, open_private_dir
@@ -180,24 +180,15 @@ def _journal(state, identifier, runner, which, check_mode):
 
 
 def _webhook(state, sinks, host, check_mode, opener):
-    target = sinks["webhook"]
-    entry = {"sent": False}
-    if target.error:
-        entry["error"] = target.error
-    elif not webhook_wanted(state, sinks["webhook_on"]):
-        entry["skipped"] = "webhook_on is %s and the run %s" % (
+    skip = None
+    if not webhook_wanted(state, sinks["webhook_on"]):
+        skip = "webhook_on is %s and the run %s" % (
             sinks["webhook_on"],
             "succeeded" if state["run"]["success"] else "failed",
         )
-    elif check_mode:
-        entry["skipped"] = "check mode"
-    else:
-        try:
-            entry["http_status"] = send_webhook(target, webhook_payload(state, host), sinks["webhook_timeout"], opener)
-            entry["sent"] = True
-        except SinkError as exc:
-            entry["error"] = target.scrub(exc)
-    return entry
+    return webhook_entry(
+        sinks["webhook"], skip, lambda: webhook_payload(state, host), sinks["webhook_timeout"], check_mode, opener
+    )
 
 
 def sink_errors(report):

@@ -245,3 +245,28 @@ def send_webhook(url, payload, timeout, opener=None):
         message = "webhook not delivered: %s: %s" % (type(exc).__name__, target.scrub(exc))
     # raised here, outside the except clauses, so that it has no __context__ holding the original
     raise SinkError(message)
+
+
+def webhook_entry(target, skip_reason, payload, timeout, check_mode=False, opener=None):
+    """Deliver to the webhook sink and say how it went: ``{"sent", "http_status" | "error" | "skipped"}``.
+
+    ``target`` is a WebhookTarget (its ``error`` is the sink's error, on every run); ``skip_reason``
+    says why this run is not sent (or None); ``payload()`` builds what is sent. Never raises, and no
+    message holds any part of the URL.
+    """
+    entry = {"sent": False}
+    if target.error:
+        entry["error"] = target.error
+    elif skip_reason:
+        entry["skipped"] = skip_reason
+    elif check_mode:
+        entry["skipped"] = "check mode"
+    else:
+        try:
+            entry["http_status"] = send_webhook(target, payload(), timeout, opener)
+            entry["sent"] = True
+        except SinkError as exc:
+            entry["error"] = target.scrub(exc)
+        except Exception as exc:  # send_webhook raises SinkError only; belt and braces
+            entry["error"] = "webhook not delivered: %s: %s" % (type(exc).__name__, target.scrub(exc))
+    return entry

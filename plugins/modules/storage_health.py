@@ -532,27 +532,21 @@ def _ages(block):
     )
 
 
+def _archives(block):
+    """The options of a block of backup archives (``backups``, ``nas_backups``)."""
+    return dict(
+        directory=dict(type="path"),
+        mount=dict(type="path"),
+        volumes=dict(type="list", elements="str", default=[]),
+        **_ages(block),
+    )
+
+
 FRESHNESS_SPEC = dict(
     nas_server=dict(type="str"),
     nas_port=dict(type="int", default=2049),
-    backups=dict(
-        type="dict",
-        options=dict(
-            directory=dict(type="path"),
-            mount=dict(type="path"),
-            volumes=dict(type="list", elements="str", default=[]),
-            **_ages("backups"),
-        ),
-    ),
-    nas_backups=dict(
-        type="dict",
-        options=dict(
-            directory=dict(type="path"),
-            mount=dict(type="path"),
-            volumes=dict(type="list", elements="str", default=[]),
-            **_ages("nas_backups"),
-        ),
-    ),
+    backups=dict(type="dict", options=_archives("backups")),
+    nas_backups=dict(type="dict", options=_archives("nas_backups")),
     nas_snapshots=dict(
         type="dict",
         options=dict(archives=dict(type="dict", default={}), mount=dict(type="path"), **_ages("nas_snapshots")),

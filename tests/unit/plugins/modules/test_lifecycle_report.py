@@ -8,7 +8,7 @@ import os
 import pytest
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.jts.tiered_storage.plugins.module_utils import _run_report_io
+from ansible_collections.jts.tiered_storage.plugins.module_utils import _sinks
 from ansible_collections.jts.tiered_storage.plugins.module_utils._run_report_cli import main as cli
 from ansible_collections.jts.tiered_storage.plugins.module_utils._run_report_io import load_state, save_state
 from ansible_collections.jts.tiered_storage.plugins.module_utils._tree import UnsafePath
@@ -67,7 +67,7 @@ def webhook(monkeypatch):
         calls.append((target.url, payload))
         return 200
 
-    monkeypatch.setattr(_run_report_io, "send_webhook", send)
+    monkeypatch.setattr(_sinks, "send_webhook", send)
     return calls
 
 
