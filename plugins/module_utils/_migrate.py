@@ -34,7 +34,7 @@ from __future__ import annotations
 import os
 
 from ansible_collections.jts.tiered_storage.plugins.module_utils._lock import LockBusy
-from ansible_collections.jts.tiered_storage.plugins.module_utils._migrate_copy import SUFFIXES
+from ansible_collections.jts.tiered_storage.plugins.module_utils._migrate_codec import SUFFIXES
 from ansible_collections.jts.tiered_storage.plugins.module_utils._migrate_errors import (
     DestinationFull,
     MigrateError,

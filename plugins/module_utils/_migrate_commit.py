@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 
-from ansible_collections.jts.tiered_storage.plugins.module_utils._migrate_copy import same_stat
+from ansible_collections.jts.tiered_storage.plugins.module_utils._migrate_durable import same_stat
 from ansible_collections.jts.tiered_storage.plugins.module_utils._migrate_errors import display
 from ansible_collections.jts.tiered_storage.plugins.module_utils._migrate_journal import encode_path
 from ansible_collections.jts.tiered_storage.plugins.module_utils._tree import split

@@ -27,3 +27,20 @@ def display(path):
     if isinstance(path, str):
         path = os.fsencode(path)
     return path.decode("utf-8", "backslashreplace")
+
+
+class CopyError(JtsError):
+    """A copy step failed; ``reason`` is a short, user-facing explanation."""
+
+    def __init__(self, reason, errno_=None):
+        super().__init__(reason)
+        self.reason = reason
+        self.errno = errno_
+
+
+class CodecError(CopyError):
+    """The compressor or decompressor failed (bad data, missing tool)."""
+
+
+class MetadataError(CopyError):
+    """The destination cannot keep some of the file's metadata (extended attributes, ACLs)."""

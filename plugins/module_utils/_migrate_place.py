@@ -14,20 +14,18 @@ import errno
 import os
 import stat
 
-from ansible_collections.jts.tiered_storage.plugins.module_utils._migrate_copy import (
-    CodecError,
-    CopyError,
-    compare_back,
-    prefetch,
-    read_back,
-    same_stat,
-)
-from ansible_collections.jts.tiered_storage.plugins.module_utils._migrate_errors import display
+from ansible_collections.jts.tiered_storage.plugins.module_utils._migrate_durable import same_stat
+from ansible_collections.jts.tiered_storage.plugins.module_utils._migrate_errors import CodecError, CopyError, display
 from ansible_collections.jts.tiered_storage.plugins.module_utils._migrate_jobs import (
     NOT_THE_JOURNALS,
     Skip,
     drop_tmp,
     unlink_quiet,
+)
+from ansible_collections.jts.tiered_storage.plugins.module_utils._migrate_readback import (
+    compare_back,
+    prefetch,
+    read_back,
 )
 from ansible_collections.jts.tiered_storage.plugins.module_utils._tree import rename_noreplace_at, split
 

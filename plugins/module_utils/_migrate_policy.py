@@ -13,9 +13,7 @@ from __future__ import annotations
 import os
 
 from ansible_collections.jts.tiered_storage.plugins.module_utils._lock import DEFAULT_LOCK_DIR
-from ansible_collections.jts.tiered_storage.plugins.module_utils._migrate_copy import (
-    CODECS,
-)
+from ansible_collections.jts.tiered_storage.plugins.module_utils._migrate_codec import CODECS
 from ansible_collections.jts.tiered_storage.plugins.module_utils._migrate_errors import (
     MigrateError,
 )

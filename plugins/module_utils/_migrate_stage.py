@@ -14,14 +14,9 @@ import errno
 import os
 import stat
 
-from ansible_collections.jts.tiered_storage.plugins.module_utils._migrate_copy import (
-    CodecError,
-    CopyError,
-    copy_content,
-    copy_metadata,
-    same_stat,
-)
-from ansible_collections.jts.tiered_storage.plugins.module_utils._migrate_errors import display
+from ansible_collections.jts.tiered_storage.plugins.module_utils._migrate_copy import copy_content
+from ansible_collections.jts.tiered_storage.plugins.module_utils._migrate_durable import same_stat
+from ansible_collections.jts.tiered_storage.plugins.module_utils._migrate_errors import CodecError, CopyError, display
 from ansible_collections.jts.tiered_storage.plugins.module_utils._migrate_jobs import (
     NOT_THE_JOURNALS,
     UNSAFE_DST,
@@ -29,6 +24,7 @@ from ansible_collections.jts.tiered_storage.plugins.module_utils._migrate_jobs i
     Skip,
     drop_tmp,
 )
+from ansible_collections.jts.tiered_storage.plugins.module_utils._migrate_metadata import copy_metadata
 from ansible_collections.jts.tiered_storage.plugins.module_utils._migrate_policy import TMP_PREFIX, TMP_SUFFIX
 from ansible_collections.jts.tiered_storage.plugins.module_utils._tree import UnsafePath, split
 

@@ -16,8 +16,13 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 
 from ansible_collections.jts.tiered_storage.plugins.module_utils._migrate_commit import commit_step
-from ansible_collections.jts.tiered_storage.plugins.module_utils._migrate_copy import CodecError, CopyError, syncfs
-from ansible_collections.jts.tiered_storage.plugins.module_utils._migrate_errors import DestinationFull, display
+from ansible_collections.jts.tiered_storage.plugins.module_utils._migrate_durable import syncfs
+from ansible_collections.jts.tiered_storage.plugins.module_utils._migrate_errors import (
+    CodecError,
+    CopyError,
+    DestinationFull,
+    display,
+)
 from ansible_collections.jts.tiered_storage.plugins.module_utils._migrate_jobs import Skip, drop_tmp
 from ansible_collections.jts.tiered_storage.plugins.module_utils._migrate_place import Checker, Placer
 from ansible_collections.jts.tiered_storage.plugins.module_utils._migrate_stage import Stager

@@ -11,13 +11,10 @@ import os
 import stat
 
 from ansible_collections.jts.tiered_storage.plugins.module_utils._migrate_commit import UNDO, undo_record
-from ansible_collections.jts.tiered_storage.plugins.module_utils._migrate_copy import (
+from ansible_collections.jts.tiered_storage.plugins.module_utils._migrate_durable import same_stat
+from ansible_collections.jts.tiered_storage.plugins.module_utils._migrate_errors import (
     CodecError,
     CopyError,
-    read_back,
-    same_stat,
-)
-from ansible_collections.jts.tiered_storage.plugins.module_utils._migrate_errors import (
     MigrateError,
     display,
 )
@@ -34,6 +31,7 @@ from ansible_collections.jts.tiered_storage.plugins.module_utils._migrate_journa
     pending_undo,
     runs,
 )
+from ansible_collections.jts.tiered_storage.plugins.module_utils._migrate_readback import read_back
 from ansible_collections.jts.tiered_storage.plugins.module_utils._migrate_runs import (
     lock,
     registry_of,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import gzip
 import hashlib
@@ -13,7 +14,12 @@ import subprocess
 
 import pytest
 
+from ansible_collections.jts.tiered_storage.plugins.module_utils import _migrate_codec as m_codec
 from ansible_collections.jts.tiered_storage.plugins.module_utils import _migrate_copy as c
+from ansible_collections.jts.tiered_storage.plugins.module_utils import _migrate_durable as m_durable
+from ansible_collections.jts.tiered_storage.plugins.module_utils import _migrate_errors as m_errors
+from ansible_collections.jts.tiered_storage.plugins.module_utils import _migrate_metadata as m_metadata
+from ansible_collections.jts.tiered_storage.plugins.module_utils import _migrate_readback as m_readback
 
 ZSTD = shutil.which("zstd")
 DATA = (b"2026-01-01 INFO order filled id=42\n" * 5000) + os.urandom(70000)
@@ -22,11 +28,11 @@ DATA = (b"2026-01-01 INFO order filled id=42\n" * 5000) + os.urandom(70000)
 def _write(tmp_path, codec, data=DATA, level=None):
     src = tmp_path / "src"
     src.write_bytes(data)
-    dst = tmp_path / ("dst" + c.SUFFIXES[codec].decode())
+    dst = tmp_path / ("dst" + m_codec.SUFFIXES[codec].decode())
     sfd = os.open(src, os.O_RDONLY)
     dfd = os.open(dst, os.O_WRONLY | os.O_CREAT, 0o600)
     try:
-        result = c.write_stream(c.open_reader(sfd), dfd, codec, level, ZSTD)
+        result = m_codec.write_stream(m_codec.open_reader(sfd), dfd, codec, level, ZSTD)
     finally:
         os.close(sfd)
         os.close(dfd)
@@ -39,10 +45,10 @@ def test_write_stream_and_read_back(tmp_path, codec):
     assert digest == hashlib.sha256(DATA).hexdigest() and length == len(DATA)
     fd = os.open(dst, os.O_RDONLY)
     try:
-        assert c.read_back(fd, codec, ZSTD) == (digest, length)
+        assert m_readback.read_back(fd, codec, ZSTD) == (digest, length)
     finally:
         os.close(fd)
-    assert c.hash_path(bytes(dst), codec, ZSTD, drop=True) == (digest, length)
+    assert m_readback.hash_path(bytes(dst), codec, ZSTD, drop=True) == (digest, length)
     if codec == "gzip":
         assert gzip.decompress(dst.read_bytes()) == DATA
     if codec == "zstd":
@@ -59,29 +65,29 @@ def test_levels(tmp_path, codec, level):
 
 
 def test_empty_file(tmp_path):
-    for codec in c.CODECS:
+    for codec in m_codec.CODECS:
         dst, (_digest, length) = _write(tmp_path, codec, data=b"")
-        assert length == 0 and c.hash_path(bytes(dst), codec, ZSTD)[1] == 0
+        assert length == 0 and m_readback.hash_path(bytes(dst), codec, ZSTD)[1] == 0
 
 
 def test_corrupt_compressed_data_is_a_codec_error(tmp_path):
     bad = tmp_path / "bad"
     bad.write_bytes(b"\x1f\x8b\x08\x00" + b"not really gzip" * 10)
-    with pytest.raises(c.CodecError, match="gzip data is corrupt"):
-        c.hash_path(bytes(bad), "gzip")
-    with pytest.raises(c.CodecError, match="zstd -d failed"):
-        c.hash_path(bytes(bad), "zstd", ZSTD)
+    with pytest.raises(m_errors.CodecError, match="gzip data is corrupt"):
+        m_readback.hash_path(bytes(bad), "gzip")
+    with pytest.raises(m_errors.CodecError, match="zstd -d failed"):
+        m_readback.hash_path(bytes(bad), "zstd", ZSTD)
 
 
 def test_missing_zstd_tool(tmp_path):
     f = tmp_path / "f"
     f.write_bytes(b"x")
-    with pytest.raises(c.CodecError, match="zstd tool is needed"):
-        c.hash_path(bytes(f), "zstd", None)
+    with pytest.raises(m_errors.CodecError, match="zstd tool is needed"):
+        m_readback.hash_path(bytes(f), "zstd", None)
     fd = os.open(f, os.O_RDONLY)
     try:
-        with pytest.raises(c.CodecError, match="needs the zstd tool"):
-            c.write_stream([b"x"], fd, "zstd", None, None)
+        with pytest.raises(m_errors.CodecError, match="needs the zstd tool"):
+            m_codec.write_stream([b"x"], fd, "zstd", None, None)
     finally:
         os.close(fd)
 
@@ -89,24 +95,24 @@ def test_missing_zstd_tool(tmp_path):
 def test_zstd_failure_is_reported(tmp_path):
     out = os.open(tmp_path / "o", os.O_WRONLY | os.O_CREAT, 0o600)
     try:
-        with pytest.raises(c.CodecError, match="zstd failed"):
-            c.write_stream([b"x"], out, "zstd", 3, shutil.which("false"))
+        with pytest.raises(m_errors.CodecError, match="zstd failed"):
+            m_codec.write_stream([b"x"], out, "zstd", 3, shutil.which("false"))
     finally:
         os.close(out)
 
 
 def test_unknown_codec(tmp_path):
     with pytest.raises(ValueError, match="unknown codec"):
-        c.open_reader(0, "lz4")
+        m_codec.open_reader(0, "lz4")
     with pytest.raises(ValueError, match="unknown codec"):
-        c.write_stream([], 0, "lz4")
+        m_codec.write_stream([], 0, "lz4")
 
 
 def test_hash_path_does_not_follow_symlinks(tmp_path):
     (tmp_path / "t").write_bytes(b"x")
     (tmp_path / "l").symlink_to(tmp_path / "t")
     with pytest.raises(OSError) as exc:
-        c.hash_path(bytes(tmp_path / "l"))
+        m_readback.hash_path(bytes(tmp_path / "l"))
     assert exc.value.errno == errno.ELOOP
 
 
@@ -119,7 +125,7 @@ def test_copy_metadata(tmp_path):
     dst = tmp_path / "d"
     fd = os.open(dst, os.O_WRONLY | os.O_CREAT, 0o600)
     try:
-        assert c.copy_metadata(fd, st) == ""
+        assert m_metadata.copy_metadata(fd, st) == ""
     finally:
         os.close(fd)
     got = os.stat(dst)
@@ -140,39 +146,39 @@ def test_copy_metadata_without_permission(tmp_path, monkeypatch):
     def deny(*_a):
         raise PermissionError(errno.EPERM, "Operation not permitted")
 
-    monkeypatch.setattr(c.os, "fchown", deny)
+    monkeypatch.setattr(os, "fchown", deny)
     fd = os.open(src, os.O_RDONLY)
     try:
-        assert "not kept" in c.copy_metadata(fd, st)
+        assert "not kept" in m_metadata.copy_metadata(fd, st)
     finally:
         os.close(fd)
 
 
 def test_syncfs_and_fsync_dir(tmp_path, monkeypatch):
-    c.syncfs(bytes(tmp_path))
-    c.fsync_dir(bytes(tmp_path))
+    m_durable.syncfs(bytes(tmp_path))
+    m_durable.fsync_dir(bytes(tmp_path))
 
     class Failing:
         @staticmethod
         def syncfs(_fd):
             return -1
 
-    monkeypatch.setattr(c, "_libc", lambda: Failing)
-    monkeypatch.setattr(c.ctypes, "get_errno", lambda: errno.EIO)
+    monkeypatch.setattr(m_durable, "_libc", lambda: Failing)
+    monkeypatch.setattr(ctypes, "get_errno", lambda: errno.EIO)
     with pytest.raises(OSError, match="syncfs"):
-        c.syncfs(bytes(tmp_path))
+        m_durable.syncfs(bytes(tmp_path))
 
 
 def test_drop_cache_failure_is_tolerated(monkeypatch):
     def boom(*_a):
         raise OSError(errno.EINVAL, "no")
 
-    monkeypatch.setattr(c.os, "posix_fadvise", boom)
-    assert c.drop_cache(0) is False
+    monkeypatch.setattr(os, "posix_fadvise", boom)
+    assert m_durable.drop_cache(0) is False
 
 
 def test_read_back_drops_the_cache_unless_prefetched_and_keeps_reading_ahead(monkeypatch, tmp_path):
-    data = os.urandom(5 * c.CHUNK + 123)
+    data = os.urandom(5 * m_codec.CHUNK + 123)
     f = tmp_path / "f"
     f.write_bytes(data)
     advice = []
@@ -182,18 +188,18 @@ def test_read_back_drops_the_cache_unless_prefetched_and_keeps_reading_ahead(mon
         advice.append((offset, length, what))
         real(fd, offset, length, what)
 
-    monkeypatch.setattr(c.os, "posix_fadvise", fadvise)
-    monkeypatch.setattr(c, "READ_AHEAD", 2 * c.CHUNK)
+    monkeypatch.setattr(os, "posix_fadvise", fadvise)
+    monkeypatch.setattr(m_readback, "READ_AHEAD", 2 * m_codec.CHUNK)
     fd = os.open(f, os.O_RDONLY)
     try:
-        assert c.read_back(fd) == (hashlib.sha256(data).hexdigest(), len(data))
+        assert m_readback.read_back(fd) == (hashlib.sha256(data).hexdigest(), len(data))
         dropped = [a for a in advice if a[2] == os.POSIX_FADV_DONTNEED]
         ahead = [a[0] for a in advice if a[2] == os.POSIX_FADV_WILLNEED]
         assert len(dropped) == 1
         # queued from the start, then a window further each time the reader is half a window from the end
-        assert ahead == [0, 2 * c.CHUNK, 4 * c.CHUNK, 6 * c.CHUNK]
+        assert ahead == [0, 2 * m_codec.CHUNK, 4 * m_codec.CHUNK, 6 * m_codec.CHUNK]
         advice.clear()
-        assert c.read_back(fd, prefetched=True)[1] == len(data)
+        assert m_readback.read_back(fd, prefetched=True)[1] == len(data)
         assert not [a for a in advice if a[2] == os.POSIX_FADV_DONTNEED]
     finally:
         os.close(fd)
@@ -203,17 +209,17 @@ def test_prefetch_reports_when_the_cache_cannot_be_dropped(monkeypatch):
     def boom(*_a):
         raise OSError(errno.ESPIPE, "pipe")
 
-    monkeypatch.setattr(c.os, "posix_fadvise", boom)
-    assert c.prefetch(0) is False
+    monkeypatch.setattr(os, "posix_fadvise", boom)
+    assert m_readback.prefetch(0) is False
 
 
 def test_same_stat(tmp_path):
     f = tmp_path / "f"
     f.write_bytes(b"x")
     a = os.stat(f)
-    assert c.same_stat(a, os.stat(f))
+    assert m_durable.same_stat(a, os.stat(f))
     f.write_bytes(b"xy")
-    assert not c.same_stat(a, os.stat(f))
+    assert not m_durable.same_stat(a, os.stat(f))
 
 
 # -- metadata: extended attributes, POSIX ACLs, capabilities (issue 14, case 7)
@@ -240,8 +246,8 @@ def _copy(src, dst, **kwargs):
     dfd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         st = os.fstat(sfd)
-        c.write_stream(c.open_reader(sfd), dfd)
-        return c.copy_metadata(dfd, st, kwargs.pop("keep_owner", os.geteuid() == 0), src_fd=sfd, **kwargs)
+        m_codec.write_stream(m_codec.open_reader(sfd), dfd)
+        return m_metadata.copy_metadata(dfd, st, kwargs.pop("keep_owner", os.geteuid() == 0), src_fd=sfd, **kwargs)
     finally:
         os.close(sfd)
         os.close(dfd)
@@ -305,10 +311,10 @@ def test_acl_refused_fails_the_file_unless_dropping_is_allowed(tmp_path, monkeyp
             raise OSError(errno.EOPNOTSUPP, "Operation not supported")
         return real(fd, name, value, *args)
 
-    monkeypatch.setattr(c.os, "setxattr", no_acls)
-    with pytest.raises(c.MetadataError, match=r"system\.posix_acl_access") as exc:
+    monkeypatch.setattr(os, "setxattr", no_acls)
+    with pytest.raises(m_errors.MetadataError, match=r"system\.posix_acl_access") as exc:
         _copy(src, tmp_path / "refused")
-    assert isinstance(exc.value, c.CopyError) and "user.origin" not in exc.value.reason
+    assert isinstance(exc.value, m_errors.CopyError) and "user.origin" not in exc.value.reason
     warning = _copy(src, tmp_path / "dropped", drop_unsupported=True)
     assert "system.posix_acl_access" in warning and "dropped" in warning
     # the ACL's owning-group entry (r-x), not its mask (rwx): never wider than the source allowed
@@ -329,7 +335,7 @@ def test_dropped_acl_with_a_narrow_mask_keeps_the_mask(tmp_path, monkeypatch):
     def refuse(*_a):
         raise OSError(errno.EOPNOTSUPP, "Operation not supported")
 
-    monkeypatch.setattr(c.os, "setxattr", refuse)
+    monkeypatch.setattr(os, "setxattr", refuse)
     _copy(src, tmp_path / "dst", drop_unsupported=True)
     assert _mode(tmp_path / "dst") == 0o750
 
@@ -359,7 +365,7 @@ def test_acl_inherited_from_the_destination_directory_is_removed(tmp_path):
     ids=["named-user-mask-rwx", "mask-narrower-than-group", "no-mask"],
 )
 def test_acl_group_bits(entries, bits):
-    assert c.acl_group_bits(_acl(*entries)) == bits
+    assert m_metadata.acl_group_bits(_acl(*entries)) == bits
 
 
 @pytest.mark.parametrize(
@@ -368,7 +374,7 @@ def test_acl_group_bits(entries, bits):
     ids=["empty", "short", "version-1", "trailing-byte", "no-group-entry"],
 )
 def test_acl_group_bits_of_a_bad_value_is_none(value):
-    assert c.acl_group_bits(value) is None
+    assert m_metadata.acl_group_bits(value) is None
 
 
 def test_unreadable_acl_dropped_leaves_the_group_nothing(tmp_path, monkeypatch):
@@ -407,9 +413,9 @@ def _fake_source_xattrs(monkeypatch, extra):
         return real_set(fd, name, value, *args)
 
     monkeypatch.setattr(os, "open", fake_open)
-    monkeypatch.setattr(c.os, "listxattr", fake_list)
-    monkeypatch.setattr(c.os, "getxattr", fake_get)
-    monkeypatch.setattr(c.os, "setxattr", fake_set)
+    monkeypatch.setattr(os, "listxattr", fake_list)
+    monkeypatch.setattr(os, "getxattr", fake_get)
+    monkeypatch.setattr(os, "setxattr", fake_set)
 
 
 def _nfs4_acl(*aces, prefix=b""):
@@ -437,7 +443,7 @@ def test_nfs4_acl_with_named_entries_is_a_loss(tmp_path, monkeypatch):
     src = tmp_path / "src"
     src.write_bytes(b"x")
     _fake_source_xattrs(monkeypatch, {"system.nfs4_acl": NAMED_NFS4})
-    with pytest.raises(c.MetadataError, match=r"system\.nfs4_acl"):
+    with pytest.raises(m_errors.MetadataError, match=r"system\.nfs4_acl"):
         _copy(src, tmp_path / "dst")
 
 
@@ -456,7 +462,7 @@ def test_nfs4_acl_with_named_entries_is_a_loss(tmp_path, monkeypatch):
     ids=["mode-only", "named-user", "inheritable", "audit", "truncated", "dacl", "empty-sacl", "audit-sacl"],
 )
 def test_nfs4_acl_is_trivial(name, value, trivial):
-    assert c.nfs4_acl_is_trivial(name, value) is trivial
+    assert m_metadata.nfs4_acl_is_trivial(name, value) is trivial
 
 
 def test_filesystem_properties_are_not_copied(tmp_path, monkeypatch):
@@ -475,8 +481,8 @@ def test_xattr_too_large_for_the_destination(tmp_path, monkeypatch):
     def too_big(*_a):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(c.os, "setxattr", too_big)
-    with pytest.raises(c.MetadataError, match=r"user\.big \(too large"):
+    monkeypatch.setattr(os, "setxattr", too_big)
+    with pytest.raises(m_errors.MetadataError, match=r"user\.big \(too large"):
         _copy(src, tmp_path / "dst")
     assert "user.big" in _copy(src, tmp_path / "dst2", drop_unsupported=True)
 
@@ -496,11 +502,11 @@ def test_enospc_on_a_full_destination_is_not_a_metadata_refusal(tmp_path, monkey
         def __init__(self, st):
             self.f_frsize, self.f_bfree = st.f_frsize, 3
 
-    monkeypatch.setattr(c.os, "setxattr", full)
-    monkeypatch.setattr(c.os, "fstatvfs", lambda fd: Full(real(fd)))
+    monkeypatch.setattr(os, "setxattr", full)
+    monkeypatch.setattr(os, "fstatvfs", lambda fd: Full(real(fd)))
     with pytest.raises(OSError) as exc:
         _copy(src, tmp_path / "dst", drop_unsupported=True)
-    assert exc.value.errno == errno.ENOSPC and not isinstance(exc.value, c.CopyError)
+    assert exc.value.errno == errno.ENOSPC and not isinstance(exc.value, m_errors.CopyError)
 
 
 def test_unexpected_xattr_error_is_raised(tmp_path, monkeypatch):
@@ -511,7 +517,7 @@ def test_unexpected_xattr_error_is_raised(tmp_path, monkeypatch):
     def eio(*_a):
         raise OSError(errno.EIO, "Input/output error")
 
-    monkeypatch.setattr(c.os, "setxattr", eio)
+    monkeypatch.setattr(os, "setxattr", eio)
     with pytest.raises(OSError, match="Input/output"):
         _copy(src, tmp_path / "dst", drop_unsupported=True)
 
@@ -524,7 +530,7 @@ def test_source_without_xattr_support(tmp_path, monkeypatch):
     def unsupported(_fd):
         raise OSError(errno.EOPNOTSUPP, "Operation not supported")
 
-    monkeypatch.setattr(c.os, "listxattr", unsupported)
+    monkeypatch.setattr(os, "listxattr", unsupported)
     assert _copy(src, tmp_path / "dst") == ""
     assert _mode(tmp_path / "dst") == 0o640
 
@@ -537,7 +543,7 @@ def test_xattr_that_vanished_from_the_source_is_skipped(tmp_path, monkeypatch):
     def gone(*_a):
         raise OSError(errno.ENODATA, "No data available")
 
-    monkeypatch.setattr(c.os, "getxattr", gone)
+    monkeypatch.setattr(os, "getxattr", gone)
     assert _copy(src, tmp_path / "dst") == ""
     assert _xattrs(tmp_path / "dst") == {}
 
@@ -566,7 +572,10 @@ def _sha(path):
         (64 << 20, [32 << 20]),  # one 4 KiB block in a 64 MiB file
         (64 << 20, [0]),  # a trailing hole: the copy must still be 64 MiB long
         (8 << 20, []),  # nothing but a hole
-        (3 * c.CHUNK + 100, [c.CHUNK + BLOCK, 3 * c.CHUNK - BLOCK]),  # holes inside chunks, odd length
+        (
+            3 * m_codec.CHUNK + 100,
+            [m_codec.CHUNK + BLOCK, 3 * m_codec.CHUNK - BLOCK],
+        ),  # holes inside chunks, odd length
     ],
     ids=["one-block-in-64MiB", "trailing-hole", "all-hole", "holes-inside-chunks"],
 )
@@ -591,7 +600,7 @@ def test_write_stream_to_a_pipe_or_a_file_with_content_writes_the_zeros(tmp_path
     data = b"x" + bytes(3 * BLOCK)
     r, w = os.pipe()
     try:
-        assert c.write_stream([data], w)[1] == len(data)
+        assert m_codec.write_stream([data], w)[1] == len(data)
         assert os.read(r, 2 * len(data)) == data
     finally:
         os.close(r)
@@ -600,7 +609,7 @@ def test_write_stream_to_a_pipe_or_a_file_with_content_writes_the_zeros(tmp_path
     f.write_bytes(b"z" * (8 * BLOCK))
     fd = os.open(f, os.O_WRONLY)
     try:
-        c.write_stream([data], fd)
+        m_codec.write_stream([data], fd)
     finally:
         os.close(fd)
     assert f.read_bytes() == data + b"z" * (8 * BLOCK - len(data))
@@ -621,7 +630,7 @@ def test_copy_metadata_of_a_directory_keeps_its_default_acl(tmp_path):
         sfd = os.open(source, os.O_RDONLY | os.O_DIRECTORY)
         dfd = os.open(target, os.O_RDONLY | os.O_DIRECTORY)
         try:
-            assert c.copy_metadata(dfd, os.fstat(sfd), True, src_fd=sfd) == ""
+            assert m_metadata.copy_metadata(dfd, os.fstat(sfd), True, src_fd=sfd) == ""
         finally:
             os.close(sfd)
             os.close(dfd)
@@ -658,9 +667,9 @@ def test_copy_raw_copies_exactly_with_each_kernel_call(tmp_path, monkeypatch, re
         def refused(*_a, _name=name, **_kw):
             raise OSError(errno.EXDEV if _name == "copy_file_range" else errno.EINVAL, "refused")
 
-        monkeypatch.setattr(c.os, name, refused)
+        monkeypatch.setattr(os, name, refused)
     monkeypatch.setattr(c, "_KERNEL_STEP", 3 * BLOCK)  # several calls per segment
-    data = os.urandom(5 * c.CHUNK + 77)
+    data = os.urandom(5 * m_codec.CHUNK + 77)
     _src, dst, length = _copy_raw(tmp_path, data)
     assert length == len(data) and dst.read_bytes() == data
 
@@ -671,7 +680,7 @@ def test_copy_raw_copies_exactly_with_each_kernel_call(tmp_path, monkeypatch, re
         (64 << 20, [32 << 20]),
         (64 << 20, [0]),
         (8 << 20, []),
-        (3 * c.CHUNK + 100, [c.CHUNK + BLOCK, 3 * c.CHUNK - BLOCK]),
+        (3 * m_codec.CHUNK + 100, [m_codec.CHUNK + BLOCK, 3 * m_codec.CHUNK - BLOCK]),
     ],
     ids=["one-block-in-64MiB", "trailing-hole", "all-hole", "holes-inside-chunks"],
 )
@@ -704,13 +713,13 @@ def _compare(tmp_path, source, copy, codec="none"):
     dst.write_bytes(copy)
     sfd, dfd = os.open(src, os.O_RDONLY), os.open(dst, os.O_RDONLY)
     try:
-        return c.compare_back(dfd, sfd, codec, ZSTD)
+        return m_readback.compare_back(dfd, sfd, codec, ZSTD)
     finally:
         os.close(sfd)
         os.close(dfd)
 
 
-@pytest.mark.parametrize("size", [0, 100, c.CHUNK, 3 * c.CHUNK + 5])
+@pytest.mark.parametrize("size", [0, 100, m_codec.CHUNK, 3 * m_codec.CHUNK + 5])
 def test_compare_back_returns_the_contents_hash(tmp_path, size):
     data = os.urandom(size)
     assert _compare(tmp_path, data, data) == (hashlib.sha256(data).hexdigest(), size)
@@ -719,8 +728,8 @@ def test_compare_back_returns_the_contents_hash(tmp_path, size):
 @pytest.mark.parametrize("where", ["first", "middle", "last"])
 @pytest.mark.parametrize("change", ["flip", "shorter", "longer"])
 def test_compare_back_finds_any_difference(tmp_path, where, change):
-    data = bytearray(os.urandom(3 * c.CHUNK + 5))
-    at = {"first": 0, "middle": c.CHUNK + 17, "last": len(data) - 1}[where]
+    data = bytearray(os.urandom(3 * m_codec.CHUNK + 5))
+    at = {"first": 0, "middle": m_codec.CHUNK + 17, "last": len(data) - 1}[where]
     copy = bytearray(data)
     if change == "flip":
         copy[at] ^= 0x01
@@ -728,7 +737,7 @@ def test_compare_back_finds_any_difference(tmp_path, where, change):
         del copy[at:]
     else:
         copy[at:at] = b"x"
-    with pytest.raises(c.CopyError, match="verification failed: the copy read back from the disk differs"):
+    with pytest.raises(m_errors.CopyError, match="verification failed: the copy read back from the disk differs"):
         _compare(tmp_path, bytes(data), bytes(copy))
 
 
@@ -740,7 +749,7 @@ def test_compare_back_decompresses_the_copy(tmp_path, codec):
         else subprocess.run([ZSTD, "-q", "-c"], input=DATA, capture_output=True, check=True).stdout
     )
     assert _compare(tmp_path, DATA, packed, codec) == (hashlib.sha256(DATA).hexdigest(), len(DATA))
-    with pytest.raises(c.CopyError, match="differs"):
+    with pytest.raises(m_errors.CopyError, match="differs"):
         _compare(tmp_path, DATA[:-1] + b"?", packed, codec)
 
 
@@ -766,11 +775,11 @@ def test_copy_content_then_compare_back(tmp_path, src_codec, dst_codec, hashing)
         try:
             if src_codec == "none":
                 assert (digest, length) == (want[0] if hashing else None, len(DATA))
-                compared = c.compare_back(rfd, sfd, dst_codec, ZSTD, hashing=not hashing)
+                compared = m_readback.compare_back(rfd, sfd, dst_codec, ZSTD, hashing=not hashing)
                 assert compared == (None if hashing else want[0], len(DATA))
             else:
                 assert (digest, length) == want
-                assert c.read_back(rfd, dst_codec, ZSTD) == want
+                assert m_readback.read_back(rfd, dst_codec, ZSTD) == want
         finally:
             os.close(rfd)
     finally:
@@ -785,7 +794,7 @@ def test_compress_fd_reports_a_full_destination(tmp_path):
     dfd = os.open("/dev/full", os.O_WRONLY)
     try:
         with pytest.raises(OSError) as info:
-            c.compress_fd(sfd, dfd, None, ZSTD)
+            m_codec.compress_fd(sfd, dfd, None, ZSTD)
         assert info.value.errno == errno.ENOSPC
     finally:
         os.close(sfd)
