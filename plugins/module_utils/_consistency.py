@@ -22,6 +22,7 @@ import os
 import signal
 import stat
 
+from ansible_collections.jts.tiered_storage.plugins.module_utils._errors import JtsError
 from ansible_collections.jts.tiered_storage.plugins.module_utils._freeze import FreezeError, Freezer, validate_mounts
 from ansible_collections.jts.tiered_storage.plugins.module_utils._pg_backup import (
     PgBackupSession,
@@ -35,11 +36,11 @@ NO_METHOD = "no consistency method configured"
 _SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 
-class ConsistencyError(Exception):
+class ConsistencyError(JtsError):
     """A group could not be brought to a consistent state (nothing of it is left held)."""
 
 
-class Interrupted(Exception):
+class Interrupted(JtsError):
     """A signal arrived while databases were held or filesystems frozen."""
 
     def __init__(self, signum):

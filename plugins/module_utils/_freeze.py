@@ -22,6 +22,8 @@ import subprocess
 import sys
 import time
 
+from ansible_collections.jts.tiered_storage.plugins.module_utils._errors import JtsError
+
 # Run as ``python -c WATCHDOG <seconds> <fsfreeze> <mount>...``: ignore hang-ups and interrupts
 # (its parent may die), sleep for the bound, thaw every mount (errors ignored: a mount that is not
 # frozen any more answers EINVAL). SIGTERM from the module ends it when the thaw was done in time.
@@ -36,7 +38,7 @@ WATCHDOG = (
 )
 
 
-class FreezeError(Exception):
+class FreezeError(JtsError):
     """A mount could not be frozen (those frozen before were thawed)."""
 
 

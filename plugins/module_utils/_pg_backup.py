@@ -41,9 +41,10 @@ import uuid
 
 from ansible_collections.jts.tiered_storage.plugins.module_utils._pg_cli import (
     PgError,
-    _drop_privileges,
     _stderr_tail,
-    conninfo_quote,
+    conninfo_string,
+    describe_target,
+    session_env,
     session_options,
 )
 
@@ -121,40 +122,17 @@ class PgBackupSession:
         self.start_lsn = None
         self.start_wal = None
         self.started = False
-        self.preexec_fn = None
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
-        env.update(LC_ALL="C", PGCLIENTENCODING="UTF8")
-        if os_user:
-            self.preexec_fn, entry = _drop_privileges(os_user)
-            env.update(HOME=entry.pw_dir, USER=entry.pw_name, LOGNAME=entry.pw_name)
-        if password:
-            env["PGPASSWORD"] = password
-        if passfile:
-            env["PGPASSFILE"] = passfile
-        self._env = env
+        self._env, self.preexec_fn = session_env(password, passfile, os_user)
 
     def describe(self):
-        return "database %s on %s:%s%s" % (
-            self.dbname,
-            self.host or "the local socket",
-            self.port,
-            " as %s" % self.user if self.user else "",
-        )
+        return describe_target(self.dbname, self.host, self.port, self.user)
 
     def conninfo(self):
-        parts = [("dbname", self.dbname)]
-        if self.host:
-            parts.append(("host", self.host))
-        if self.port:
-            parts.append(("port", self.port))
-        if self.user:
-            parts.append(("user", self.user))
-        parts.append(("connect_timeout", self.connect_timeout))
-        parts.append(("application_name", APPLICATION_NAME))
         # no statement time-out on the server: the backup must outlive the snapshots; each answer
         # is awaited with a time-out here instead
-        parts.append(("options", session_options(30, 0)))
-        return " ".join("%s=%s" % (key, conninfo_quote(value)) for key, value in parts)
+        return conninfo_string(
+            self.dbname, self.host, self.port, self.user, self.connect_timeout, APPLICATION_NAME, session_options(30, 0)
+        )
 
     def argv(self):
         return [self.psql_bin, "-X", "-A", "-t", "-q", "-v", "ON_ERROR_STOP=1", "-d", self.conninfo()]

@@ -27,13 +27,18 @@ import os
 import pwd
 import subprocess
 
+from ansible_collections.jts.tiered_storage.plugins.module_utils._errors import JtsError
+
 TOOLS = ("psql", "pg_dump", "pg_restore")
 APPLICATION_NAME = "jts-pg-partition-archive"
 STDERR_SHOWN = 2000
 
 
-class PgError(Exception):
-    """A tool failed or timed out; ``str()`` says which and why (never the password)."""
+class PgError(JtsError):
+    """A tool failed or timed out; ``str()`` says which and why (never the password).
+
+    ``cmd``, ``rc`` and ``stderr`` are attributes, not ``details``: a caller picks what it reports.
+    """
 
     def __init__(self, msg, cmd=None, rc=None, stderr=""):
         super().__init__(msg)
@@ -77,6 +82,45 @@ def _stderr_tail(err):
     text = err.decode("utf-8", "replace") if isinstance(err, bytes) else (err or "")
     text = text.strip()
     return text[-STDERR_SHOWN:]
+
+
+def session_env(password=None, passfile=None, os_user=None):
+    """The environment of a PostgreSQL client and the uid switch to run it with (None: no switch).
+
+    No ``PG*`` variable of ours is inherited, the C locale and UTF-8 are fixed, the password goes
+    only here (never on a command line). Used by ``PgCli`` and ``_pg_backup.PgBackupSession``.
+    """
+    preexec_fn = None
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+    env.update(LC_ALL="C", PGCLIENTENCODING="UTF8")
+    if os_user:
+        preexec_fn, entry = _drop_privileges(os_user)
+        env.update(HOME=entry.pw_dir, USER=entry.pw_name, LOGNAME=entry.pw_name)
+    if password:
+        env["PGPASSWORD"] = password
+    if passfile:
+        env["PGPASSFILE"] = passfile
+    return env, preexec_fn
+
+
+def conninfo_string(dbname, host, port, user, connect_timeout, application_name, options):
+    """A libpq connection string, each value quoted; host, port and user only when given."""
+    parts = [("dbname", dbname)]
+    if host:
+        parts.append(("host", host))
+    if port:
+        parts.append(("port", port))
+    if user:
+        parts.append(("user", user))
+    parts.append(("connect_timeout", connect_timeout))
+    parts.append(("application_name", application_name))
+    parts.append(("options", options))
+    return " ".join("%s=%s" % (key, conninfo_quote(value)) for key, value in parts)
+
+
+def describe_target(dbname, host, port, user):
+    """Where a session goes, for messages: ``database dbname on host:port as user`` (no secret)."""
+    return "database %s on %s:%s%s" % (dbname, host or "the local socket", port, " as %s" % user if user else "")
 
 
 def _drop_privileges(user):
@@ -156,39 +200,16 @@ class PgCli:
         self.command_timeout = command_timeout
         self.options = session_options(lock_timeout, statement_timeout)
         self.runner = runner or spawn
-        self.preexec_fn = None
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
-        env.update(LC_ALL="C", PGCLIENTENCODING="UTF8")
-        if os_user:
-            self.preexec_fn, entry = _drop_privileges(os_user)
-            env.update(HOME=entry.pw_dir, USER=entry.pw_name, LOGNAME=entry.pw_name)
-        if password:
-            env["PGPASSWORD"] = password
-        if passfile:
-            env["PGPASSFILE"] = passfile
-        self._env = env
+        self._env, self.preexec_fn = session_env(password, passfile, os_user)
 
     def conninfo(self, dbname=None):
-        parts = [("dbname", dbname or self.dbname)]
-        if self.host:
-            parts.append(("host", self.host))
-        if self.port:
-            parts.append(("port", self.port))
-        if self.user:
-            parts.append(("user", self.user))
-        parts.append(("connect_timeout", self.connect_timeout))
-        parts.append(("application_name", APPLICATION_NAME))
-        parts.append(("options", self.options))
-        return " ".join("%s=%s" % (key, conninfo_quote(value)) for key, value in parts)
+        return conninfo_string(
+            dbname or self.dbname, self.host, self.port, self.user, self.connect_timeout, APPLICATION_NAME, self.options
+        )
 
     def describe(self, dbname=None):
         """Where a session goes, for messages: ``dbname on host:port as user`` (no secret)."""
-        return "database %s on %s:%s%s" % (
-            dbname or self.dbname,
-            self.host or "the local socket",
-            self.port,
-            " as %s" % self.user if self.user else "",
-        )
+        return describe_target(dbname or self.dbname, self.host, self.port, self.user)
 
     def _run(self, tool, args, stdin=None, stdout=None, input_bytes=None, what=None):
         argv = [self.bins[tool], *args]

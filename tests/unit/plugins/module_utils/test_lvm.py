@@ -85,3 +85,12 @@ def test_read_report_raises_with_the_command_and_its_words():
     assert caught.value.details == {"rc": 5, "stdout": "", "stderr": "  no such VG\n", "cmd": argv, "vg": "vg_jts"}
     rows = ls.read_report(lambda cmd: (0, '{"report": [{"lv": [{"lv_name": "a"}]}]}', ""), argv, "lv", "lvs")
     assert rows == [{"lv_name": "a"}]
+
+
+def test_snapshot_error_is_the_lvm_error_and_a_jts_error():
+    from ansible_collections.jts.tiered_storage.plugins.module_utils._errors import JtsError
+    from ansible_collections.jts.tiered_storage.plugins.module_utils._lvm_snapshot import SnapshotError
+
+    assert SnapshotError is ls.LvmError and issubclass(SnapshotError, JtsError)
+    with pytest.raises(SnapshotError, match="cannot parse LVM's JSON report"):
+        ls.parse_report("not json", "lv")

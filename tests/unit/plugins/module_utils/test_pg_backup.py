@@ -329,3 +329,12 @@ def test_validate_mounts():
             validate_mounts([bad], ismount=lambda p: p != "/srv/x")
     with pytest.raises(FreezeError, match="twice"):
         validate_mounts(["/srv/a", "/srv/a"], ismount=lambda p: True)
+
+
+def test_consistency_and_freeze_errors_are_jts_errors():
+    from ansible_collections.jts.tiered_storage.plugins.module_utils._errors import JtsError
+
+    for cls in (_consistency.ConsistencyError, FreezeError, PgError):
+        assert issubclass(cls, JtsError)
+    interrupted = _consistency.Interrupted(15)
+    assert isinstance(interrupted, JtsError) and str(interrupted) == interrupted.msg == "interrupted by signal 15"

@@ -70,3 +70,31 @@ def test_a_tool_that_outlives_its_time_out_is_killed():
 
 def test_table_pattern_is_literal():
     assert _pg_cli.table_pattern("market", 'we*ird"') == '"market"."we*ird"""'
+
+
+def test_pg_errors_are_jts_errors_with_their_message():
+    from ansible_collections.jts.tiered_storage.plugins.module_utils._errors import JtsError, describe
+
+    exc = _pg_cli.PgTimeout("pg_dump did not finish", cmd=["pg_dump"], rc=-9, stderr="")
+    assert isinstance(exc, _pg_cli.PgError) and isinstance(exc, JtsError)
+    assert (describe(exc), str(exc), exc.rc, exc.details) == (
+        "pg_dump did not finish",
+        "pg_dump did not finish",
+        -9,
+        {},
+    )
+
+
+def test_the_backup_session_and_the_cli_build_the_same_connection_string():
+    from ansible_collections.jts.tiered_storage.plugins.module_utils._pg_backup import PgBackupSession
+
+    kw = dict(host="/run/postgresql", port=5433, user="backup", password="s3cret", connect_timeout=7)  # noqa: S106
+    cli = _pg_cli.PgCli(BINS, "postgres", **kw)
+    backup = PgBackupSession("/usr/bin/psql", dbname="postgres", **kw)
+    assert backup.describe() == cli.describe() == "database postgres on /run/postgresql:5433 as backup"
+    assert backup._env == cli._env and backup._env["PGPASSWORD"] == "s3cret"
+    assert "s3cret" not in backup.conninfo()
+    assert (
+        backup.conninfo().replace("jts-lvm-snapshot", "X").split(" options=")[0]
+        == (cli.conninfo().replace("jts-pg-partition-archive", "X").split(" options=")[0])
+    )
