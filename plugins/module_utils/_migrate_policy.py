@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import os
 
-from ansible_collections.jts.tiered_storage.plugins.module_utils._lock import DEFAULT_LOCK_DIR
-from ansible_collections.jts.tiered_storage.plugins.module_utils._migrate_codec import CODECS
 from ansible_collections.jts.tiered_storage.plugins.module_utils._migrate_errors import (
     MigrateError,
 )
@@ -48,26 +46,40 @@ def _abs(value, name):
     return os.path.normpath(os.fsencode(value))
 
 
+def _given(p, name):
+    """The value of an optional parameter, None when it is not set (or empty)."""
+    value = p.get(name)
+    return None if value in (None, "") else value
+
+
+def _unit(p, name, parse):
+    value = _given(p, name)
+    return None if value is None else parse(value, name)
+
+
 def build_policy(params):
-    """Validate module parameters into a Policy; raise MigrateError naming the bad value."""
+    """Turn the module's parameters into a Policy; raise MigrateError naming the bad value.
+
+    The argument_spec has already checked types and choices and filled in defaults; here are only
+    the units (ages, sizes, percentages), absolute paths and the rules that join two options.
+    A parameter that is not set stays None (a direct caller passes what it needs).
+    """
     p = params
     try:
         source = _abs(p.get("source"), "source")
         dest = _abs(p.get("destination"), "destination")
-        older_than = parse_age(p.get("older_than", "7d"), "older_than")
-        settle = parse_age(p.get("settle_time", "10m") or 0, "settle_time")
-        min_size = parse_size(p["min_size"], "min_size") if p.get("min_size") not in (None, "") else None
-        max_size = parse_size(p["max_size"], "max_size") if p.get("max_size") not in (None, "") else None
-        max_bytes = parse_size(p["max_bytes"], "max_bytes") if p.get("max_bytes") not in (None, "") else None
+        older_than = _unit(p, "older_than", parse_age)
+        settle = parse_age(p.get("settle_time") or 0, "settle_time")
+        min_size = _unit(p, "min_size", parse_size)
+        max_size = _unit(p, "max_size", parse_size)
+        max_bytes = _unit(p, "max_bytes", parse_size)
         min_free = parse_size_or_percent(p.get("min_free") or "0", "min_free")
-        batch_bytes = parse_size(p.get("batch_bytes") or "256M", "batch_bytes")
+        batch_bytes = _unit(p, "batch_bytes", parse_size)
     except UnitError as exc:
         raise MigrateError(str(exc)) from exc
-    codec = p.get("compression") or "none"
-    if codec not in CODECS:
-        raise MigrateError("compression: %r is not one of %s" % (codec, ", ".join(CODECS)))
+    codec = p.get("compression")
     level = p.get("compression_level")
-    if level is not None and codec != "none":
+    if level is not None and codec in ("zstd", "gzip"):
         low, high = ZSTD_LEVELS if codec == "zstd" else GZIP_LEVELS
         if not low <= int(level) <= high:
             raise MigrateError("compression_level: %r is outside %d..%d for %s" % (level, low, high, codec))
@@ -76,20 +88,15 @@ def build_policy(params):
     max_files = p.get("max_files")
     if max_files is not None and int(max_files) < 0:
         raise MigrateError("max_files: %r is negative" % (max_files,))
-    age_stamp = p.get("age_stamp") or "mtime"
-    if age_stamp not in ("mtime", "atime", "ctime"):
-        raise MigrateError("age_stamp: %r is not one of mtime, atime, ctime" % (age_stamp,))
-    mode = p.get("mode") or "move"
-    if mode not in ("move", "copy"):
-        raise MigrateError("mode: %r is not one of move, copy" % (mode,))
     journal = p.get("journal")
     journal_default = not journal
     journal = _abs(journal, "journal") if journal else os.path.join(dest, STATE_DIR, b"journal.jsonl")
+    lock_dir = _given(p, "lock_dir")
     return Policy(
         source=source,
         dest=dest,
         older_than=older_than,
-        age_stamp=age_stamp,
+        age_stamp=p.get("age_stamp"),
         settle=settle,
         include=[os.fsencode(x) for x in (p.get("include") or [])],
         exclude=[os.fsencode(x) for x in (p.get("exclude") or [])],
@@ -99,22 +106,22 @@ def build_policy(params):
         max_bytes=max_bytes or None,
         codec=codec,
         level=int(level) if level is not None else None,
-        mode=mode,
-        require_mounted=bool(p.get("require_mounted", True)),
+        mode=p.get("mode"),
+        require_mounted=p.get("require_mounted"),
         source_mount=_abs(p["source_mount"], "source_mount") if p.get("source_mount") else None,
         dest_mount=_abs(p["destination_mount"], "destination_mount") if p.get("destination_mount") else None,
         source_fstype=p.get("source_fstype") or None,
         dest_fstype=p.get("destination_fstype") or None,
         min_free=min_free,
-        check_space=bool(p.get("check_space", True)),
+        check_space=p.get("check_space"),
         journal=journal,
         journal_default=journal_default,
         run_id=p.get("run_id") or None,
-        one_filesystem=bool(p.get("one_filesystem", True)),
-        probe_timeout=float(p.get("probe_timeout") or 10),
-        lock_dir=os.fsdecode(p.get("lock_dir") or DEFAULT_LOCK_DIR),
-        drop_metadata=bool(p.get("drop_unsupported_metadata", False)),
-        batch_files=int(p.get("batch_files") or 1000),
+        one_filesystem=p.get("one_filesystem"),
+        probe_timeout=p.get("probe_timeout"),
+        lock_dir=os.fsdecode(lock_dir) if lock_dir is not None else None,
+        drop_metadata=p.get("drop_unsupported_metadata"),
+        batch_files=p.get("batch_files"),
         batch_bytes=batch_bytes,
     )
 

@@ -16,12 +16,14 @@ from ansible_collections.jts.tiered_storage.plugins.module_utils import _migrate
 from ansible_collections.jts.tiered_storage.plugins.module_utils._lock import LockBusy, TreeLock
 from ansible_collections.jts.tiered_storage.plugins.module_utils._migrate_journal import Journal
 from ansible_collections.jts.tiered_storage.plugins.module_utils._timeout import ProbeTimeout
+from ansible_collections.jts.tiered_storage.plugins.modules import tier_migrate
 
 DAY = 86400
 
 
 def _policy(src, dst, tmp_path, **kw):
-    params = {"source": str(src), "destination": str(dst), "settle_time": "0", "older_than": "1d"}
+    params = {name: spec.get("default") for name, spec in tier_migrate.ARGUMENT_SPEC.items()}
+    params.update({"source": str(src), "destination": str(dst), "settle_time": "0", "older_than": "1d"})
     params.setdefault("lock_dir", str(tmp_path / "locks"))
     params["require_mounted"] = False
     params.update(kw)

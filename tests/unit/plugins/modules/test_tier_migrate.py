@@ -69,6 +69,10 @@ def test_rollback_through_the_module(run_module, tree):
         ({"older_than": "7x"}, "older_than: '7x' is not an age"),
         ({"source": "relative"}, "source: 'relative' is not an absolute path"),
         ({"compression": "gzip", "compression_level": 12}, "compression_level: 12 is outside 1..9"),
+        # choices are the argument_spec's (build_policy no longer repeats them)
+        ({"compression": "lz4"}, "value of compression must be one of: none, zstd, gzip, got: lz4"),
+        ({"age_stamp": "btime"}, "value of age_stamp must be one of: mtime, atime, ctime, got: btime"),
+        ({"mode": "swap"}, "value of mode must be one of: move, copy, got: swap"),
     ],
 )
 def test_bad_input_fails_before_anything_moves(run_module, tree, override, message):
