@@ -9,12 +9,10 @@ import os
 import shutil
 import stat
 import subprocess
-from pathlib import Path
 
+import as_ansible
 import pytest
-
-ROOT = Path(__file__).resolve().parents[2]
-BIN = Path(os.environ.get("VIRTUAL_ENV", ROOT / ".venv")) / "bin"
+from as_ansible import BIN, ROOT, module_cmd
 
 pytestmark = pytest.mark.skipif(not (shutil.which("zstd") and shutil.which("tar")), reason="needs zstd and GNU tar")
 
@@ -40,15 +38,13 @@ def tree_digest(root):
 
 
 def ansible(args, tmp_path, playbook=None, tasks=None, extra=None):
-    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1")
     if tasks is not None:
         playbook = tmp_path / "play.yml"
         play = [{"hosts": "localhost", "gather_facts": False, "tasks": tasks}]
         playbook.write_text(json.dumps(play))
     variables = {"ansible_python_interpreter": str(BIN / "python"), "restore_hosts": "localhost"}
     variables.update(extra or {})
-    cmd = [str(BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local", "-e", json.dumps(variables), str(playbook)]
-    return subprocess.run(cmd + args, capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
+    return as_ansible.playbook(playbook, variables, *args)
 
 
 def archive(tmp_path, src, path):
@@ -172,15 +168,6 @@ def test_restore_settings_are_checked(tmp_path):
 
 # --------------------------------------------------------------------------- issue 14 case 14: a killed run
 
-MODULE = ROOT / "plugins" / "modules" / "snapshot_archive.py"
-
-
-def _run_module(tmp_path, args, name="args.json"):
-    path = tmp_path / name
-    path.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": args}))
-    env = dict(os.environ, PYTHONPATH=str(ROOT / ".collections"))
-    return [str(BIN / "python"), str(MODULE), str(path)], env
-
 
 def _open_in(pid, directory):
     """The files process ``pid`` has open in ``directory`` (an unnamed one reads '<dir>/#<inode> (deleted)')."""
@@ -206,7 +193,8 @@ def test_a_run_killed_while_writing_leaves_nothing_for_the_backup_move(tmp_path)
     directory = tmp_path / "daily-backups" / "postgres"
     directory.mkdir(parents=True)
     path = directory / "postgres_20261123T023000Z.tar.zst"
-    cmd, env = _run_module(tmp_path, {"src": str(snap), "path": str(path), "compression_level": 19, "threads": 1})
+    args = {"src": str(snap), "path": str(path), "compression_level": 19, "threads": 1}
+    cmd, env = module_cmd("snapshot_archive", tmp_path, args)
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 60
@@ -223,7 +211,7 @@ def test_a_run_killed_while_writing_leaves_nothing_for_the_backup_move(tmp_path)
     assert during == [], during
     assert sorted(os.listdir(directory)) == []
     # the next run writes the archive; nothing is left to clean
-    cmd, env = _run_module(tmp_path, {"src": str(snap), "path": str(path), "compression_level": 1}, "again.json")
+    cmd, env = module_cmd("snapshot_archive", tmp_path, {"src": str(snap), "path": str(path), "compression_level": 1})
     again = json.loads(subprocess.run(cmd, env=env, capture_output=True, check=False, timeout=300).stdout)
     assert again["changed"] is True and again["cleaned_incomplete"] == [], again
     assert sorted(os.listdir(directory)) == [path.name, path.name + ".sha256"]

@@ -1,7 +1,7 @@
 """Retention and capacity of the backups (issue 15 part 4), for real on tmpfs mounts of this host.
 
-* the backup step (roles/lifecycle/tasks/backup.yml, on the fake LVM host of
-  test_backup_step_functional.py, tar and zstd real) with the warm tier a small tmpfs filled near
+* the backup step (roles/lifecycle/tasks/backup.yml, on the fake LVM host of lvm_host.py, tar
+  and zstd real) with the warm tier a small tmpfs filled near
   its critical threshold: the LV that would pass it is refused, nothing of it is written, the step
   fails, and a whole run reports it (textfile success 0, webhook);
 * more archives than the retention keeps: the oldest pruned on the warm tier (backup step) and on
@@ -24,7 +24,8 @@ import typing
 from pathlib import Path
 
 import pytest
-from test_backup_step_functional import BIN, ROOT, Host
+from as_ansible import BIN, playbook, tasks_from_play
+from lvm_host import Host
 
 from ansible_collections.jts.tiered_storage.plugins.module_utils import _backup_retention as br
 
@@ -93,6 +94,13 @@ def plant(directory, volume, days_ago, data=b"archive\n"):
 
 def archives_in(directory):
     return sorted(n for n in os.listdir(directory) if n.endswith(".tar.zst"))
+
+
+def pruner_params(path, mount, keep_last):
+    """backup_retention's parameters for postgres's archives in ``path`` on ``mount``: the newest ``keep_last``."""
+    params = dict(path=str(path), mount=str(mount), volumes=["postgres"], nas_host=None, nas_port=2049)
+    params.update(keep_last=keep_last, keep_daily=0, keep_weekly=0, keep_monthly=0, max_age="")
+    return dict(params, max_clock_jump_days=366, probe_timeout=10, remove_timeout=10)
 
 
 def flat(text):
@@ -172,17 +180,8 @@ def test_a_refused_backup_fails_the_run_and_alerts(full_host, tmp_path):
         "lifecycle_backup_mount_dir": str(host.mounts),
         "lifecycle_backup_dir_group": "root",
     }
-    env = dict(
-        os.environ,
-        PATH="%s:%s" % (host.bin, os.environ["PATH"]),
-        FAKE_LVM_STATE=str(host.state_file),
-        FAKE_ORIGINS=str(host.origins),
-        ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
-        ANSIBLE_NOCOLOR="1",
-    )
-    cmd = [str(BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local", "-e", json.dumps(variables), str(play)]
     try:
-        result = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
+        result = playbook(play, variables, env=host.env())
     finally:
         server.shutdown()
     out = flat(result.stdout)
@@ -254,12 +253,7 @@ def test_a_warm_retention_that_would_prune_before_the_migrate_step_is_refused(tm
 
 
 def run_archive_step(tmp_path, nas, extra=None, check=False):
-    play = tmp_path / "archive.yml"
-    play.write_text(
-        "- hosts: localhost\n  gather_facts: false\n  tasks:\n"
-        "    - name: Run the archive step\n      ansible.builtin.include_role:\n"
-        "        name: jts.tiered_storage.lifecycle\n        tasks_from: archive\n"
-    )
+    play = tasks_from_play(tmp_path / "archive.yml", "Run the archive step", "archive")
     variables = {
         "ansible_python_interpreter": str(BIN / "python"),
         "lifecycle_archive_mirrors": [],
@@ -274,11 +268,7 @@ def run_archive_step(tmp_path, nas, extra=None, check=False):
         "lifecycle_archive_backup_keep_monthly": 0,
     }
     variables.update(extra or {})
-    cmd = [str(BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local", "-e", json.dumps(variables), str(play)]
-    if check:
-        cmd.append("--check")
-    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1")
-    return subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
+    return playbook(play, variables, *(["--check"] if check else []))
 
 
 def test_archive_step_prunes_the_oldest_backups_on_the_nas(tmp_path, mounts):
@@ -368,21 +358,7 @@ def test_symlinks_planted_by_an_unprivileged_user_are_not_followed(open_base, mo
         ["ln", "-s", str(elsewhere), str(backups / "mongodb")],
     ):
         subprocess.run(NOBODY + argv, check=True)
-    params = dict(
-        path=str(backups),
-        mount=str(warm),
-        volumes=["postgres"],
-        keep_last=2,
-        keep_daily=0,
-        keep_weekly=0,
-        keep_monthly=0,
-        max_age="",
-        max_clock_jump_days=366,
-        nas_host=None,
-        nas_port=2049,
-        probe_timeout=10,
-        remove_timeout=10,
-    )
+    params = pruner_params(backups, warm, keep_last=2)
     result = br.Pruner(br.build_policy(params)).run()
     assert target.read_text() == "not yours\n" and os.path.islink(backups / "postgres" / old)
     assert result["ignored"] == ["postgres/" + old]
@@ -400,21 +376,7 @@ def test_a_directory_below_the_mount_on_another_filesystem_is_refused(tmp_path, 
     backups.mkdir()
     mounts(backups, "4m")  # something else mounted over the backup directory
     planted = plant(backups / "postgres", "postgres", range(1, 6))
-    params = dict(
-        path=str(backups),
-        mount=str(warm),
-        volumes=["postgres"],
-        keep_last=1,
-        keep_daily=0,
-        keep_weekly=0,
-        keep_monthly=0,
-        max_age="",
-        max_clock_jump_days=366,
-        nas_host=None,
-        nas_port=2049,
-        probe_timeout=10,
-        remove_timeout=10,
-    )
+    params = pruner_params(backups, warm, keep_last=1)
     with pytest.raises(br.RetentionError, match="not on %s" % warm):
         br.Pruner(br.build_policy(params)).run()
     assert archives_in(backups / "postgres") == sorted(planted)
@@ -423,21 +385,7 @@ def test_a_directory_below_the_mount_on_another_filesystem_is_refused(tmp_path, 
 def test_the_mount_point_directory_itself_is_found_unmounted(tmp_path):
     bare = Path(tmp_path / "nas")
     (bare / "database").mkdir(parents=True)
-    params = dict(
-        path=str(bare / "database"),
-        mount=str(bare),
-        volumes=["postgres"],
-        keep_last=1,
-        keep_daily=0,
-        keep_weekly=0,
-        keep_monthly=0,
-        max_age="",
-        max_clock_jump_days=366,
-        nas_host=None,
-        nas_port=2049,
-        probe_timeout=10,
-        remove_timeout=10,
-    )
+    params = pruner_params(bare / "database", bare, keep_last=1)
     from ansible_collections.jts.tiered_storage.plugins.module_utils._nas_archive import Skipped
 
     with pytest.raises(Skipped, match="is not mounted; nothing pruned"):
@@ -450,12 +398,7 @@ DAY = 86400
 
 
 def run_cleanup_step(tmp_path, warm, nas, extra=None, check=False):
-    play = tmp_path / "cleanup.yml"
-    play.write_text(
-        "- hosts: localhost\n  gather_facts: false\n  tasks:\n"
-        "    - name: Run the clean-up step\n      ansible.builtin.include_role:\n"
-        "        name: jts.tiered_storage.lifecycle\n        tasks_from: cleanup\n"
-    )
+    play = tasks_from_play(tmp_path / "cleanup.yml", "Run the clean-up step", "cleanup")
     variables = {
         "ansible_python_interpreter": str(BIN / "python"),
         "lifecycle_cleanup_temp_paths": [],
@@ -465,11 +408,7 @@ def run_cleanup_step(tmp_path, warm, nas, extra=None, check=False):
         "lifecycle_cleanup_log_nas_mount": str(nas),
     }
     variables.update(extra or {})
-    cmd = [str(BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local", "-e", json.dumps(variables), str(play)]
-    if check:
-        cmd.append("--check")
-    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1")
-    return subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
+    return playbook(play, variables, *(["--check"] if check else []))
 
 
 @pytest.fixture

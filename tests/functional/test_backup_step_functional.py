@@ -1,6 +1,6 @@
 """The lifecycle's backup step (roles/lifecycle/tasks/backup.yml) run for real by Ansible against
-a fake storage host (tests/functional/fake_lvm_host.py: LVM, blkid and mounts faked on PATH, tar
-and zstd real), since this machine has no device-mapper. The lab VM's Molecule run covers real LVM."""
+a fake storage host (lvm_host.py's Host, on tests/functional/fake_lvm_host.py: LVM, blkid and mounts
+faked on PATH, tar and zstd real), since this machine has no device-mapper. The lab VM's Molecule run covers real LVM."""
 
 from __future__ import annotations
 
@@ -9,108 +9,11 @@ import json
 import os
 import shutil
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parents[2]
-BIN = Path(os.environ.get("VIRTUAL_ENV", ROOT / ".venv")) / "bin"
-FAKE = Path(__file__).resolve().parent / "fake_lvm_host.py"
-TOOLS = ("vgs", "lvs", "lvcreate", "lvremove", "blkid", "mount", "umount", "mountpoint", "findmnt", "zstd")
-EXTENT = 4194304
+from lvm_host import Host, lv
 
 pytestmark = pytest.mark.skipif(not (shutil.which("zstd") and shutil.which("tar")), reason="needs zstd and GNU tar")
-
-
-def lv(name, size, attr="owi-aos---", origin="", lv_time="2026-09-01 10:00:00 +0000"):
-    return {
-        "lv_name": name,
-        "vg_name": "vg_test",
-        "lv_attr": attr,
-        "lv_size": str(size),
-        "origin": origin,
-        "origin_size": "" if not origin else str(100 << 30),
-        "data_percent": "" if not origin else "1.00",
-        "lv_time": lv_time,
-        "lv_snapshot_invalid": "",
-    }
-
-
-class Host:
-    def __init__(self, tmp_path, free_extents=10000):
-        self.tmp = tmp_path
-        self.bin = tmp_path / "fakebin"
-        self.bin.mkdir()
-        for tool in TOOLS:
-            wrapper = self.bin / tool
-            wrapper.write_text('#!/bin/sh\nexec "%s" "%s" %s "$@"\n' % (sys.executable, FAKE, tool))
-            wrapper.chmod(0o755)
-        self.origins = tmp_path / "origins"
-        for name in ("postgres", "mongodb"):
-            tree = self.origins / name
-            (tree / "data").mkdir(parents=True)
-            (tree / "data" / "file.bin").write_bytes(os.urandom(50_000))
-            (tree / ("%s.conf" % name)).write_text("name = %s\n" % name)
-        self.warm = tmp_path / "warm"
-        self.backups = self.warm / "daily-backups"
-        self.mounts = tmp_path / "run" / "jts-backup"
-        self.state_file = tmp_path / "state.json"
-        self.write(
-            {
-                "vg": {
-                    "vg_name": "vg_test",
-                    "vg_size": str(400 << 30),
-                    "vg_free": str(free_extents * EXTENT),
-                    "vg_extent_size": str(EXTENT),
-                    "vg_extent_count": "102400",
-                    "vg_free_count": str(free_extents),
-                },
-                "lvs": [lv("postgres", 100 << 30), lv("mongodb", 100 << 30), lv("redis", 10 << 30, attr="-wi-ao----")],
-                "mounted": {},
-                "real_mounts": [str(self.warm)],
-            }
-        )
-
-    def write(self, state):
-        self.state_file.write_text(json.dumps(state))
-
-    def state(self):
-        return json.loads(self.state_file.read_text())
-
-    def snapshots(self):
-        return sorted(row["lv_name"] for row in self.state()["lvs"] if row["lv_attr"][0] in "sS")
-
-    def run(self, extra=None, check=False, env=None):
-        play = self.tmp / "play.yml"
-        play.write_text(
-            "- hosts: localhost\n  gather_facts: false\n  tasks:\n"
-            "    - name: Run the backup step\n      ansible.builtin.include_role:\n"
-            "        name: jts.tiered_storage.lifecycle\n        tasks_from: backup\n"
-        )
-        variables = {
-            "ansible_python_interpreter": str(BIN / "python"),
-            "lifecycle_backup_vg": "vg_test",
-            "lifecycle_backup_volumes": [{"lv": "postgres", "size": "1G"}, {"lv": "mongodb", "size": "512M"}],
-            "lifecycle_backup_dir": str(self.backups),
-            "lifecycle_backup_warm_mount": str(self.warm),
-            "lifecycle_backup_mount_dir": str(self.mounts),
-            "lifecycle_backup_dir_group": "root",
-        }
-        variables.update(extra or {})
-        cmd = [str(BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local", "-e", json.dumps(variables), str(play)]
-        if check:
-            cmd.append("--check")
-        full_env = dict(
-            os.environ,
-            PATH="%s:%s" % (self.bin, os.environ["PATH"]),
-            FAKE_LVM_STATE=str(self.state_file),
-            FAKE_ORIGINS=str(self.origins),
-            ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
-            ANSIBLE_NOCOLOR="1",
-        )
-        full_env.update(env or {})
-        return subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=full_env, timeout=300)
 
 
 def digest(root):

@@ -13,15 +13,9 @@ import shutil
 import subprocess
 
 import pytest
-from test_backup_step_functional import BIN, ROOT, Host
-from test_consistent_snapshot_functional import needs_pg, writer  # noqa: F401 - a fixture
-from test_pg_partition_archive_functional import (  # the scratch cluster of the PostgreSQL tests
-    PGBIN,
-    as_postgres,
-    cluster,  # noqa: F401 - a fixture
-    free_port,
-    public_dir,
-)
+from as_ansible import BIN, ROOT, playbook
+from lvm_host import Host
+from pg_scratch import PGBIN, free_port, needs_pg, public_dir, restored_cluster
 
 MANIFEST = ".jts-backup-manifest.json"
 
@@ -77,20 +71,16 @@ def restore(archive, dest):
         "restore_archive": str(archive),
         "restore_dest": str(dest),
     }
-    cmd = [str(BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local", "-e", json.dumps(variables)]
-    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1")
-    proc = subprocess.run(
-        [*cmd, str(ROOT / "playbooks" / "restore.yml")], capture_output=True, text=True, cwd=ROOT, env=env, timeout=300
-    )
+    proc = playbook(ROOT / "playbooks" / "restore.yml", variables)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return " ".join(proc.stdout.split())
 
 
 @needs_pg
-def test_the_backup_step_archive_alone_restores_into_a_cluster_that_starts(cluster, writer, tmp_path):  # noqa: F811
+def test_the_backup_step_archive_alone_restores_into_a_cluster_that_starts(cluster, writer, tmp_path):
     host = Host(tmp_path)
-    before = int(cluster.sql("SELECT max(id) FROM ticks"))
-    count_before = int(cluster.sql("SELECT count(*) FROM ticks WHERE id <= %d" % before))  # noqa: S608
+    before = cluster.last_tick()
+    count_before = cluster.ticks_up_to(before)
     archive, run = backup(host, cluster, tmp_path, [group(cluster)])
     assert "application-consistent (postgresql)" in run.stdout
 
@@ -107,7 +97,6 @@ def test_the_backup_step_archive_alone_restores_into_a_cluster_that_starts(clust
     shutil.chown(base, "postgres", "postgres")  # the log and socket of the restored cluster
     dest = base / "restored"
     port = free_port()
-    started = False
     try:
         report = restore(archive, dest)
         assert "Consistency: application (postgresql: non-exclusive backup held" in report, report
@@ -116,31 +105,15 @@ def test_the_backup_step_archive_alone_restores_into_a_cluster_that_starts(clust
         assert (data / "backup_label").read_text().startswith("START WAL LOCATION: ")
         assert not (data / "postmaster.pid").exists() and not (dest / MANIFEST).exists()
         os.chmod(dest, 0o711)  # noqa: S103 - restore.yml makes it root-only; the operator moves it into place
-        options = "-p %d -k %s -c listen_addresses=''" % (port, base)
-        start = as_postgres(
-            [str(PGBIN / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(base / "log"), "-w", "start"],
-            timeout=120,
-        )
-        started = start.returncode == 0
-        log = (base / "log").read_text() if (base / "log").exists() else ""
-        assert started, start.stdout + start.stderr + log
-        assert "consistent recovery state reached" in log or "redo done" in log, log
-
-        def sql(query):
-            proc = as_postgres([str(PGBIN / "psql"), "-X", "-A", "-t", "-h", str(base), "-p", str(port), "-c", query])
-            assert proc.returncode == 0, proc.stderr
-            return proc.stdout.strip()
-
-        assert int(sql("SELECT count(*) FROM ticks WHERE id <= %d" % before)) == count_before  # noqa: S608
-        assert sql("SELECT pg_is_in_recovery()") == "f"
+        with restored_cluster(data, base, port) as restored:
+            restored.assert_recovered()
+            assert restored.ticks_up_to(before) == count_before
     finally:
-        if started:
-            as_postgres([str(PGBIN / "pg_ctl"), "-D", str(dest / "data"), "-m", "immediate", "-w", "stop"])
         shutil.rmtree(base, ignore_errors=True)
 
 
 @needs_pg
-def test_without_a_consistency_group_the_archive_is_crash_consistent_without_a_label(cluster, tmp_path):  # noqa: F811
+def test_without_a_consistency_group_the_archive_is_crash_consistent_without_a_label(cluster, tmp_path):
     host = Host(tmp_path)
     # without a postgresql group the run never touches the WAL directory's name
     (host.warm / ".jts-backup-wal").mkdir(parents=True)

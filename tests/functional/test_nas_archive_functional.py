@@ -8,19 +8,15 @@ The temp directories stand in for the NAS (``require_mounted: false``).
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
+import as_ansible
 import pytest
-
-ROOT = Path(__file__).resolve().parents[2]
-MODULE = ROOT / "plugins" / "modules" / "nas_archive.py"
 
 pytestmark = pytest.mark.skipif(shutil.which("rsync") is None, reason="needs rsync on this host")
 
@@ -29,21 +25,12 @@ def module_cmd(tmp_path, args, check_mode=False):
     args = dict(args)
     args.setdefault("require_mounted", False)
     args.setdefault("lock_dir", str(tmp_path / "locks"))
-    if check_mode:
-        args["_ansible_check_mode"] = True
-    path = tmp_path / ("args-%d.json" % time.monotonic_ns())
-    path.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": args}))
-    env = dict(os.environ, PYTHONPATH=str(ROOT / ".collections"))
-    return [sys.executable, str(MODULE), str(path)], env
+    return as_ansible.module_cmd("nas_archive", tmp_path, args, check_mode)
 
 
 def run_na(tmp_path, args, check_mode=False, timeout=120):
     cmd, env = module_cmd(tmp_path, args, check_mode)
-    proc = subprocess.run(cmd, capture_output=True, env=env, timeout=timeout, check=False)
-    try:
-        return json.loads(proc.stdout)
-    except ValueError:
-        pytest.fail("module output is not JSON: %r %r" % (proc.stdout[-2000:], proc.stderr[-2000:]))
+    return as_ansible.module_result(cmd, env, timeout)[0]
 
 
 def listing(root):

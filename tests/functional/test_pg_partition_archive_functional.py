@@ -1,12 +1,13 @@
 """Functional tests for pg_partition_archive on a real PostgreSQL 15 (Debian's packages on this host).
 
-A throw-away cluster is made once per module with ``initdb`` in a temporary directory (as the
-``postgres`` user: initdb refuses root) and started with ``pg_ctl`` on a free port (Unix socket in
-that directory, TCP on 127.0.0.1 with scram passwords); each test gets its own database with a
-range-partitioned table (an enum column, a bigserial, an index, NULLs and quotes in text). The
-module runs as Ansible runs it (``python pg_partition_archive.py args.json``), as root, with the
-PostgreSQL tools run as ``postgres`` (``os_user``) unless a test says otherwise. Failures are
-injected with wrapper scripts in a ``bindir`` that stand in for psql, pg_dump or pg_restore.
+A throw-away cluster is made once per module (the ``cluster`` fixture of conftest.py: ``initdb`` in
+a temporary directory as the ``postgres`` user, since initdb refuses root, started with ``pg_ctl``
+on a free port, Unix socket in that directory, TCP on 127.0.0.1 with scram passwords); each test
+gets its own database with a range-partitioned table (an enum column, a bigserial, an index, NULLs
+and quotes in text). The module runs as Ansible runs it (``python pg_partition_archive.py
+args.json``), as root, with the PostgreSQL tools run as ``postgres`` (``os_user``) unless a test
+says otherwise. Failures are injected with wrapper scripts in a ``bindir`` that stand in for psql,
+pg_dump or pg_restore.
 
 "Same rows" is checked with the tests' own fingerprint (count and md5 of the rows' text in id
 order), not with the module's checksum.
@@ -17,120 +18,20 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import pwd
 import shutil
 import signal
-import socket
 import subprocess
-import sys
-import tempfile
 import time
 from pathlib import Path
 
 import pytest
+from as_ansible import BIN, ROOT, module_result, playbook
+from as_ansible import module_cmd as _module_cmd
+from pg_scratch import PGBIN, needs_pg, public_dir
 
-ROOT = Path(__file__).resolve().parents[2]
-MODULE = ROOT / "plugins" / "modules" / "pg_partition_archive.py"
-BIN = Path(os.environ.get("VIRTUAL_ENV", ROOT / ".venv")) / "bin"
-PGBIN = Path("/usr/lib/postgresql/15/bin")
 OLD = ["market.trades_2020_01", "market.trades_2020_02", "market.trades_2020_03"]
 
-
-def _has_postgres_user():
-    try:
-        pwd.getpwnam("postgres")
-        return True
-    except KeyError:
-        return False
-
-
-pytestmark = pytest.mark.skipif(
-    not (PGBIN / "initdb").exists() or os.geteuid() != 0 or not _has_postgres_user(),
-    reason="needs Debian's PostgreSQL 15, root and a postgres user",
-)
-
-
-def as_postgres(argv, **kw):
-    return subprocess.run(["runuser", "-u", "postgres", "--", *argv], capture_output=True, text=True, **kw)
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def public_dir(prefix):
-    """A temporary directory the postgres user can reach (pytest's tmp_path is root-only)."""
-    path = Path(tempfile.mkdtemp(prefix=prefix))
-    path.chmod(0o755)
-    return path
-
-
-class Cluster:
-    def __init__(self, base, port):
-        self.base = base
-        self.port = port
-
-    def sql(self, query, db="postgres", check=True):
-        """Run ``query`` as postgres over the socket; the output (unaligned, tuples only) stripped."""
-        proc = as_postgres(
-            [
-                str(PGBIN / "psql"),
-                "-X",
-                "-A",
-                "-t",
-                "-q",
-                "-v",
-                "ON_ERROR_STOP=1",
-                "-h",
-                str(self.base),
-                "-p",
-                str(self.port),
-                "-d",
-                db,
-            ],
-            input=query,
-            timeout=60,
-        )
-        if check:
-            assert proc.returncode == 0, proc.stderr
-        return proc.stdout.strip()
-
-
-@pytest.fixture(scope="module")
-def cluster():
-    base = public_dir("jts-pg-")
-    shutil.chown(base, "postgres", "postgres")
-    port = free_port()
-    init = as_postgres(
-        [
-            str(PGBIN / "initdb"),
-            "-D",
-            str(base / "data"),
-            "-U",
-            "postgres",
-            "-E",
-            "UTF8",
-            "--no-sync",
-            "--auth-local=peer",
-            "--auth-host=scram-sha-256",
-        ],
-        timeout=120,
-    )
-    assert init.returncode == 0, init.stderr
-    options = "-p %d -k %s -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off" % (port, base)
-    start = as_postgres(
-        [str(PGBIN / "pg_ctl"), "-D", str(base / "data"), "-o", options, "-l", str(base / "log"), "-w", "start"],
-        timeout=120,
-    )
-    assert start.returncode == 0, start.stderr + start.stdout
-    try:
-        yield Cluster(base, port)
-    finally:
-        as_postgres([str(PGBIN / "pg_ctl"), "-D", str(base / "data"), "-m", "immediate", "-w", "stop"], timeout=120)
-        shutil.rmtree(base, ignore_errors=True)
-
+pytestmark = needs_pg
 
 SCHEMA = """
 CREATE SCHEMA market;
@@ -187,22 +88,12 @@ def base_args(cluster, db, tmp_path, **extra):
 
 
 def module_cmd(tmp_path, args, check_mode=False):
-    args = dict(args)
-    if check_mode:
-        args["_ansible_check_mode"] = True
-    path = tmp_path / ("args-%d.json" % time.monotonic_ns())
-    path.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": args}))
-    env = dict(os.environ, PYTHONPATH=str(ROOT / ".collections"))
-    return [sys.executable, str(MODULE), str(path)], env
+    return _module_cmd("pg_partition_archive", tmp_path, args, check_mode)
 
 
 def run_pa(tmp_path, args, check_mode=False, timeout=180):
     cmd, env = module_cmd(tmp_path, args, check_mode)
-    proc = subprocess.run(cmd, capture_output=True, env=env, timeout=timeout, check=False)
-    try:
-        result = json.loads(proc.stdout)
-    except ValueError:
-        pytest.fail("module output is not JSON: %r %r" % (proc.stdout[-2000:], proc.stderr[-2000:]))
+    result, proc = module_result(cmd, env, timeout)
     result["_stdout"] = proc.stdout.decode("utf-8", "replace")
     return result
 
@@ -510,7 +401,6 @@ def test_a_table_with_a_default_partition_is_detached_without_concurrently(clust
 
 
 def restore_playbook(tmp_path, cluster, db, **extra):
-    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1")
     variables = {
         "ansible_python_interpreter": str(BIN / "python"),
         "pg_partition_restore_hosts": "localhost",
@@ -522,17 +412,7 @@ def restore_playbook(tmp_path, cluster, db, **extra):
         "pg_archive_lock_dir": str(tmp_path / "locks"),
     }
     variables.update(extra)
-    cmd = [
-        str(BIN / "ansible-playbook"),
-        "-i",
-        "localhost,",
-        "-c",
-        "local",
-        "-e",
-        json.dumps(variables),
-        str(ROOT / "playbooks" / "pg_partition_restore.yml"),
-    ]
-    return subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
+    return playbook(ROOT / "playbooks" / "pg_partition_restore.yml", variables)
 
 
 def test_restore_playbook_brings_a_partition_back_with_the_same_rows(cluster, db, tmp_path):

@@ -19,13 +19,11 @@ import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
+from as_ansible import BIN, ROOT, SHOW, ansible_env, playbook, tasks_from_play
 
-ROOT = Path(__file__).resolve().parents[2]
-BIN = Path(os.environ.get("VIRTUAL_ENV", ROOT / ".venv")) / "bin"
-ENV = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1")
+ENV = ansible_env()
 PERF_ITEM = re.compile(r"^'(?:[^']|'')+'=-?\d+(?:\.\d+)?(?:%|B|s)?;[0-9.]*;[0-9.]*;[0-9.]*;[0-9.]*$")
 H = 3600
 LVS = ("postgres", "clickhouse", "mongodb")  # hot_tier_volumes' defaults with a snapshot_size
@@ -94,12 +92,7 @@ def site(tmp_path_factory):
             mounted.append(path)
         listener.bind(("127.0.0.1", 0))
         listener.listen(64)  # the kernel accepts the probe's connections: the NAS answers
-        play = base / "play.yml"
-        play.write_text(
-            "- hosts: localhost\n  gather_facts: false\n  tasks:\n"
-            "    - name: Install the check\n      ansible.builtin.include_role:\n"
-            "        name: jts.tiered_storage.lifecycle\n        tasks_from: install_health\n"
-        )
+        play = tasks_from_play(base / "play.yml", "Install the check", "install_health")
         variables = {
             # the layout, said once: everything the freshness checks look at derives from it
             "warm_tier_mount": str(warm),
@@ -114,8 +107,7 @@ def site(tmp_path_factory):
             "lifecycle_health_textfile": str(base / "jts_storage.prom"),
             "ansible_python_interpreter": sys.executable,
         }
-        cmd = [str(BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local", "-e", json.dumps(variables), str(play)]
-        result = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=ENV, timeout=300)
+        result = playbook(play, variables, env=ENV)
         assert result.returncode == 0, result.stdout + result.stderr
         for lv in LVS:
             backup(warm / "daily-backups" / lv, lv, 30 * 24 * H)  # older ones, moved later
@@ -339,17 +331,10 @@ def test_sinks_write_the_ages_and_promtool_accepts_them(site, tmp_path):
 
 def test_health_step_of_the_lifecycle_role_checks_freshness(site, tmp_path):
     prom = tmp_path / "textfile" / "jts_storage.prom"
-    play = tmp_path / "play.yml"
-    play.write_text(
-        "- hosts: localhost\n  gather_facts: false\n  tasks:\n"
-        "    - name: Run the health step\n      ansible.builtin.include_role:\n"
-        "        name: jts.tiered_storage.lifecycle\n        tasks_from: health\n"
-        "    - name: Show the registered result\n      ansible.builtin.debug:\n"
-        "        msg: \"FRESHNESS={{ __lifecycle_health.freshness.checks | map(attribute='status') | join(',') }}\"\n"
-    )
+    show = SHOW % "\"FRESHNESS={{ __lifecycle_health.freshness.checks | map(attribute='status') | join(',') }}\""
+    play = tasks_from_play(tmp_path / "play.yml", "Run the health step", "health", show)
     variables = dict(site["variables"], lifecycle_health_textfile=str(prom), lifecycle_health_journal=False)
-    cmd = [str(BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local", "-e", json.dumps(variables), str(play)]
-    result = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=ENV, timeout=300)
+    result = playbook(play, variables, env=ENV)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "FRESHNESS=ok,ok,ok,ok,ok,ok,ok,ok" in result.stdout
     text = prom.read_text()

@@ -16,14 +16,11 @@ import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
+from as_ansible import BIN, ROOT, SHOW, ansible_env, module_cmd, playbook, tasks_from_play
 
-ROOT = Path(__file__).resolve().parents[2]
-BIN = Path(os.environ.get("VIRTUAL_ENV", ROOT / ".venv")) / "bin"
-MODULE = ROOT / "plugins" / "modules" / "storage_health.py"
-ENV = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1")
+ENV = ansible_env()
 PERF_ITEM = re.compile(r"^'(?:[^']|'')+'=-?\d+(?:\.\d+)?(?:%|B|s)?;[0-9.]*;[0-9.]*;[0-9.]*;[0-9.]*$")
 SAMPLE = re.compile(r'^jts_storage_[a-z_]+(\{[a-z_]+="(?:[^"\\]|\\.)*"(,[a-z_]+="(?:[^"\\]|\\.)*")*\})? \S+$')
 
@@ -42,12 +39,7 @@ def installed(tmp_path_factory):
         pytest.skip("ansible-playbook not found in %s" % BIN)
     base = tmp_path_factory.mktemp("health-install")
     (base / "collections").symlink_to(ROOT / ".collections")
-    play = base / "play.yml"
-    play.write_text(
-        "- hosts: localhost\n  gather_facts: false\n  tasks:\n"
-        "    - name: Install the check\n      ansible.builtin.include_role:\n"
-        "        name: jts.tiered_storage.lifecycle\n        tasks_from: install_health\n"
-    )
+    play = tasks_from_play(base / "play.yml", "Install the check", "install_health")
     data = base / "data"
     data.mkdir()
     variables = {
@@ -60,8 +52,7 @@ def installed(tmp_path_factory):
         "lifecycle_health_freshness": {},
         "ansible_python_interpreter": sys.executable,
     }
-    cmd = [str(BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local", "-e", json.dumps(variables), str(play)]
-    result = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=ENV, timeout=300)
+    result = playbook(play, variables, env=ENV)
     assert result.returncode == 0, result.stdout + result.stderr
     return base
 
@@ -172,15 +163,14 @@ def test_sinks_write_a_valid_textfile(installed, tmp_path):
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 
 
+def module_proc(tmp_path, args, env):
+    """The module as Ansible runs it: ``python storage_health.py args.json``, in ``env``."""
+    cmd, env = module_cmd("storage_health", tmp_path, args, env=env)
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=60)
+
+
 def run_module(tmp_path, args):
-    """The module as Ansible runs it: ``python storage_health.py args.json``."""
-    args_file = tmp_path / "args.json"
-    args_file.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": args}))
-    env = dict(ENV, PYTHONPATH=str(ROOT / ".collections"))
-    result = subprocess.run(
-        [sys.executable, str(MODULE), str(args_file)], capture_output=True, text=True, env=env, timeout=60
-    )
-    return json.loads(result.stdout)
+    return json.loads(module_proc(tmp_path, args, ENV).stdout)
 
 
 def test_module_for_real(tmp_path):
@@ -214,13 +204,8 @@ def test_health_step_of_the_lifecycle_role(tmp_path):
     if shutil.which("logger") is None:
         pytest.skip("logger (util-linux) not found")
     prom = tmp_path / "textfile" / "jts_storage.prom"
-    play = tmp_path / "play.yml"
-    play.write_text(
-        "- hosts: localhost\n  gather_facts: false\n  tasks:\n"
-        "    - name: Run the health step\n      ansible.builtin.include_role:\n"
-        "        name: jts.tiered_storage.lifecycle\n        tasks_from: health\n"
-        "    - name: Show the registered result\n      ansible.builtin.debug:\n"
-        "        msg: 'HEALTH={{ __lifecycle_health.status }}'\n"
+    play = tasks_from_play(
+        tmp_path / "play.yml", "Run the health step", "health", SHOW % "'HEALTH={{ __lifecycle_health.status }}'"
     )
     variables = {
         "lifecycle_health_tiers": [{"name": "warm", "paths": [str(tmp_path)], "warning": 0}],
@@ -229,14 +214,12 @@ def test_health_step_of_the_lifecycle_role(tmp_path):
         "lifecycle_health_freshness": {},
         "ansible_python_interpreter": sys.executable,
     }
-    base = [str(BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local", "-e", json.dumps(variables), str(play)]
-    result = subprocess.run(base, capture_output=True, text=True, cwd=ROOT, env=ENV, timeout=300)
+    result = playbook(play, variables, env=ENV)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "HEALTH=warning" in result.stdout and "[warm] WARNING" in result.stdout
     assert "jts_storage_status 1" in prom.read_text()
     variables["lifecycle_health_fail_on"] = "warning"
-    base[6] = json.dumps(variables)
-    result = subprocess.run(base, capture_output=True, text=True, cwd=ROOT, env=ENV, timeout=300)
+    result = playbook(play, variables, env=ENV)
     assert result.returncode != 0
     assert "Storage health is WARNING (lifecycle_health_fail_on: warning)" in result.stdout
 
@@ -304,12 +287,7 @@ BASIC = "Basic " + __import__("base64").b64encode(b"alerts:TOKEN").decode()
 
 
 def run_module_no_proxy(tmp_path, args):
-    args_file = tmp_path / "args.json"
-    args_file.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": args}))
-    env = dict(NO_PROXY_ENV, PYTHONPATH=str(ROOT / ".collections"))
-    result = subprocess.run(
-        [sys.executable, str(MODULE), str(args_file)], capture_output=True, text=True, env=env, timeout=60
-    )
+    result = module_proc(tmp_path, args, NO_PROXY_ENV)
     assert "TOKEN" not in result.stdout + result.stderr
     assert result.stdout.strip(), result.stderr[-2000:].replace("TOKEN", "<token>")
     return json.loads(result.stdout)
