@@ -153,3 +153,17 @@ def diff_of(result):
 def fail(module, exc):
     """Fail the task for a SnapshotError: its message and details, ``vg`` from the task unless it names one."""
     _errors.fail(module, exc, vg=exc.details.get("vg", module.params["vg"]))
+
+
+def run_task(module, manager, action):
+    """The body of both modules' main(): ``action(manager, params)``, its findings as warnings.
+
+    Returns the result; a SnapshotError fails the task (``fail``).
+    """
+    try:
+        result = action(manager, module.params)
+    except SnapshotError as exc:
+        fail(module, exc)
+    for item in result.get("findings") or []:
+        module.warn(item["message"])
+    return result

@@ -421,11 +421,10 @@ import time
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.jts.tiered_storage.plugins.module_utils._lvm_snapshot import (
-    SnapshotError,
     SnapshotManager,
     diff_of,
-    fail,
     run_state,
+    run_task,
 )
 
 ARGUMENT_SPEC = dict(
@@ -474,13 +473,7 @@ ARGUMENT_SPEC = dict(
 
 def main():
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
-    manager = SnapshotManager(module, now=time.time())
-    try:
-        result = run_state(manager, module.params)
-    except SnapshotError as exc:
-        fail(module, exc)
-    for finding in result.get("findings") or []:
-        module.warn(finding["message"])
+    result = run_task(module, SnapshotManager(module, now=time.time()), run_state)
     if module._diff and result.get("changed"):
         result["diff"] = diff_of(result)
     module.exit_json(**result)

@@ -142,10 +142,9 @@ import time
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.jts.tiered_storage.plugins.module_utils._lvm_snapshot import (
-    SnapshotError,
     SnapshotManager,
-    fail,
     list_snapshots,
+    run_task,
 )
 
 ARGUMENT_SPEC = dict(
@@ -157,14 +156,7 @@ ARGUMENT_SPEC = dict(
 
 def main():
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
-    manager = SnapshotManager(module, now=time.time())
-    try:
-        result = list_snapshots(manager, module.params)
-    except SnapshotError as exc:
-        fail(module, exc)
-    for finding in result["findings"]:
-        module.warn(finding["message"])
-    module.exit_json(**result)
+    module.exit_json(**run_task(module, SnapshotManager(module, now=time.time()), list_snapshots))
 
 
 if __name__ == "__main__":

@@ -50,30 +50,12 @@ def test_is_invalid(changes, invalid):
 
 
 def test_report_argument_lists_are_json_in_bytes_with_a_fixed_time_format():
-    assert ls.lvs_argv("/sbin/lvs", "vg_jts") == [
-        "/sbin/lvs",
-        "--reportformat",
-        "json",
-        "--units",
-        "b",
-        "--nosuffix",
-        "--config",
-        'report {time_format="%Y-%m-%d %T %z"}',
-        "-o",
-        "lv_name,vg_name,lv_attr,lv_size,origin,origin_size,data_percent,lv_time,lv_snapshot_invalid",
-        "vg_jts",
-    ]
-    assert ls.vgs_argv("vgs", "vg_jts", ("vg_name", "vg_free")) == [
-        "vgs",
-        "--reportformat",
-        "json",
-        "--units",
-        "b",
-        "--nosuffix",
-        "-o",
-        "vg_name,vg_free",
-        "vg_jts",
-    ]
+    fields = "lv_name,vg_name,lv_attr,lv_size,origin,origin_size,data_percent,lv_time,lv_snapshot_invalid"
+    head = ["/sbin/lvs", "--reportformat", "json", "--units", "b", "--nosuffix", "--config"]
+    tail = ['report {time_format="%Y-%m-%d %T %z"}', "-o", fields, "vg_jts"]
+    assert ls.lvs_argv("/sbin/lvs", "vg_jts") == [*head, *tail]
+    vgs = ["vgs", "--reportformat", "json", "--units", "b", "--nosuffix", "-o", "vg_name,vg_free", "vg_jts"]
+    assert ls.vgs_argv("vgs", "vg_jts", ("vg_name", "vg_free")) == vgs
     assert ls.pvs_argv("pvs")[-2:] == ["-o", "pv_name,vg_name,pv_size,pv_free"]
     assert ls.pvs_argv("pvs", "/dev/nvme0n1")[-1] == "/dev/nvme0n1"
 
