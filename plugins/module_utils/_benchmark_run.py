@@ -47,8 +47,8 @@ from ansible_collections.jts.tiered_storage.plugins.module_utils._benchmark_resu
 )
 from ansible_collections.jts.tiered_storage.plugins.module_utils._benchmark_target import TargetTests, run_under_lock
 from ansible_collections.jts.tiered_storage.plugins.module_utils._errors import JtsError, fail
-from ansible_collections.jts.tiered_storage.plugins.module_utils._health_sinks import write_atomic
 from ansible_collections.jts.tiered_storage.plugins.module_utils._lock import LockBusy, TreeLock
+from ansible_collections.jts.tiered_storage.plugins.module_utils._textfile import write_atomic
 from ansible_collections.jts.tiered_storage.plugins.module_utils._tree import UnsafePath
 
 
