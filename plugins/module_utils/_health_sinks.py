@@ -1,10 +1,13 @@
 # Copyright (c) 2026 JTS infrastructure team
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Where storage health results go: Prometheus textfile, journal, webhook, Nagios perfdata.
+"""What a storage health result says to its sinks, and ``deliver``: the Prometheus textfile's
+metrics (``METRICS``, ``metric_samples``, ``render_textfile``), the journal lines, the webhook payload
+and when it is sent.
 
-Standard library only, importable on Python 3.8. Renderers are pure functions; the writers take
-what they need (a runner for ``logger``, a URL opener for the webhook) so that tests can see
-every call. A webhook URL may hold a token: it never appears in a message or a result.
+Used by the ``storage_health`` module and ``jts-storage-check`` (``_health_cli``). The transports are
+shared with the nightly run report: ``_textfile`` (exposition format, atomic write) and ``_sinks``
+(``logger``, the webhook POST, the sink settings). A webhook URL may hold a token: it never appears
+in a message or a result. The Nagios status line and perfdata are ``_health_report``'s.
 """
 
 from __future__ import annotations
