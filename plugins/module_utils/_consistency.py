@@ -27,9 +27,9 @@ from ansible_collections.jts.tiered_storage.plugins.module_utils._freeze import 
 from ansible_collections.jts.tiered_storage.plugins.module_utils._pg_backup import (
     PgBackupSession,
     PgError,
-    copy_wal,
     validate_label,
 )
+from ansible_collections.jts.tiered_storage.plugins.module_utils._pg_backup_wal import copy_wal
 
 METHODS = ("postgresql", "fsfreeze", "none")
 NO_METHOD = "no consistency method configured"

@@ -24,34 +24,21 @@ A non-exclusive backup belongs to its session: when the connection closes before
 pg_backup_stop was called"). ``abort()`` therefore only has to end psql; and when the module is
 killed (even SIGKILL) psql reads end-of-file on its standard input, exits and the connection closes.
 
+The pipe protocol (psql on pipes, a statement and its answer with a time-out) is
+``_pg_psql_pipe.PsqlPipe``; the WAL copy is ``_pg_backup_wal.copy_wal``.
+
 Standard library only, Python 3.8.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
-import select
-import stat
-import subprocess
-import tempfile
-import time
-import uuid
 
-from ansible_collections.jts.tiered_storage.plugins.module_utils._pg_cli import (
-    PgError,
-    _stderr_tail,
-    conninfo_string,
-    describe_target,
-    session_env,
-    session_options,
-)
+from ansible_collections.jts.tiered_storage.plugins.module_utils._pg_cli import PgError
+from ansible_collections.jts.tiered_storage.plugins.module_utils._pg_psql_pipe import PsqlPipe
 
-APPLICATION_NAME = "jts-lvm-snapshot"
 _LABEL_RE = re.compile(r"^[A-Za-z0-9_.:+-]{1,100}$")
-_WAL_RE = re.compile(r"^[0-9A-F]{24}$")
-_COPY_CHUNK = 1 << 20
 
 
 def validate_label(label):
@@ -90,122 +77,16 @@ def start_wal_from_label(labelfile):
     return match.group(1) if match else None
 
 
-class PgBackupSession:
-    """One psql process, one connection, one backup. ``popen`` is replaced in unit tests."""
+class PgBackupSession(PsqlPipe):
+    """One psql process, one connection, one backup (``PsqlPipe``). ``popen`` is replaced in unit tests."""
 
-    def __init__(
-        self,
-        psql,
-        dbname="postgres",
-        host=None,
-        port=5432,
-        user=None,
-        password=None,
-        passfile=None,
-        os_user=None,
-        connect_timeout=10,
-        statement_timeout=300,
-        popen=None,
-    ):
-        self.psql_bin = psql
-        self.dbname = dbname
-        self.host = host
-        self.port = port
-        self.user = user
-        self.connect_timeout = connect_timeout
-        self.statement_timeout = statement_timeout
-        self.popen = popen or subprocess.Popen
-        self.proc = None
-        self._stderr = None
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
         self.version_num = None
         self.data_directory = None
         self.start_lsn = None
         self.start_wal = None
         self.started = False
-        self._env, self.preexec_fn = session_env(password, passfile, os_user)
-
-    def describe(self):
-        return describe_target(self.dbname, self.host, self.port, self.user)
-
-    def conninfo(self):
-        # no statement time-out on the server: the backup must outlive the snapshots; each answer
-        # is awaited with a time-out here instead
-        return conninfo_string(
-            self.dbname, self.host, self.port, self.user, self.connect_timeout, APPLICATION_NAME, session_options(30, 0)
-        )
-
-    def argv(self):
-        return [self.psql_bin, "-X", "-A", "-t", "-q", "-v", "ON_ERROR_STOP=1", "-d", self.conninfo()]
-
-    # -- the pipe protocol ---------------------------------------------------------------------
-
-    def _spawn(self):
-        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - closed in close()
-        self.proc = self.popen(
-            self.argv(),
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=self._stderr,
-            env=self._env,
-            cwd="/",
-            close_fds=True,
-            preexec_fn=self.preexec_fn,  # a uid/gid switch before the exec; the module has no threads
-        )
-
-    def _err_text(self):
-        if self._stderr is None:
-            return ""
-        try:
-            self._stderr.seek(0)
-            return _stderr_tail(self._stderr.read())
-        except (OSError, ValueError):
-            return ""
-
-    def _fail(self, what, why):
-        rc = self.proc.poll() if self.proc is not None else None
-        err = self._err_text()
-        raise PgError(
-            "%s on %s %s%s" % (what, self.describe(), why, ": " + err if err else ""),
-            rc=rc,
-            stderr=err,
-        )
-
-    def query(self, sql, what, timeout=None):
-        """Send one statement and return the lines psql prints for it (before the marker)."""
-        if self.proc is None:
-            self._fail(what, "failed: psql is not running")
-        if self.proc.poll() is not None:
-            self._fail(what, "failed (psql exited with rc %s)" % self.proc.returncode)
-        timeout = self.statement_timeout if timeout is None else timeout
-        marker = "--jts-%s--" % uuid.uuid4().hex
-        script = "%s;\n\\echo %s\n" % (sql, marker)
-        try:
-            self.proc.stdin.write(script.encode("utf-8"))
-            self.proc.stdin.flush()
-        except (BrokenPipeError, OSError, ValueError):
-            self._fail(what, "failed: psql exited")
-        lines = []
-        deadline = time.monotonic() + timeout
-        buf = b""
-        fd = self.proc.stdout.fileno()
-        while True:
-            while b"\n" in buf:
-                raw, buf = buf.split(b"\n", 1)
-                line = raw.decode("utf-8", "replace")
-                if line == marker:
-                    return lines
-                lines.append(line)
-            left = deadline - time.monotonic()
-            if left <= 0:
-                self._fail(what, "did not answer within %ss" % timeout)
-            ready, _, _ = select.select([fd], [], [], left)
-            if not ready:
-                continue
-            chunk = os.read(fd, 65536)
-            if not chunk:
-                self.proc.wait()
-                self._fail(what, "failed (psql exited with rc %s)" % self.proc.returncode)
-            buf += chunk
 
     # -- the backup ----------------------------------------------------------------------------
 
@@ -259,131 +140,9 @@ class PgBackupSession:
             "stop_wal": answer.get("walfile"),
         }
 
-    def close(self, grace=5):
-        """End psql (``\\q``, then SIGTERM, then SIGKILL). Never raises. Closing aborts a running backup."""
-        proc = self.proc
-        if proc is None:
-            return
-        try:
-            if proc.poll() is None:
-                try:
-                    proc.stdin.write(b"\\q\n")
-                    proc.stdin.flush()
-                except (OSError, ValueError):
-                    pass
-            try:
-                proc.stdin.close()
-            except (OSError, ValueError):
-                pass
-            try:
-                proc.wait(timeout=grace)
-            except subprocess.TimeoutExpired:
-                proc.terminate()
-                try:
-                    proc.wait(timeout=grace)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
-            try:
-                proc.stdout.close()
-            except (OSError, ValueError):
-                pass
-        finally:
-            self.proc = None
-            if self._stderr is not None:
-                try:
-                    self._stderr.close()
-                except OSError:
-                    pass
-                self._stderr = None
-
     def abort(self):
         """Give up the backup: end the session (the server aborts a backup whose session ends)."""
         was = self.started
         self.started = False
         self.close()
         return was
-
-
-# ----------------------------------------------------------------------------------------------
-# WAL copy
-# ----------------------------------------------------------------------------------------------
-
-
-def wal_range(names, start_wal, stop_wal):
-    """The WAL segment names from ``start_wal`` to ``stop_wal`` (same timeline), sorted."""
-    if not (_WAL_RE.match(start_wal or "") and _WAL_RE.match(stop_wal or "")):
-        raise PgError("cannot tell the WAL range of the backup (start %r, stop %r)" % (start_wal, stop_wal))
-    if start_wal[:8] != stop_wal[:8]:
-        raise PgError("the backup's WAL spans timelines %s to %s: refused" % (start_wal[:8], stop_wal[:8]))
-    return sorted(n for n in names if _WAL_RE.match(n) and n[:8] == start_wal[:8] and start_wal <= n <= stop_wal)
-
-
-def copy_wal(data_directory, start_wal, stop_wal, dest_dir):
-    """Copy the WAL segments start..stop from ``<data_directory>/pg_wal`` into ``dest_dir``.
-
-    ``pg_wal`` may be PostgreSQL's own symlink to another volume (followed); the segment files in
-    it and the files written are opened with ``O_NOFOLLOW`` relative to their directories; a file
-    that exists in ``dest_dir`` is refused (never overwritten). Each copy is fsynced, then the
-    directory. Returns the names copied. Raises PgError (files written so far are removed).
-    """
-    try:
-        src_fd = os.open(os.path.join(data_directory, "pg_wal"), os.O_RDONLY | os.O_DIRECTORY)
-    except OSError as exc:
-        raise PgError("cannot open %s/pg_wal: %s" % (data_directory, exc.strerror)) from None
-    written = []
-    try:
-        try:
-            dst_fd = os.open(dest_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
-        except OSError as exc:
-            raise PgError("cannot open the WAL destination %s: %s" % (dest_dir, exc.strerror)) from None
-        try:
-            names = wal_range(os.listdir(src_fd), start_wal, stop_wal)
-            if not names or names[0] != start_wal or names[-1] != stop_wal:
-                raise PgError(
-                    "the WAL of the backup (%s to %s) is no longer complete in %s/pg_wal (found %s)"
-                    % (start_wal, stop_wal, data_directory, ", ".join(names) or "none")
-                )
-            for name in names:
-                _copy_one(src_fd, dst_fd, name)
-                written.append(name)
-            os.fsync(dst_fd)
-        except BaseException:
-            for name in written:
-                try:
-                    os.unlink(name, dir_fd=dst_fd)
-                except OSError:
-                    pass
-            raise
-        finally:
-            os.close(dst_fd)
-    finally:
-        os.close(src_fd)
-    return written
-
-
-def _copy_one(src_dir_fd, dst_dir_fd, name):
-    try:
-        src = os.open(name, os.O_RDONLY | os.O_NOFOLLOW, dir_fd=src_dir_fd)
-    except OSError as exc:
-        raise PgError("cannot open WAL file %s: %s" % (name, exc.strerror)) from None
-    try:
-        if not stat.S_ISREG(os.fstat(src).st_mode):
-            raise PgError("WAL file %s is not a regular file: refused" % name)
-        try:
-            dst = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600, dir_fd=dst_dir_fd)
-        except OSError as exc:
-            raise PgError("cannot create the WAL copy %s: %s" % (name, exc.strerror)) from None
-        try:
-            while True:
-                chunk = os.read(src, _COPY_CHUNK)
-                if not chunk:
-                    break
-                view = memoryview(chunk)
-                while view:
-                    view = view[os.write(dst, view) :]
-            os.fsync(dst)
-        finally:
-            os.close(dst)
-    finally:
-        os.close(src)

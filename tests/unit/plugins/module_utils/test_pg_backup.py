@@ -26,12 +26,11 @@ from ansible_collections.jts.tiered_storage.plugins.module_utils._freeze import 
 from ansible_collections.jts.tiered_storage.plugins.module_utils._pg_backup import (
     PgBackupSession,
     PgError,
-    copy_wal,
     start_sql,
     start_wal_from_label,
     stop_sql,
-    wal_range,
 )
+from ansible_collections.jts.tiered_storage.plugins.module_utils._pg_backup_wal import copy_wal, wal_range
 
 
 def session(fake, **kw):
