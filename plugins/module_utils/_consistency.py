@@ -49,7 +49,11 @@ class Interrupted(JtsError):
 
 
 def parse_consistency(entries, set_origins):
-    """Check the ``consistency`` option against the set's origins; return normalised groups."""
+    """Check the ``consistency`` option against the set's origins; return normalised groups.
+
+    The cross-field rules only: ``entries`` are as the argument_spec gives them (``method`` one
+    of METHODS, ``freeze_timeout`` present).
+    """
     groups = []
     seen = {}
     for index, entry in enumerate(entries or []):
@@ -63,11 +67,10 @@ def parse_consistency(entries, set_origins):
             if lv in seen:
                 raise ConsistencyError("%s: %s is already in consistency[%d]" % (where, lv, seen[lv]))
             seen[lv] = index
-        method = entry.get("method")
-        if method not in METHODS:
-            raise ConsistencyError("%s.method: %r is not one of %s" % (where, method, ", ".join(METHODS)))
+        # method (its choices) and freeze_timeout (its default) come checked from the argument_spec
+        method = entry["method"]
         mounts = list(entry.get("mounts") or [])
-        timeout = 60 if entry.get("freeze_timeout") is None else entry["freeze_timeout"]
+        timeout = entry["freeze_timeout"]
         if timeout <= 0:
             raise ConsistencyError("%s.freeze_timeout must be more than zero" % where)
         for mount in mounts:

@@ -192,7 +192,9 @@ def test_relative_data_directory():
 
 
 def test_parse_consistency_errors():
-    parse = _consistency.parse_consistency
+    def parse(entries, origins):  # entries as the argument_spec gives them (freeze_timeout's default)
+        return _consistency.parse_consistency([dict({"freeze_timeout": 60}, **e) for e in entries], origins)
+
     with pytest.raises(_consistency.ConsistencyError, match="not one of the origins"):
         parse([{"origins": ["kafka"], "method": "none"}], ["postgres"])
     with pytest.raises(_consistency.ConsistencyError, match="already in consistency\\[0\\]"):
