@@ -180,6 +180,12 @@ def restored_cluster(data, base, port):
             pg_ctl_stop(data)
 
 
+def consistency_group(pg, **extra):
+    """An lvm_snapshot ``consistency`` entry for ``pg`` holding the postgres LV (psql run as postgres)."""
+    group = {"origins": ["postgres"], "method": "postgresql", "os_user": "postgres", "psql": str(PGBIN / "psql")}
+    return dict(group, host=str(pg.base), port=pg.port, mounts=[str(pg.base)], **extra)
+
+
 def start_writer(pg):
     """A session inserting and committing rows into ``ticks`` in a loop until killed."""
     pg.sql("CREATE TABLE IF NOT EXISTS ticks (id bigserial PRIMARY KEY, note text)")

@@ -15,22 +15,13 @@ import subprocess
 import pytest
 from as_ansible import BIN, ROOT, playbook
 from lvm_host import Host
-from pg_scratch import PGBIN, free_port, needs_pg, public_dir, restored_cluster
+from pg_scratch import consistency_group, free_port, needs_pg, public_dir, restored_cluster
 
 MANIFEST = ".jts-backup-manifest.json"
 
 
 def group(pg):
-    return {
-        "origins": ["postgres"],
-        "method": "postgresql",
-        "os_user": "postgres",
-        "host": str(pg.base),
-        "port": pg.port,
-        "psql": str(PGBIN / "psql"),
-        "mounts": [str(pg.base)],
-        "statement_timeout": 120,
-    }
+    return consistency_group(pg, statement_timeout=120)
 
 
 def backup(host, pg, tmp_path, consistency):

@@ -29,7 +29,16 @@ from pathlib import Path
 
 import pytest
 from as_ansible import BIN, ROOT, ansible_env, playbook
-from pg_scratch import PGBIN, free_port, needs_pg, public_dir, restored_cluster, scratch_cluster, start_writer
+from pg_scratch import (
+    PGBIN,
+    consistency_group,
+    free_port,
+    needs_pg,
+    public_dir,
+    restored_cluster,
+    scratch_cluster,
+    start_writer,
+)
 
 from ansible_collections.jts.tiered_storage.plugins.module_utils import _consistency
 from ansible_collections.jts.tiered_storage.plugins.module_utils._freeze import Freezer
@@ -380,19 +389,7 @@ def test_the_module_run_by_ansible_holds_the_backup_across_lvcreate_and_the_copy
         "jts.tiered_storage.lvm_snapshot": {
             "vg": "vg_test",
             "origins": [{"lv": "postgres", "size": "1G"}],
-            "consistency": [
-                {
-                    "origins": ["postgres"],
-                    "method": "postgresql",
-                    "os_user": "postgres",
-                    "host": str(cluster.base),
-                    "port": cluster.port,
-                    "psql": str(PGBIN / "psql"),
-                    "mounts": [str(cluster.base)],
-                    "wal_dest": str(wal_dest),
-                    "password": "not-a-real-secret-x9",
-                }
-            ],
+            "consistency": [{**consistency_group(cluster, wal_dest=str(wal_dest)), "password": "not-a-real-secret-x9"}],
         },
         "register": "snapset",
     }
