@@ -125,8 +125,7 @@ def undo(policy, check_mode=False, zstd_bin=None):
             if check_mode:
                 for job in todo + done_now:
                     outcome.ok(job)
-                result.update(summary(outcome, UNDO))
-                result["restored"] = outcome.done_count
+                result.update(_undo_summary(outcome))
                 return result
             transfer = Transfer(UNDO, tier, home, journal, run_id, registry, outcome, zstd_bin)
             todo = group_links(todo)
@@ -140,11 +139,15 @@ def undo(policy, check_mode=False, zstd_bin=None):
                         outcome.skip(job, "the tier copy changed while it was checked (both kept)")
                 journal.append([undo_record(run_id, job) for job in finished])
             error = run_transfer(transfer, todo, policy, registry)
-        result.update(summary(outcome, UNDO))
-        result["restored"] = outcome.done_count
+        result.update(_undo_summary(outcome))
         if error:
             result["error"] = error
         return result
+
+
+def _undo_summary(outcome):
+    """The result of an undo: a run's summary (mode ``undo``) and ``restored``, the module's word."""
+    return dict(summary(outcome, UNDO), restored=outcome.done_count)
 
 
 def _undo_state(job, tier, home, zstd_bin):

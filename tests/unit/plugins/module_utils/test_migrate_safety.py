@@ -6,9 +6,9 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-import time
 
 import pytest
+from migrate_helpers import _old_file as _old
 
 from ansible_collections.jts.tiered_storage.plugins.module_utils import _migrate as m
 from ansible_collections.jts.tiered_storage.plugins.module_utils import _migrate_jobs as m_jobs
@@ -42,14 +42,6 @@ def _run(src, dst, tmp_path, **kw):
     return m.migrate(
         _policy(src, dst, tmp_path, **kw), zstd_bin=shutil.which("zstd"), mounts=_mounts(tmp_path), find_bin=find_bin
     )
-
-
-def _old(path, data=b"x", days=10):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
-    when = time.time() - days * DAY
-    os.utime(path, (when, when))
-    return path
 
 
 # 1. A symlink inside the destination that points back into the source.
