@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import errno
+import hashlib
+import json
 import os
 import shutil
 import time
@@ -430,3 +432,27 @@ def test_default_zstd_compresses_logs_within_ten_percent_of_gzip_6(tmp_path):
     res = _run(src, dst, tmp_path, compression="zstd")
     assert res["moved"] == 1
     assert (dst / "app.log.zst").stat().st_size <= 1.10 * len(gzip.compress(data, 6))
+
+
+def test_the_journal_keeps_its_shape_on_disk(tmp_path):
+    """A move writes one move record per file and an undo one undo record naming the tier copy
+    (its ``dst``), the lines older journals hold and ``pending_undo`` reads (issue 18 kept them)."""
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    _old_file(src / "a.log", b"alpha\n" * 10)
+    dst.mkdir()
+    moved = _run(src, dst, tmp_path)
+    back = m.undo(_policy(src, dst, tmp_path))
+    assert back["restored"] == 1
+    lines = (dst / ".jts-migrate" / "journal.jsonl").read_bytes().splitlines()
+    move, undo = (json.loads(line) for line in lines)
+    assert isinstance(move.pop("time"), float) and isinstance(undo.pop("time"), float)  # the journal's stamp
+    assert move == {
+        "op": "move",
+        "run": moved["run_id"],
+        "src": str(src / "a.log"),
+        "dst": str(dst / "a.log"),
+        "size": 60,
+        "sha256": hashlib.sha256(b"alpha\n" * 10).hexdigest(),
+        "codec": "none",
+    }
+    assert undo == {"op": "undo", "run": moved["run_id"], "dst": str(dst / "a.log")}
