@@ -81,6 +81,18 @@ def parse_report(text, kind):
     return rows
 
 
+def command_error(what, cmd, rc, out, err, **details):
+    """The LvmError of a failed command: "<what> failed (rc N): <its words>", with its output and argv."""
+    return LvmError(
+        "%s failed (rc %d): %s" % (what, rc, (err or out).strip()),
+        rc=rc,
+        stdout=out,
+        stderr=err,
+        cmd=cmd,
+        **details,
+    )
+
+
 def read_report(run, argv, kind, what, **details):
     """Run the report ``argv`` with ``run(cmd) -> (rc, out, err)`` and return its ``kind`` rows.
 
@@ -88,14 +100,7 @@ def read_report(run, argv, kind, what, **details):
     """
     rc, out, err = run(argv)
     if rc != 0:
-        raise LvmError(
-            "%s failed (rc %d): %s" % (what, rc, (err or out).strip()),
-            rc=rc,
-            stdout=out,
-            stderr=err,
-            cmd=argv,
-            **details,
-        )
+        raise command_error(what, argv, rc, out, err, **details)
     return parse_report(out, kind)
 
 

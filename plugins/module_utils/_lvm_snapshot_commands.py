@@ -14,24 +14,13 @@ from ansible_collections.jts.tiered_storage.plugins.module_utils import _consist
 from ansible_collections.jts.tiered_storage.plugins.module_utils._lvm import (
     LVM_ENVIRON,
     SnapshotError,
+    command_error,
     lvs_argv,
     parse_report,
     read_report,
     vgs_argv,
 )
 from ansible_collections.jts.tiered_storage.plugins.module_utils._lvm_snapshot_plan import vg_row
-
-
-def command_error(what, cmd, rc, out, err, **details):
-    """The SnapshotError of a failed command: "<what> failed (rc N): <its words>" and its output."""
-    return SnapshotError(
-        "%s failed (rc %d): %s" % (what, rc, (err or out).strip()),
-        rc=rc,
-        stdout=out,
-        stderr=err,
-        cmd=cmd,
-        **details,
-    )
 
 
 class LvmCommands:
