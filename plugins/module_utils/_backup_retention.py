@@ -31,7 +31,7 @@ from ansible_collections.jts.tiered_storage.plugins.module_utils._backup_retenti
     remove_file,
     scan_volume,
 )
-from ansible_collections.jts.tiered_storage.plugins.module_utils._migrate import mount_of, read_mounts  # lead: _mounts
+from ansible_collections.jts.tiered_storage.plugins.module_utils._mounts import mount_of, read_mounts
 from ansible_collections.jts.tiered_storage.plugins.module_utils._retention import future_stamps, select_retention
 from ansible_collections.jts.tiered_storage.plugins.module_utils._skipped import Skipped
 from ansible_collections.jts.tiered_storage.plugins.module_utils._timeout import (

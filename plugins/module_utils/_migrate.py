@@ -67,14 +67,10 @@ from ansible_collections.jts.tiered_storage.plugins.module_utils._migrate_select
 from ansible_collections.jts.tiered_storage.plugins.module_utils._migrate_transfer import Transfer
 from ansible_collections.jts.tiered_storage.plugins.module_utils._migrate_undo import undo
 from ansible_collections.jts.tiered_storage.plugins.module_utils._mounts import (
-    mount_of,  # re-export for _backup_retention.py and _nas_archive_probe.py; the lead redirects it
     parse_mountinfo,
-    read_mounts,  # re-export for _backup_retention.py and _nas_archive_probe.py; the lead redirects it
 )
 from ansible_collections.jts.tiered_storage.plugins.module_utils._timeout import stat_with_timeout, statvfs_with_timeout
 from ansible_collections.jts.tiered_storage.plugins.module_utils._tree import Tree
-
-_lock = lock  # re-export for tests/functional/test_tier_migrate_functional.py; the lead redirects it
 
 
 def migrate(policy, check_mode=False, zstd_bin=None, now=None, mounts=None, stat_fn=stat_with_timeout, find_bin=None):
@@ -156,9 +152,7 @@ __all__ = [
     "check_overlap",
     "display",
     "migrate",
-    "mount_of",
     "parse_mountinfo",
-    "read_mounts",
     "select_files",
     "undo",
 ]

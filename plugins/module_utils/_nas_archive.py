@@ -32,10 +32,9 @@ from ansible_collections.jts.tiered_storage.plugins.module_utils._retention impo
     DEFAULT_MAX_CLOCK_JUMP_DAYS,
     format_iso,
     format_stamp,
-    parse_stamp,  # re-export for _freshness.py; the lead redirects it (also used here)
+    parse_stamp,
     utc_naive,
 )
-from ansible_collections.jts.tiered_storage.plugins.module_utils._skipped import Skipped  # noqa: F401 - re-export for tests/functional/test_backup_retention_functional.py; the lead redirects it
 
 # What a run leaves while it works, and what a killed run may leave behind: never a snapshot,
 # never linked from, never pointed to; removed by the next run (under the same lock).

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 
-from ansible_collections.jts.tiered_storage.plugins.module_utils._migrate import mount_of, read_mounts  # lead: _mounts
+from ansible_collections.jts.tiered_storage.plugins.module_utils._mounts import mount_of, read_mounts
 from ansible_collections.jts.tiered_storage.plugins.module_utils._nas_archive import NasArchiveError, num
 from ansible_collections.jts.tiered_storage.plugins.module_utils._nas_archive_fs import _locate, _source_info
 from ansible_collections.jts.tiered_storage.plugins.module_utils._skipped import Skipped

@@ -14,11 +14,9 @@ Standard library only, importable on Python 3.8. Used by the run (``_nas_archive
 
 from __future__ import annotations
 
-import os
 import re
-import signal
-import subprocess
 
+from ansible_collections.jts.tiered_storage.plugins.module_utils import _process
 from ansible_collections.jts.tiered_storage.plugins.module_utils._nas_archive import NasArchiveError
 from ansible_collections.jts.tiered_storage.plugins.module_utils._nas_archive import num as _num
 
@@ -49,56 +47,22 @@ class RsyncTimeout(NasArchiveError):
 
 
 # --------------------------------------------------------------------------- rsync under a time-out
-# lead: _process (running a process with a time-out is written here, in _health_cli and storage_health)
-
-
-def _die_with_parent():
-    """In the child before exec: SIGKILL when the module dies (Linux prctl PR_SET_PDEATHSIG)."""
-    try:
-        import ctypes
-
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)
-    except Exception:  # noqa: S110 - not Linux, or no libc: the inherited lock still guards the destination
-        pass
-
-
 def run_timed(argv, timeout, keep_fds=()):
-    """Run ``argv`` (C locale) in its own process group; return (rc, stdout, stderr).
+    """Run rsync (C locale) in its own process group; return (rc, stdout, stderr).
 
     After ``timeout`` seconds the whole group gets SIGKILL (NFS waits are killable) and RsyncTimeout
     is raised; we wait at most a few seconds more for the pipes, never for the mount. rsync dies with
     the module (a killed module must not leave it writing), and ``keep_fds`` (the run's lock) are
     inherited, so while any rsync process lives no other run can take the destination.
     """
-    env = dict(os.environ, LC_ALL="C", LANG="C")
-    proc = subprocess.Popen(
-        argv,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=env,
-        start_new_session=True,
-        pass_fds=tuple(keep_fds),
-        preexec_fn=_die_with_parent,  # the module is single-threaded, so preexec_fn is safe
-    )
     try:
-        out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except OSError:
-            pass
-        out = err = b""
-        try:
-            out, err = proc.communicate(timeout=5)
-        except subprocess.TimeoutExpired:
-            pass
+        return _process.run_timed(argv, timeout, own_group=True, keep_fds=keep_fds, die_with_parent=True, grace=5)
+    except _process.ProcessTimeout as exc:
         raise RsyncTimeout(
             "rsync did not finish within rsync_timeout %ss and was killed (a NAS that stopped answering, or a "
-            "transfer larger than the time allows): %s" % (_num(timeout), tail(err.decode("utf-8", "replace"))),
+            "transfer larger than the time allows): %s" % (_num(timeout), tail(exc.stderr)),
             timed_out=True,
         ) from None
-    return proc.returncode, out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
 
 
 # --------------------------------------------------------------------------- arguments

@@ -386,7 +386,7 @@ def test_the_mount_point_directory_itself_is_found_unmounted(tmp_path):
     bare = Path(tmp_path / "nas")
     (bare / "database").mkdir(parents=True)
     params = pruner_params(bare / "database", bare, keep_last=1)
-    from ansible_collections.jts.tiered_storage.plugins.module_utils._nas_archive import Skipped
+    from ansible_collections.jts.tiered_storage.plugins.module_utils._skipped import Skipped
 
     with pytest.raises(Skipped, match="is not mounted; nothing pruned"):
         br.Pruner(br.build_policy(params)).run()

@@ -314,10 +314,11 @@ def test_second_run_is_locked(tmp_path, loopfs):
     src, dst = loopfs("src"), loopfs("dst")
     old_file(src / "a.log", b"a")
     sys.path.insert(0, str(ROOT / ".collections"))
-    from ansible_collections.jts.tiered_storage.plugins.module_utils import _migrate
+    from ansible_collections.jts.tiered_storage.plugins.module_utils import _migrate_runs
+    from ansible_collections.jts.tiered_storage.plugins.module_utils._migrate import build_policy
 
-    policy = _migrate.build_policy({"source": str(src), "destination": str(dst), "lock_dir": str(tmp_path / "locks")})
-    with _migrate._lock(policy, policy.source, policy.dest):
+    policy = build_policy({"source": str(src), "destination": str(dst), "lock_dir": str(tmp_path / "locks")})
+    with _migrate_runs.lock(policy, policy.source, policy.dest):
         result = run_tm(tmp_path, {"source": str(src), "destination": str(dst)})
     assert result["failed"] is True and result["locked"] is True and "in use by another run" in result["msg"]
     assert (src / "a.log").exists()

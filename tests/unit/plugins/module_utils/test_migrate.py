@@ -205,7 +205,7 @@ def test_migrate_is_locked(tmp_path):
     src.mkdir()
     dst.mkdir()
     pol = _policy(src, dst, tmp_path)
-    with m._lock(pol, bytes(src), bytes(dst)), pytest.raises(LockBusy, match="is in use by another run"):
+    with m.lock(pol, bytes(src), bytes(dst)), pytest.raises(LockBusy, match="is in use by another run"):
         m.migrate(pol, mounts=_mounts_for(tmp_path))
 
 

@@ -125,7 +125,7 @@ def test_a_reversed_run_is_refused_while_the_first_holds_its_trees(tmp_path):
     _old(src / "a.log", b"a")
     dst.mkdir()
     reverse = _policy(dst, src, tmp_path)
-    with m._lock(reverse, reverse.source, reverse.dest), pytest.raises(LockBusy):
+    with m.lock(reverse, reverse.source, reverse.dest), pytest.raises(LockBusy):
         _run(src, dst, tmp_path)
     assert (src / "a.log").read_bytes() == b"a"
 

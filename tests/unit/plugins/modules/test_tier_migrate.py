@@ -102,7 +102,7 @@ def test_unmounted_destination_is_refused(run_module, tmp_path):
 def test_locked(run_module, tree):
     _src, _dst, args = tree
     policy = _migrate.build_policy(args)
-    with _migrate._lock(policy, policy.source, policy.dest):
+    with _migrate.lock(policy, policy.source, policy.dest):
         result = run_module(tier_migrate, args)
     assert result["failed"] is True and result["locked"] is True and "is in use by another run" in result["msg"]
 
