@@ -15,8 +15,7 @@ import json
 import os
 import stat
 
-# lead: the stamp formats of _lvm_snapshot and _nas_archive (kept as they were)
-from ansible_collections.jts.tiered_storage.plugins.module_utils._lvm_snapshot import TIMESTAMP_FORMAT
+from ansible_collections.jts.tiered_storage.plugins.module_utils._lvm import TIMESTAMP_FORMAT
 from ansible_collections.jts.tiered_storage.plugins.module_utils._retention import parse_stamp
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC

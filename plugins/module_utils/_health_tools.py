@@ -15,14 +15,12 @@ from ansible_collections.jts.tiered_storage.plugins.module_utils._health_verdict
     evaluate_btrfs,
     evaluate_vg,
 )
-
-# lead: redirect to _lvm (the lvs/vgs report arguments and parsing of check_vg)
-from ansible_collections.jts.tiered_storage.plugins.module_utils._lvm_snapshot import (
+from ansible_collections.jts.tiered_storage.plugins.module_utils._lvm import (
     LV_FIELDS,
-    LVM_TIME_CONFIG,
-    VG_FIELDS,
-    SnapshotError,
-    parse_report,
+    LvmError,
+    lvs_argv,
+    read_report,
+    vgs_argv,
 )
 from ansible_collections.jts.tiered_storage.plugins.module_utils._timeout import ProbeTimeout
 
@@ -42,40 +40,18 @@ class ToolChecks:
         # One lvs call gives the LVs and, on each row, the VG's size and free space: one LVM
         # start-up less (a few hundred ms on a slow host). vgs only when the VG has no LV.
         try:
-            rc, out, err = self._run(
-                [
-                    lvs,
-                    "--reportformat",
-                    "json",
-                    "--units",
-                    "b",
-                    "--nosuffix",
-                    "--config",
-                    LVM_TIME_CONFIG,
-                    "-o",
-                    ",".join((*LV_FIELDS, "vg_size", "vg_free")),
-                    vg,
-                ]
-            )
-            if rc != 0:
-                raise SnapshotError("lvs failed (rc %d): %s" % (rc, (err or out).strip()))
-            lv_rows = parse_report(out, "lv")
+            lv_rows = read_report(self._run, lvs_argv(lvs, vg, (*LV_FIELDS, "vg_size", "vg_free")), "lv", "lvs")
             if lv_rows and _given(lv_rows[0].get("vg_size")):
                 rows = [{"vg_name": vg, "vg_size": lv_rows[0]["vg_size"], "vg_free": lv_rows[0].get("vg_free")}]
             else:
-                rc, out, err = self._run(
-                    [vgs, "--reportformat", "json", "--units", "b", "--nosuffix", "-o", ",".join(VG_FIELDS), vg]
-                )
-                if rc != 0:
-                    raise SnapshotError("vgs failed (rc %d): %s" % (rc, (err or out).strip()))
-                rows = [r for r in parse_report(out, "vg") if r.get("vg_name") == vg]
+                rows = [r for r in read_report(self._run, vgs_argv(vgs, vg), "vg", "vgs") if r.get("vg_name") == vg]
                 if not rows:
-                    raise SnapshotError("VG %s not found" % vg)
+                    raise LvmError("VG %s not found" % vg)
         except ProbeTimeout as exc:
             return {"vg": vg, "error": str(exc)}, [
                 alert("unknown", name, "/dev/%s" % vg, "LVM report of VG %s did not finish: %s" % (vg, exc))
             ]
-        except SnapshotError as exc:
+        except LvmError as exc:
             severity = "critical" if "not found" in exc.msg else "unknown"
             return {"vg": vg, "error": exc.msg}, [
                 alert(severity, name, "/dev/%s" % vg, "cannot check VG %s: %s" % (vg, exc.msg))

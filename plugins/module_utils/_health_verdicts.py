@@ -10,9 +10,7 @@ Used by the checker (``_health``, ``_health_tier_checks``, ``_health_tools``) an
 from __future__ import annotations
 
 from ansible_collections.jts.tiered_storage.plugins.module_utils._health_tiers import SEVERITY_RANK
-
-# lead: redirect to _lvm (is_invalid, is_snapshot)
-from ansible_collections.jts.tiered_storage.plugins.module_utils._lvm_snapshot import is_invalid, is_snapshot
+from ansible_collections.jts.tiered_storage.plugins.module_utils._lvm import is_invalid, is_snapshot
 from ansible_collections.jts.tiered_storage.plugins.module_utils._mount_options import UNREPORTED_DEFAULTS
 from ansible_collections.jts.tiered_storage.plugins.module_utils._mount_options import (
     options_missing as _options_missing,

@@ -22,18 +22,7 @@ from ansible_collections.jts.tiered_storage.plugins.module_utils._consistency im
     ConsistencyError,
     parse_consistency,
 )
-
-# re-export for _health*.py and _freshness*.py; the lead redirects it (to _lvm)
-from ansible_collections.jts.tiered_storage.plugins.module_utils._lvm import (  # noqa: F401
-    LV_FIELDS,
-    LVM_TIME_CONFIG,
-    TIMESTAMP_FORMAT,
-    VG_FIELDS,
-    SnapshotError,
-    is_invalid,
-    is_snapshot,
-    parse_report,
-)
+from ansible_collections.jts.tiered_storage.plugins.module_utils._lvm import SnapshotError, is_snapshot
 from ansible_collections.jts.tiered_storage.plugins.module_utils._lvm_snapshot_commands import LvmCommands
 from ansible_collections.jts.tiered_storage.plugins.module_utils._lvm_snapshot_create import create_set
 from ansible_collections.jts.tiered_storage.plugins.module_utils._lvm_snapshot_merge import merge_set

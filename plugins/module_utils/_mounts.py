@@ -6,7 +6,9 @@ Standard library only, Python 3.8. Mount points are bytes (the kernel's octal es
 tab, newline and backslash undone), so any name works. Used by tier_migrate (preflight), the
 backup retention and the NAS archive probes; storage_health and storage_benchmark can read the
 same table (``mount_table`` gives storage_health's ``{target: {source, fstype, options}}`` shape;
-``mount_of`` plus ``is_mount_point`` answer storage_benchmark's "mount point? which fstype?").
+``mount_of`` plus ``is_mount_point`` answer storage_benchmark's "mount point? which fstype?"). At the end,
+the same ideas on /proc/self/mounts text for storage_health (``parse_proc_mounts``, ``target_of``,
+``is_local_mount_point``).
 
 An entry is a dict: ``dev`` ("major:minor"), ``root`` (the directory of the filesystem mounted
 there, bytes), ``mount_point`` (bytes), ``fstype``, ``source`` (str), ``options`` (a set: the
@@ -15,6 +17,7 @@ per-mount and the superblock options) and ``option_list`` (the same, in the kern
 
 from __future__ import annotations
 
+import os
 import re
 
 MOUNTINFO = "/proc/self/mountinfo"
@@ -92,3 +95,59 @@ def mount_table(mounts):
             "options": list(entry["option_list"]),
         }
     return table
+
+
+# --------------------------------------------------------------------------- /proc/self/mounts (text)
+# storage_health reads the shorter table (its tests give it that text): targets as str, the options
+# the kernel shows for each mount (per-mount and superblock, one list).
+MOUNTS_FILE = "/proc/self/mounts"
+
+
+def _unescape_text(value):
+    """/proc/mounts escapes space, tab, newline and backslash as ``\\ooo``."""
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), value)
+
+
+def parse_proc_mounts(text):
+    """``{target: {"source", "fstype", "options": [...]}}``; the last mount on a target wins (stacked)."""
+    mounts = {}
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) < 4:
+            continue
+        target = _unescape_text(fields[1])
+        mounts[target] = {
+            "source": _unescape_text(fields[0]),
+            "fstype": fields[2],
+            "options": fields[3].split(","),
+        }
+    return mounts
+
+
+def target_of(path, mounts):
+    """The mount point ``path`` lies on, by the longest prefix among ``mounts`` (no syscall)."""
+    path = os.path.normpath(path)
+    best = None
+    for target in mounts:
+        inside = path == target or target == "/" or path.startswith(target.rstrip("/") + "/")
+        if inside and (best is None or len(target) > len(best)):
+            best = target
+    return best
+
+
+# Filesystems on local block devices: statvfs on them cannot block on a vanished server.
+LOCAL_FSTYPES = frozenset(("ext2", "ext3", "ext4", "xfs", "btrfs", "f2fs", "vfat", "tmpfs"))
+
+
+def is_local_mount_point(path, mounts):
+    """True when ``path`` is itself a mount point of a local filesystem and no mount above it is
+    anything else: its statvfs then needs no child process with a time-out (the path walk only
+    crosses local filesystems). Anything else, network or unknown, goes through the time-out."""
+    path = os.path.normpath(path)
+    if not mounts or path not in mounts:
+        return False
+    for target, live in mounts.items():
+        above = target == "/" or path == target or path.startswith(target.rstrip("/") + "/")
+        if above and live["fstype"] not in LOCAL_FSTYPES:
+            return False
+    return True
