@@ -3,14 +3,10 @@
 """Read a host's state once, then act only on what differs.
 
 Every module call costs a round trip and a Python start on the host (several seconds on a slow
-VM, and on a busy production host it adds up too). The roles read the state of many paths or
-devices with one read-only command and loop ``ansible.builtin.file`` or
-``community.general.filesystem`` only over the entries that need it; a second run calls no
-module for an entry that is already right.
-
-``paths_to_fix`` compares wanted directories with the output of
-``stat --format '%F\\t%U\\t%G\\t%a\\t%n' PATH...``; ``signatures_by_device`` reads ``wipefs --json
-DEV...`` (one probe of several devices) into a device -> signature types map.
+VM, and on a busy production host it adds up too). The hot tier reads what its LVs hold with one
+``wipefs --json DEV...`` and loops ``community.general.filesystem`` only over the LVs that need
+it; ``signatures_by_device`` reads that output into a device -> signature types map. (Directories
+are one ``jts.tiered_storage.tier_directories`` task, which reads and sets them itself.)
 """
 
 from __future__ import annotations
@@ -18,49 +14,6 @@ from __future__ import annotations
 import json
 
 from ansible.errors import AnsibleFilterError
-
-STAT_FORMAT = "%F\t%U\t%G\t%a\t%n"
-
-
-def _mode(value, path):
-    try:
-        return int(str(value), 8)
-    except ValueError:
-        raise AnsibleFilterError("paths_to_fix: mode %r of %s is not an octal mode" % (value, path)) from None
-
-
-def parse_stat(output):
-    """``{path: {'type', 'owner', 'group', 'mode'}}`` from stat's output in STAT_FORMAT."""
-    found = {}
-    for line in (output or "").splitlines():
-        fields = line.split("\t", 4)
-        if len(fields) != 5:
-            continue
-        kind, owner, group, mode, path = fields
-        found[path] = {"type": kind, "owner": owner, "group": group, "mode": int(mode, 8)}
-    return found
-
-
-def paths_to_fix(wanted, stat_output):
-    """The entries of ``wanted`` (dicts with path, owner, group, mode) that are missing or differ."""
-    if not isinstance(wanted, list):
-        raise AnsibleFilterError("paths_to_fix: expected a list of dicts, got %s" % type(wanted).__name__)
-    found = parse_stat(stat_output)
-    todo = []
-    for item in wanted:
-        if not isinstance(item, dict) or "path" not in item:
-            raise AnsibleFilterError("paths_to_fix: every entry needs a path (got %r)" % (item,))
-        path = str(item["path"]).rstrip("/") or "/"
-        have = found.get(path)
-        if (
-            have is None
-            or have["type"] != "directory"
-            or have["owner"] != str(item.get("owner", "root"))
-            or have["group"] != str(item.get("group", "root"))
-            or have["mode"] != _mode(item.get("mode", "0755"), path)
-        ):
-            todo.append(item)
-    return todo
 
 
 def signatures_by_device(output):
@@ -84,4 +37,4 @@ def signatures_by_device(output):
 
 class FilterModule:
     def filters(self):
-        return {"paths_to_fix": paths_to_fix, "signatures_by_device": signatures_by_device}
+        return {"signatures_by_device": signatures_by_device}

@@ -1,0 +1,155 @@
+"""Tests for _directories: the walk that never follows a planted symlink, on real temp dirs.
+
+Owner changes need root; these tests keep the running user as owner and change modes, and the
+functional layer (tests/functional/test_tier_directories_attacks.py) plants symlinks as a real
+unprivileged user.
+"""
+
+from __future__ import annotations
+
+import grp
+import os
+import pwd
+
+import pytest
+
+from ansible_collections.jts.tiered_storage.plugins.module_utils import _directories as d
+from ansible_collections.jts.tiered_storage.plugins.module_utils._timeout import ProbeTimeout
+
+ME = pwd.getpwuid(os.geteuid()).pw_name
+MY_GROUP = grp.getgrgid(os.getegid()).gr_name
+
+
+def entry(path, mode="0750", owner=ME, group=MY_GROUP):
+    return {"path": str(path), "owner": owner, "group": group, "mode": mode}
+
+
+def mode_of(path):
+    return "%04o" % (os.stat(path).st_mode & 0o7777)
+
+
+@pytest.mark.parametrize("value, mode", [("0750", 0o750), ("750", 0o750), (0o2775, 0o2775), (" 0700 ", 0o700)])
+def test_parse_mode_reads_octal(value, mode):
+    assert d.parse_mode(value, "/x") == mode
+
+
+@pytest.mark.parametrize("value", ["rwx", "0789", "17777", -1, True])
+def test_parse_mode_refuses_what_is_not_an_octal_mode(value):
+    with pytest.raises(d.DirectoryError, match="/x"):
+        d.parse_mode(value, "/x")
+
+
+def test_normalise_refuses_a_relative_path_and_conflicting_duplicates():
+    with pytest.raises(d.DirectoryError, match="not absolute"):
+        d.normalise([{"path": "data/x"}])
+    with pytest.raises(d.DirectoryError, match="listed twice"):
+        d.normalise([{"path": "/a", "mode": "0750"}, {"path": "/a/", "mode": "0755"}])
+    same = d.normalise([{"path": "/a"}, {"path": "/a/"}])
+    assert same == [{"path": "/a", "owner": "root", "group": "root", "mode": 0o755}]
+
+
+def test_plan_reports_create_change_and_ok_without_changing_anything(tmp_path):
+    (tmp_path / "changed").mkdir(mode=0o755)
+    os.chmod(tmp_path / "changed", 0o755)  # noqa: S103 - the test sets the mode it checks
+    (tmp_path / "ok").mkdir()
+    os.chmod(tmp_path / "ok", 0o750)  # noqa: S103 - the test sets the mode it checks
+    results = d.plan([entry(tmp_path / "new" / "deep"), entry(tmp_path / "changed"), entry(tmp_path / "ok")])
+    assert [(r["state"], r.get("changes")) for r in results] == [("create", None), ("change", ["mode"]), ("ok", [])]
+    assert results[1]["before"] == {"owner": ME, "group": MY_GROUP, "mode": "0755"}
+    assert not (tmp_path / "new").exists()
+    assert mode_of(tmp_path / "changed") == "0755"
+
+
+def test_apply_makes_parents_and_sets_the_mode_and_a_second_run_changes_nothing(tmp_path):
+    outcome = d.run([entry(tmp_path / "a" / "b", mode="2750"), entry(tmp_path / "a" / "b" / "c", mode="0700")], False)
+    assert outcome["changed"] is True
+    assert mode_of(tmp_path / "a") == "0755"
+    assert mode_of(tmp_path / "a" / "b") == "2750"
+    assert mode_of(tmp_path / "a" / "b" / "c") == "0700"
+    assert outcome["diff"]["before"].splitlines()[0] == "%s (absent)" % (tmp_path / "a" / "b")
+    assert outcome["diff"]["after"].splitlines()[1] == "%s %s:%s 0700" % (tmp_path / "a" / "b" / "c", ME, MY_GROUP)
+    again = d.run([entry(tmp_path / "a" / "b", mode="2750"), entry(tmp_path / "a" / "b" / "c", mode="0700")], False)
+    assert again["changed"] is False
+    assert again["diff"] == {"before": "", "after": ""}
+    assert again["msg"] == "0 of 2 directories made or changed"
+
+
+def test_check_mode_reports_an_owner_that_does_not_exist_yet_and_apply_refuses_it(tmp_path):
+    outcome = d.run([entry(tmp_path / "x", owner="jts-no-such-user")], True)
+    assert outcome["changed"] is True and outcome["directories"][0]["state"] == "create"
+    assert not (tmp_path / "x").exists()
+    (tmp_path / "x").mkdir()
+    planned = d.run([entry(tmp_path / "x", owner="jts-no-such-user", mode="0755")], True)
+    assert "owner" in planned["directories"][0]["changes"]
+    with pytest.raises(d.DirectoryError, match=r"user jts-no-such-user .* does not exist"):
+        d.run([entry(tmp_path / "x", owner="jts-no-such-user")], False)
+    with pytest.raises(d.DirectoryError, match="group jts-no-such-group"):
+        d.run([entry(tmp_path / "x", group="jts-no-such-group")], False)
+
+
+def test_numeric_owner_and_group_are_ids(tmp_path):
+    outcome = d.run([entry(tmp_path / "n", owner=str(os.geteuid()), group=str(os.getegid()))], False)
+    assert outcome["directories"][0]["state"] == "create"
+    assert os.stat(tmp_path / "n").st_uid == os.geteuid()
+
+
+def test_a_symlink_in_a_directory_others_can_write_is_refused_before_any_change(tmp_path):
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    os.chmod(shared, 0o1777)  # noqa: S103 - the test sets the mode it checks
+    victim = tmp_path / "victim"
+    victim.mkdir(mode=0o755)
+    os.chmod(victim, 0o755)  # noqa: S103 - the test sets the mode it checks
+    os.symlink(victim, shared / "logs")
+    first = tmp_path / "first"
+    with pytest.raises(d.DirectoryError, match="component 'logs' is a symlink") as caught:
+        d.run([entry(first), entry(shared / "logs", mode="0700")], False)
+    assert caught.value.details == {"directory": str(shared / "logs")}
+    assert mode_of(victim) == "0755"
+    assert not first.exists()  # the refusal came before any change
+    with pytest.raises(d.DirectoryError):
+        d.run([entry(shared / "logs" / "below")], False)
+    assert os.listdir(victim) == []
+
+
+def test_a_file_where_a_directory_should_be_is_refused(tmp_path):
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(d.DirectoryError, match="is not a directory"):
+        d.run([entry(tmp_path / "file" / "sub")], False)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root's symlinks in root's directories are trusted")
+def test_a_symlink_only_root_can_have_placed_is_followed(tmp_path):
+    os.chmod(tmp_path, 0o755)  # noqa: S103 - the test sets the mode it checks
+    real = tmp_path / "real"
+    real.mkdir()
+    os.symlink("real", tmp_path / "alias")
+    outcome = d.run([entry(tmp_path / "alias" / "svc", mode="0700")], False)
+    assert outcome["directories"][0]["state"] == "create"
+    assert mode_of(real / "svc") == "0700"
+
+
+def test_a_loop_of_symlinks_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setattr(d, "_trusted_link", lambda fd, name: True)
+    os.symlink("b", tmp_path / "a")
+    os.symlink("a", tmp_path / "b")
+    with pytest.raises(d.DirectoryError, match="too many symlinks"):
+        d.run([entry(tmp_path / "a" / "x")], True)
+
+
+def test_the_time_limited_run_does_the_work_in_a_child_and_reports_refusals(tmp_path):
+    outcome = d.run([entry(tmp_path / "t", mode="0711")], False, timeout=30)
+    assert outcome["changed"] is True and mode_of(tmp_path / "t") == "0711"
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(d.DirectoryError, match="not a directory") as caught:
+        d.run([entry(tmp_path / "f")], False, timeout=30)
+    assert caught.value.details == {"directory": str(tmp_path / "f")}
+
+
+def test_a_run_that_does_not_return_in_time_fails_naming_the_directories(monkeypatch):
+    def stalled(func, args, timeout):
+        raise ProbeTimeout("no answer")
+
+    monkeypatch.setattr(d, "call_with_timeout", stalled)
+    with pytest.raises(d.DirectoryError, match=r"not done within 2 s .*: /mnt/nas/a"):
+        d.run([{"path": "/mnt/nas/a"}], False, timeout=2)
