@@ -8,8 +8,8 @@ format whatever lvm.conf says) are written once, with one argument builder per c
 (``lvs_argv``, ``vgs_argv``, ``pvs_argv``); ``read_report`` runs one and returns its rows.
 The row predicates (``is_snapshot``, ``is_invalid``, ...) read LVM's attribute strings.
 
-Used by the lvm_snapshot family (``_lvm_snapshot_*``) and by storage_health (``_health``,
-``_freshness``); the hot_tier role's tasks build the same reports in YAML.
+Used by the lvm_snapshot family (``_lvm_snapshot_*``), storage_health (``_health``,
+``_freshness``) and tier_device_info (``_device_info``, what the hot tier role reads).
 """
 
 from __future__ import annotations
