@@ -40,6 +40,7 @@ from ansible_collections.jts.tiered_storage.plugins.module_utils._migrate_errors
     MigrateError,
     display,
 )
+from ansible_collections.jts.tiered_storage.plugins.module_utils._migrate_gate import gate
 from ansible_collections.jts.tiered_storage.plugins.module_utils._migrate_jobs import Job, Outcome, group_links
 from ansible_collections.jts.tiered_storage.plugins.module_utils._migrate_journal import Journal
 from ansible_collections.jts.tiered_storage.plugins.module_utils._migrate_policy import (
@@ -74,7 +75,12 @@ from ansible_collections.jts.tiered_storage.plugins.module_utils._tree import Tr
 
 
 def migrate(policy, check_mode=False, zstd_bin=None, now=None, mounts=None, stat_fn=stat_with_timeout, find_bin=None):
-    """Run one migration; return a result dict. Raises MigrateError / LockBusy / JournalError."""
+    """Run one migration; return a result dict. Raises MigrateError / LockBusy / JournalError, and
+    ``Missing`` (a Skipped) when ``missing: skip`` finds an end missing."""
+    gated = gate(policy, check_mode, mounts=mounts, stat_fn=stat_fn)
+    if gated is not None and check_mode:
+        return gated
+    created = gated is not None
     info, warnings = preflight(policy, mounts=mounts, stat_fn=stat_fn)
     resolve(policy, info["source_real"], info["dest_real"], warnings)
     d_st = os.stat(policy.dest)
@@ -114,6 +120,7 @@ def migrate(policy, check_mode=False, zstd_bin=None, now=None, mounts=None, stat
                 "cleaned_temp_files": cleaned,
                 "selection_skipped": sel.skipped,
                 "selection_skipped_files": sel.skipped_files,
+                "destination_created": created,
             }
             if check_mode:
                 every = [each for job in jobs for each in (job, *job.links)]
@@ -139,6 +146,7 @@ def migrate(policy, check_mode=False, zstd_bin=None, now=None, mounts=None, stat
             )
             error = run_transfer(transfer, jobs, policy, registry)
         result.update(summary(outcome, policy.mode))
+        result["changed"] = result["changed"] or created
         if error:
             result["error"] = error
         return result

@@ -123,6 +123,8 @@ def build_policy(params):
         drop_metadata=p.get("drop_unsupported_metadata"),
         batch_files=p.get("batch_files"),
         batch_bytes=batch_bytes,
+        missing=p.get("missing") or "fail",
+        create_destination=bool(p.get("create_destination")),
     )
 
 

@@ -137,6 +137,24 @@ options:
         (writing into the empty mount point of an absent NAS fills the root filesystem).
     type: bool
     default: true
+  missing:
+    description:
+      - What a move does when O(source) does not exist, or O(destination_mount) (when set) is not in the kernel's
+        mount table or its C(statfs) does not return within O(probe_timeout).
+      - "V(fail) fails the task. V(skip) moves nothing and returns C(skipped=true), the reason in RV(msg) and which end
+        is missing in RV(missing) (the lifecycle's migrate step: a service without logs, a tier that is away)."
+    type: str
+    choices: [fail, skip]
+    default: fail
+  create_destination:
+    description:
+      - Make O(destination) (root's, mode C(0755), missing parents too) when it does not exist, once
+        O(destination_mount), when set, is mounted and answers. It is reached from C(/) without following a symlink
+        another user can have placed (as M(jts.tiered_storage.tier_directories) does).
+      - "In check mode the run stops there: the result says it would make it (RV(destination_created)) and moves
+        nothing."
+    type: bool
+    default: false
   source_mount:
     description: When set, O(source) must lie on the filesystem mounted at this mount point.
     type: path
@@ -231,6 +249,15 @@ EXAMPLES = r"""
     max_bytes: 500G
   register: moved
 
+- name: The nightly move of the NAS backups, skipped (not failed) while the NAS is away
+  jts.tiered_storage.tier_migrate:
+    source: /data/warm-storage/daily-backups
+    destination: /mnt/synology/jts/archives/database
+    older_than: 30d
+    destination_mount: /mnt/synology
+    missing: skip
+    create_destination: true
+
 - name: Undo that run
   jts.tiered_storage.tier_migrate:
     source: /data/warm-storage/daily-backups
@@ -240,6 +267,31 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+skipped:
+  description: True when O(missing=skip) found the source or the destination tier missing; nothing was moved.
+  returned: when skipped
+  type: bool
+  sample: true
+missing:
+  description: Which end was missing when skipped, V(source) or V(destination_mount).
+  returned: when skipped
+  type: str
+  sample: destination_mount
+destination_created:
+  description: True when O(create_destination) made O(destination) (in check mode, would make it).
+  returned: success
+  type: bool
+  sample: false
+msg:
+  description: Why the move was skipped (with O(missing=skip)), or in check mode that O(destination) would be made.
+  returned: when skipped, or in check mode when O(destination) would be made
+  type: str
+  sample: /mnt/synology is not mounted (or did not answer in 10 s)
+source:
+  description: O(source), when skipped.
+  returned: when skipped
+  type: str
+  sample: /data/warm-storage/daily-backups
 run_id:
   description: The id of the run recorded in the journal (null in check mode).
   returned: success
@@ -374,6 +426,7 @@ from ansible_collections.jts.tiered_storage.plugins.module_utils._errors import 
 from ansible_collections.jts.tiered_storage.plugins.module_utils._lock import LockBusy
 from ansible_collections.jts.tiered_storage.plugins.module_utils._migrate import migrate
 from ansible_collections.jts.tiered_storage.plugins.module_utils._migrate_errors import MigrateError
+from ansible_collections.jts.tiered_storage.plugins.module_utils._migrate_gate import Missing
 from ansible_collections.jts.tiered_storage.plugins.module_utils._migrate_journal import JournalError
 from ansible_collections.jts.tiered_storage.plugins.module_utils._migrate_policy import build_policy
 from ansible_collections.jts.tiered_storage.plugins.module_utils._migrate_undo import undo
@@ -396,6 +449,8 @@ ARGUMENT_SPEC = dict(
     compression=dict(type="str", choices=["none", "zstd", "gzip"], default="none"),
     compression_level=dict(type="int"),
     require_mounted=dict(type="bool", default=True),
+    missing=dict(type="str", choices=["fail", "skip"], default="fail"),
+    create_destination=dict(type="bool", default=False),
     source_mount=dict(type="path"),
     destination_mount=dict(type="path"),
     source_fstype=dict(type="str"),
@@ -440,6 +495,8 @@ def main():
             result = migrate(
                 policy, check_mode=module.check_mode, zstd_bin=zstd_bin, find_bin=module.get_bin_path("find")
             )
+    except Missing as exc:
+        module.exit_json(changed=False, skipped=True, msg=str(exc), missing=exc.missing, source=params["source"])
     except LockBusy as exc:
         fail(module, exc, locked=True)
     except (MigrateError, JournalError, UnsafePath) as exc:

@@ -157,3 +157,22 @@ def test_argument_spec_matches_documentation():
         assert doc[name]["type"] == spec["type"], name
         assert doc[name].get("default") == spec.get("default"), name
         assert doc[name].get("choices") == spec.get("choices"), name
+
+
+def test_missing_skip_returns_a_skipped_result_naming_the_missing_end(run_module, tree):
+    src, _dst, args = tree
+    result = run_module(tier_migrate, dict(args, source=str(src) + "-gone", missing="skip"))
+    assert result["skipped"] is True and result["changed"] is False
+    assert result["missing"] == "source" and result["msg"] == "%s-gone does not exist" % src
+
+
+def test_create_destination_makes_it_and_moves_into_it(run_module, tree):
+    _src, dst, args = tree
+    new = dst / "new" / "logs"
+    checked = run_module(tier_migrate, dict(args, destination=str(new), create_destination=True), check_mode=True)
+    assert checked["changed"] is True and checked["destination_created"] is True and not new.exists()
+    moved = run_module(tier_migrate, dict(args, destination=str(new), create_destination=True))
+    assert moved["destination_created"] is True and moved["moved"] == 2
+    assert (new / "a.log").exists() and oct(os.stat(new).st_mode & 0o777) == "0o755"
+    again = run_module(tier_migrate, dict(args, destination=str(new), create_destination=True))
+    assert again["changed"] is False and again["destination_created"] is False

@@ -1,0 +1,106 @@
+"""Tests for _migrate_gate: a missing end skipped (missing: skip), a missing destination made."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from ansible_collections.jts.tiered_storage.plugins.module_utils import _migrate_gate as g
+from ansible_collections.jts.tiered_storage.plugins.module_utils._directories import DirectoryError
+from ansible_collections.jts.tiered_storage.plugins.module_utils._migrate_errors import MigrateError
+from ansible_collections.jts.tiered_storage.plugins.module_utils._migrate_policy import build_policy
+from ansible_collections.jts.tiered_storage.plugins.module_utils._skipped import Skipped
+from ansible_collections.jts.tiered_storage.plugins.module_utils._timeout import ProbeTimeout
+
+
+def policy(tmp_path, **extra):
+    params = {"source": str(tmp_path / "src"), "destination": str(tmp_path / "dst"), "probe_timeout": 10}
+    params.update(extra)
+    return build_policy(params)
+
+
+def mounted(*points):
+    return [{"mount_point": os.fsencode(p)} for p in points]
+
+
+def no_call(*args, **kwargs):
+    raise AssertionError("not expected: %r" % (args,))
+
+
+def test_by_default_the_gate_does_nothing(tmp_path):
+    assert g.gate(policy(tmp_path), False, mounts=[], stat_fn=no_call, statfs_fn=no_call) is None
+
+
+def test_a_missing_source_is_skipped_with_missing_skip_and_refused_otherwise(tmp_path):
+    with pytest.raises(g.Missing) as caught:
+        g.gate(policy(tmp_path, missing="skip"), False, mounts=[])
+    assert isinstance(caught.value, Skipped)
+    assert caught.value.missing == "source" and str(caught.value) == "%s does not exist" % (tmp_path / "src")
+
+
+def test_a_source_that_does_not_answer_goes_on_to_the_preflight(tmp_path):
+    def stalled(path, timeout):
+        raise ProbeTimeout("no answer")
+
+    assert g.gate(policy(tmp_path, missing="skip"), False, mounts=[], stat_fn=stalled) is None
+
+
+@pytest.mark.parametrize("answers", [False, True], ids=["not-in-the-mount-table", "statfs-does-not-answer"])
+def test_an_absent_destination_tier_is_skipped(tmp_path, answers):
+    (tmp_path / "src").mkdir()
+    nas = tmp_path / "nas"
+
+    def statfs(path, timeout):
+        raise ProbeTimeout("no answer")
+
+    mounts = mounted(nas) if answers else mounted("/")
+    with pytest.raises(g.Missing) as caught:
+        g.gate(policy(tmp_path, missing="skip", destination_mount=str(nas)), False, mounts=mounts, statfs_fn=statfs)
+    assert caught.value.missing == "destination_mount"
+    assert str(caught.value) == "%s is not mounted (or did not answer in 10 s)" % nas
+
+
+def test_with_missing_fail_an_absent_tier_refuses_making_the_destination(tmp_path):
+    (tmp_path / "src").mkdir()
+    nas = tmp_path / "nas"
+    args = dict(missing="fail", destination_mount=str(nas), create_destination=True)
+    with pytest.raises(MigrateError, match=r"is not mounted .*; nothing was moved"):
+        g.gate(policy(tmp_path, **args), False, mounts=mounted("/"))
+    assert not (tmp_path / "dst").exists()
+
+
+def test_an_existing_destination_needs_nothing(tmp_path):
+    (tmp_path / "src").mkdir()
+    (tmp_path / "dst").mkdir()
+    assert g.gate(policy(tmp_path, create_destination=True), False, mounts=[], make_fn=no_call) is None
+
+
+def test_check_mode_says_it_would_make_the_destination_and_makes_nothing(tmp_path):
+    (tmp_path / "src").mkdir()
+    result = g.gate(policy(tmp_path, create_destination=True), True, mounts=[], make_fn=no_call)
+    assert result["changed"] is True and result["destination_created"] is True and result["moved"] == 0
+    assert not (tmp_path / "dst").exists()
+
+
+def test_the_destination_is_made_root_s_0755_through_the_safe_walk(tmp_path):
+    (tmp_path / "src").mkdir()
+    made = []
+    result = g.gate(
+        policy(tmp_path, create_destination=True),
+        False,
+        mounts=[],
+        make_fn=lambda wanted, check, timeout: made.append((wanted, check, timeout)),
+    )
+    assert result == {"destination_created": True}
+    assert made == [([{"path": str(tmp_path / "dst"), "owner": "root", "group": "root", "mode": "0755"}], False, 10)]
+
+
+def test_a_destination_that_cannot_be_made_is_refused(tmp_path):
+    (tmp_path / "src").mkdir()
+
+    def refuse(wanted, check, timeout):
+        raise DirectoryError("Refusing %s: its component 'dst' is a symlink" % wanted[0]["path"])
+
+    with pytest.raises(MigrateError, match=r"cannot make the destination: Refusing .*; nothing was moved"):
+        g.gate(policy(tmp_path, create_destination=True), False, mounts=[], make_fn=refuse)
