@@ -56,7 +56,7 @@ def parse_mode(value, path):
     return mode
 
 
-def _lookup(name, database, kind, path):
+def _lookup(name, database, kind):
     """uid or gid of ``name`` (a name or a number); None when it does not exist (yet)."""
     text = str(name)
     if text.isdigit():
@@ -106,7 +106,6 @@ class Walker:
 
     def __init__(self, create=False):
         self.create = create
-        self.made = []  # directories this walker made on the way (parents)
 
     def open(self, path, make_last=None):
         """A descriptor of directory ``path``, or None when it (or a parent) is missing.
@@ -128,7 +127,6 @@ class Walker:
                         return None
                     if pending:
                         self._mkdir(fd, name, PARENT_MODE)
-                        self.made.append(name)
                     else:
                         make_last(fd, name)
                     child = self._open_made(fd, name, path)
@@ -220,8 +218,8 @@ class _Names:
 
 
 def _ids(item, check_mode):
-    uid = _lookup(item["owner"], pwd.getpwnam, "user", item["path"])
-    gid = _lookup(item["group"], grp.getgrnam, "group", item["path"])
+    uid = _lookup(item["owner"], pwd.getpwnam, "user")
+    gid = _lookup(item["group"], grp.getgrnam, "group")
     if not check_mode:
         if uid is None:
             raise DirectoryError(
