@@ -29,6 +29,7 @@ from ansible_collections.jts.tiered_storage.plugins.module_utils._lvm import (
 MIB = 1 << 20
 # btrfs' second superblock; also past most partition tables and RAID/LUKS headers.
 SECOND_SUPERBLOCK = 64 * MIB
+LV_FIELDS = ("lv_name", "lv_size", "lv_attr", "origin")
 SPREAD = 8  # samples at k/8 of the device, k = 1..7, aligned down to 4 KiB
 
 
@@ -112,6 +113,22 @@ class DeviceReader:
             raise DeviceInfoError("wipefs failed (rc %d): %s" % (rc, (err or out).strip()), cmd=argv, rc=rc)
         return parse_wipefs(out)
 
+    def _report(self, argv, kind, absent=None):
+        """The rows of an LVM report. Only "volume group <absent> not found" reads as no rows: any other
+        failure (a lock, a metadata error) leaves the VG's LVs unknown, and an unknown LV must never be
+        taken for an empty one that may be formatted."""
+        rc, out, err = self.run(argv)
+        if rc == 0:
+            return parse_report(out, kind)
+        if absent and 'Volume group "%s" not found' % absent in err:
+            return []
+        raise DeviceInfoError(
+            "%s failed (rc %d): %s; the volume group's state is unknown, so nothing is decided"
+            % (os.path.basename(argv[0]), rc, (err or out).strip() or "no message"),
+            cmd=argv,
+            rc=rc,
+        )
+
     def read(self, device, vg=None, volumes=()):
         if not os.path.exists(device):
             return {"device": {"path": device, "exists": False}}
@@ -140,14 +157,12 @@ class DeviceReader:
         rows = parse_report(out, "pv") if rc == 0 else []
         dev.update(pvs_rc=rc, pvs_error=err.strip() if rc else "", vg=(rows[0].get("vg_name") or "") if rows else "")
         fields = ("vg_name", "vg_extent_size", "vg_extent_count", "vg_free_count")
-        rc, out, _ = self.run(vgs_argv(self.tools["vgs"], vg, fields=fields))
-        vg_rows = parse_report(out, "vg") if rc == 0 else []
+        vg_rows = self._report(vgs_argv(self.tools["vgs"], vg, fields=fields), "vg", absent=vg)
         if vg_rows:
             row = vg_rows[0]
             info["vg"] = {key: int(row[key]) for key in ("vg_extent_size", "vg_extent_count", "vg_free_count")}
-        rc, out, _ = self.run(lvs_argv(self.tools["lvs"], vg, fields=("lv_name", "lv_size", "lv_attr", "origin")))
-        lv_rows = parse_report(out, "lv") if rc == 0 else []
-        info["lvs"] = {r["lv_name"]: int(r["lv_size"]) for r in lv_rows if not r.get("origin") and not is_snapshot(r)}
+            lv_rows = self._report(lvs_argv(self.tools["lvs"], vg, fields=LV_FIELDS), "lv")
+            info["lvs"] = {r["lv_name"]: int(r["lv_size"]) for r in lv_rows if not (r.get("origin") or is_snapshot(r))}
         if not dev["signatures"] and dev["vg"] != vg:
             probes.append((device, dev["size"]))
         listed = [name for name in volumes if name in info["lvs"]]

@@ -18,6 +18,10 @@ description:
     content may still be data no probe knows (raw data, a damaged superblock): the first and the last MiB, the MiB
     at 64 MiB and seven MiBs spread over it are compared with zeros, and the offsets that are not blank are
     returned in RV(nonzero)."
+  - "Fails when C(wipefs), or C(vgs) or C(lvs) of O(vg), fail for any other reason than a VG that does not exist
+    (a lock, a metadata error): a VG whose logical volumes cannot be listed is never reported as one without any, since
+    those would then go unchecked. C(pvs) failing is returned (RV(device.pvs_rc)), not an error: a device that is no
+    PV makes it fail."
   - Changes nothing; the decisions (refuse, format, wipe) are the roles'.
 author:
   - JTS infrastructure team (@jts-infra)

@@ -287,7 +287,8 @@ class FakeLvm:
             path = self.bin / tool
             path.write_text(FAKE.format(tool=tool))
             path.chmod(0o755)
-            self.set(tool, 5, "")
+            self.set(tool, 5, "", '  Volume group "%s" not found\n  Cannot process volume group %s\n' % (vg, vg))
+        self.set("pvs", 5, "", "  Failed to find physical volume.\n")
 
     def set(self, tool, rc, report, err=""):
         (self.dir / ("%s.json" % tool)).write_text(report)
@@ -386,6 +387,20 @@ def test_hot_formats_an_allow_listed_lv_with_unrecognised_content(tmp_path, hot)
 
     assert done.returncode == 0, done.output
     assert signatures(lv) == [("ext4", None)]
+
+
+def test_hot_refuses_when_lvs_fails_instead_of_taking_the_vg_for_empty(tmp_path, hot):
+    """A lock or metadata error from lvs leaves the LVs unknown: an LV holding raw data must not be formatted."""
+    fake, pv, lv = hot
+    write_random(lv)
+    before = head(lv)
+    fake.set("lvs", 5, "", "  Unable to obtain global lock.\n")
+
+    done = run_hot(tmp_path, fake, pv, [volume(tmp_path, "64M")], allow=[])
+
+    assert done.returncode != 0, done.output
+    assert "lvs failed (rc 5): Unable to obtain global lock." in done.output
+    assert head(lv) == before
 
 
 def test_hot_formats_an_existing_all_zero_lv(tmp_path, hot):

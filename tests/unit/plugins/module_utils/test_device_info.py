@@ -27,7 +27,7 @@ class Tools:
 
     def __init__(self, **answers):
         self.answers = {"wipefs": (0, "", ""), "pvs": (5, "", "  Failed to find physical volume\n")}
-        self.answers.update({"vgs": (5, "", "  Volume group not found\n"), "lvs": (5, "", "")})
+        self.answers.update({"vgs": (5, "", '  Volume group "vg_jts" not found\n'), "lvs": (5, "", "")})
         self.answers.update(answers)
         self.calls = []
 
@@ -160,3 +160,32 @@ def test_a_blank_device_that_is_no_pv_is_sampled(tmp_path):
         handle.write(b"x")
     info = di.DeviceReader(Tools(), TOOLS).read(device, "vg_jts", [])
     assert info["nonzero"] == {device: [127 * MIB]}
+
+
+def test_a_missing_vg_is_no_vg_and_its_lvs_are_not_listed(tmp_path):
+    device = blank(tmp_path / "nvme", 128 * MIB)
+    tools = Tools()
+    info = di.DeviceReader(tools, TOOLS).read(device, "vg_jts", ["pg"])
+    assert info["vg"] is None and info["lvs"] == {}
+    assert not [c for c in tools.calls if c[0].endswith("/lvs")]
+
+
+@pytest.mark.parametrize(
+    "answers, tool",
+    [
+        ({"vgs": (5, "", "  Unable to obtain global lock.\n")}, "vgs"),
+        ({"vgs": (5, "", '  Volume group "vg_other" not found\n')}, "vgs"),
+        ({"vgs": (3, "", "")}, "vgs"),
+        ({"lvs": (5, "", "  Couldn't read volume group metadata.\n")}, "lvs"),
+    ],
+)
+def test_an_lvm_report_that_fails_for_another_reason_is_an_error_never_an_empty_vg(tmp_path, answers, tool):
+    """A VG whose LVs cannot be listed must not read as a VG without LVs: those would go unchecked."""
+    device = blank(tmp_path / "nvme", 128 * MIB)
+    tools = lvm_tools(lvs={"pg": 64 * MIB})
+    tools.answers.update(answers)
+    with pytest.raises(
+        di.DeviceInfoError, match=r"^%s failed \(rc \d\): .*the volume group's state is unknown" % tool
+    ) as caught:
+        di.DeviceReader(tools, TOOLS).read(device, "vg_jts", ["pg"])
+    assert caught.value.details["rc"] == answers[tool][0]
