@@ -16,6 +16,9 @@ def test_without_a_vg_only_wipefs_runs_and_check_mode_reads_the_same(run_module,
     assert result["device"]["size"] == 4096 and result["nonzero"] == {}
 
 
+NO_VG = '  Volume group "vg_jts" not found\n  Cannot process volume group vg_jts\n'
+
+
 def test_with_a_vg_the_lvm_reports_run_in_the_c_locale(run_module, tmp_path):
     device = tmp_path / "nvme"
     device.write_bytes(b"\0" * 4096)
@@ -23,12 +26,23 @@ def test_with_a_vg_the_lvm_reports_run_in_the_c_locale(run_module, tmp_path):
 
     def tools(cmd, **kw):
         seen.append(kw.get("environ_update"))
-        return (0, "", "") if cmd[0].endswith("wipefs") else (5, "", "not found")
+        if cmd[0].endswith("wipefs"):
+            return 0, "", ""
+        return (5, "", "  Failed to find physical volume.\n") if cmd[0].endswith("pvs") else (5, "", NO_VG)
 
     result = run_module(tier_device_info, {"device": str(device), "vg": "vg_jts", "volumes": ["pg"]}, commands=tools)
-    assert [c[0] for c in result.commands] == ["/usr/bin/wipefs", "/usr/bin/pvs", "/usr/bin/vgs", "/usr/bin/lvs"]
+    assert [c[0] for c in result.commands] == ["/usr/bin/wipefs", "/usr/bin/pvs", "/usr/bin/vgs"]  # no VG: no lvs
     assert all(env == {"LC_ALL": "C", "LANG": "C"} for env in seen)
-    assert result["vg"] is None and result["device"]["pvs_error"] == "not found"
+    assert result["vg"] is None and result["lvs"] == {}
+    assert result["device"]["pvs_error"] == "Failed to find physical volume."
+
+
+def test_a_vgs_that_fails_otherwise_fails_the_task(run_module, tmp_path):
+    device = tmp_path / "nvme"
+    device.write_bytes(b"\0" * 4096)
+    answers = [(0, "", ""), (5, "", ""), (5, "", "  Unable to obtain global lock.\n")]
+    result = run_module(tier_device_info, {"device": str(device), "vg": "vg_jts"}, commands=answers)
+    assert result["failed"] is True and "vgs failed (rc 5): Unable to obtain global lock." in result["msg"]
 
 
 def test_a_failed_read_fails_the_task(run_module, tmp_path):
