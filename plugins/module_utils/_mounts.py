@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 
 MOUNTINFO = "/proc/self/mountinfo"
 
@@ -78,6 +79,46 @@ def mount_of(path, mounts):
 def is_mount_point(path, mounts):
     """True when ``path`` (bytes, real) is itself a mount point in ``mounts``."""
     return any(entry["mount_point"] == path for entry in mounts)
+
+
+def mount_point_state(path, device, mounts, names=5):
+    """What mounting ``device`` on ``path`` (str) would do: nothing to see, the mount already there, another
+    mount in the way, or a directory whose entries the mount would hide (a service's data written before
+    the tier existed: hidden, then missed by every backup of the tier).
+
+    ``{"path", "exists", "mounted", "source", "same_device", "entries", "names"}``: ``source`` is what is
+    mounted there (when ``mounted``), ``same_device`` whether that is ``device`` (by device number, so
+    ``/dev/mapper/vg-lv`` is ``/dev/vg/lv``), ``entries`` how many names an unmounted directory holds
+    and ``names`` the first few, sorted. The last component is not followed; a path that is not a
+    directory is reported with ``directory`` false.
+    """
+    state = {"path": path, "exists": False, "mounted": False, "source": None, "same_device": False}
+    state.update(entries=0, names=[])
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return state
+    state["exists"] = True
+    if not stat.S_ISDIR(st.st_mode):
+        state["directory"] = False
+        return state
+    state["directory"] = True
+    real = os.fsencode(os.path.realpath(path))
+    entry = next((m for m in reversed(mounts) if m["mount_point"] == real), None)
+    if entry is not None:
+        state.update(mounted=True, source=entry["source"], same_device=_same_block_device(entry["source"], device))
+        return state
+    with os.scandir(path) as listing:
+        found = sorted(item.name for item in listing)
+    state.update(entries=len(found), names=found[:names])
+    return state
+
+
+def _same_block_device(source, device):
+    try:
+        return os.stat(source).st_rdev == os.stat(device).st_rdev != 0
+    except OSError:
+        return False
 
 
 def fstype_matches(actual, expected):

@@ -48,6 +48,23 @@ options:
     type: list
     elements: str
     default: []
+  mount_points:
+    description:
+      - "Where the role will mount which device (an LV path, or O(device)). Each is read before anything is mounted, in
+        RV(mount_points): already this device's mount, another mount in the way, or a directory whose entries the mount
+        would hide (data a service wrote there before the tier existed, then missed by every backup of the tier)."
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      path:
+        description: The mount point (absolute).
+        type: path
+        required: true
+      device:
+        description: The block device to be mounted there (it need not exist yet).
+        type: path
+        required: true
 requirements:
   - wipefs (util-linux); pvs, vgs and lvs (lvm2) with O(vg)
 seealso:
@@ -60,6 +77,8 @@ EXAMPLES = r"""
     device: /dev/disk/by-id/nvme-Samsung_SSD_990_PRO_2TB
     vg: vg_trading
     volumes: [postgres, clickhouse, kafka]
+    mount_points:
+      - {path: /data/nvme/postgres, device: /dev/vg_trading/postgres}
   register: hot
 
 - name: Read the warm tier device
@@ -123,6 +142,37 @@ nonzero:
   returned: when O(device) exists
   type: dict
   sample: {/dev/vg_trading/kafka: [0, 67108864]}
+mount_points:
+  description: Per path of O(mount_points), what is there now.
+  returned: always
+  type: dict
+  sample:
+    /data/nvme/postgres:
+      {path: /data/nvme/postgres, exists: true, directory: true, mounted: false, source: null, same_device: false,
+       entries: 2, names: ["15", .psql_history]}
+  contains:
+    exists:
+      description: Whether the path exists (the last component not followed).
+      type: bool
+    directory:
+      description: Whether it is a directory (absent when it does not exist).
+      type: bool
+    mounted:
+      description: Whether something is mounted there.
+      type: bool
+    source:
+      description: What is mounted there (the mount table's source), or null.
+      type: str
+    same_device:
+      description: Whether what is mounted there is the O(mount_points[].device) (by device number).
+      type: bool
+    entries:
+      description: How many names the unmounted directory holds (0 when mounted or absent).
+      type: int
+    names:
+      description: The first five of them, sorted.
+      type: list
+      elements: str
 """
 
 from ansible.module_utils.basic import AnsibleModule
@@ -130,11 +180,18 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.jts.tiered_storage.plugins.module_utils._device_info import DeviceReader
 from ansible_collections.jts.tiered_storage.plugins.module_utils._errors import JtsError, fail
 from ansible_collections.jts.tiered_storage.plugins.module_utils._lvm import LVM_ENVIRON
+from ansible_collections.jts.tiered_storage.plugins.module_utils._mounts import mount_point_state, read_mounts
 
 ARGUMENT_SPEC = dict(
     device=dict(type="path", required=True),
     vg=dict(type="str"),
     volumes=dict(type="list", elements="str", default=[]),
+    mount_points=dict(
+        type="list",
+        elements="dict",
+        default=[],
+        options=dict(path=dict(type="path", required=True), device=dict(type="path", required=True)),
+    ),
 )
 
 
@@ -150,6 +207,10 @@ def main():
 
     try:
         info = DeviceReader(run, tools).read(params["device"], params["vg"], params["volumes"])
+        mounts = read_mounts() if params["mount_points"] else []
+        info["mount_points"] = {
+            point["path"]: mount_point_state(point["path"], point["device"], mounts) for point in params["mount_points"]
+        }
     except (JtsError, OSError) as exc:
         fail(module, exc)
     module.exit_json(changed=False, **info)

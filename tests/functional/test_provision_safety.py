@@ -169,12 +169,13 @@ def run_tasks(tmp_path, role, task_files, variables, path_first=None, extra_env=
 # --- warm tier ----------------------------------------------------------------------------------
 
 
-def run_warm(tmp_path, device, allow):
+def run_warm(tmp_path, device, allow, mount_over=False):
     variables = {
         "warm_tier_device": device,
         "warm_tier_label": LABEL,
         "warm_tier_mount": str(tmp_path / "warm"),
         "warm_tier_allow_format": allow,
+        "warm_tier_allow_mount_over": mount_over,
     }
     return run_tasks(tmp_path, "warm_tier", ["device.yml"], variables)
 
@@ -307,12 +308,13 @@ class FakeLvm:
         self.set("lvs", 0, json.dumps({"report": [{"lv": rows}]}))
 
 
-def run_hot(tmp_path, fake, device, volumes, allow, task_files=("lvm_check.yml", "filesystems.yml")):
+def run_hot(tmp_path, fake, device, volumes, allow, task_files=("lvm_check.yml", "filesystems.yml"), mount_over=()):
     variables = {
         "hot_tier_device": device,
         "hot_tier_vg": fake.vg,
         "hot_tier_volumes": volumes,
         "hot_tier_allow_format_devices": allow,
+        "hot_tier_allow_mount_over": list(mount_over),
     }
     env = {"JTS_FAKE_LVM": str(fake.dir)}
     return run_tasks(tmp_path, "hot_tier", list(task_files), variables, path_first=str(fake.bin), extra_env=env)
@@ -464,3 +466,66 @@ def test_hot_accepts_a_listed_device_that_is_a_pv_of_another_vg(tmp_path, loops,
 
     allowed = run_hot(tmp_path, fake, device, [volume(tmp_path)], allow=[device], task_files=["lvm_check.yml"])
     assert allowed.returncode == 0, allowed.output
+
+
+# --- mount points that already hold something -------------------------------------------------
+
+
+def test_warm_refuses_to_mount_over_a_directory_that_holds_files(tmp_path, loops):
+    """A service's files written before the tier existed would be hidden by the mount, and missed by backups."""
+    device = loops()
+    (tmp_path / "warm").mkdir()
+    (tmp_path / "warm" / "projects").mkdir()
+    (tmp_path / "warm" / "notes.txt").write_text("kept")
+
+    refused = run_warm(tmp_path, device, allow=False)
+    assert refused.returncode != 0, refused.output
+    assert "Refusing to mount %s on %s" % (device, tmp_path / "warm") in refused.output
+    assert "holds 2 entries (notes.txt, projects)" in refused.output
+    assert "warm_tier_allow_mount_over" in refused.output
+    assert signatures(device) == []
+
+    allowed = run_warm(tmp_path, device, allow=False, mount_over=True)
+    assert allowed.returncode == 0, allowed.output
+    assert (tmp_path / "warm" / "notes.txt").read_text() == "kept"
+
+
+def test_hot_refuses_to_mount_an_lv_over_files_or_another_mount(tmp_path, hot):
+    fake, pv, _lv = hot
+    point = tmp_path / "pg"
+    (point / "15" / "main").mkdir(parents=True)
+
+    refused = run_hot(tmp_path, fake, pv, [volume(tmp_path, "64M")], allow=[], task_files=["lvm_check.yml"])
+    assert refused.returncode != 0, refused.output
+    assert "Refusing to mount /dev/%s/pg on %s" % (fake.vg, point) in refused.output
+    assert "holds 1 entries (15)" in refused.output and "hot_tier_allow_mount_over" in refused.output
+
+    sh("mount", "-t", "tmpfs", "-o", "size=1m", "jts-other", str(point))
+    try:
+        other = run_hot(tmp_path, fake, pv, [volume(tmp_path, "64M")], allow=[], task_files=["lvm_check.yml"])
+        assert other.returncode != 0, other.output
+        assert "jts-other is mounted there and would be hidden" in other.output
+    finally:
+        sh("umount", str(point))
+
+    allowed = run_hot(
+        tmp_path, fake, pv, [volume(tmp_path, "64M")], allow=[], task_files=["lvm_check.yml"], mount_over=[str(point)]
+    )
+    assert allowed.returncode == 0, allowed.output
+
+
+def test_hot_mounts_over_its_own_lv_and_an_empty_directory(tmp_path, hot):
+    fake, pv, lv = hot
+    sh("mkfs.ext4", "-q", "-F", lv)
+    point = tmp_path / "pg"
+    point.mkdir()
+    empty = run_hot(tmp_path, fake, pv, [volume(tmp_path, "64M")], allow=[], task_files=["lvm_check.yml"])
+    assert empty.returncode == 0, empty.output
+
+    sh("mount", lv, str(point))
+    try:
+        (point / "data").write_text("on the LV")
+        mounted = run_hot(tmp_path, fake, pv, [volume(tmp_path, "64M")], allow=[], task_files=["lvm_check.yml"])
+        assert mounted.returncode == 0, mounted.output
+    finally:
+        sh("umount", str(point))

@@ -51,3 +51,55 @@ def test_mount_table_and_mount_points():
     assert mounts_mod.is_mount_point(b"/mnt/synology", mounts)
     assert not mounts_mod.is_mount_point(b"/mnt/synology/jts", mounts)
     assert mounts_mod.fstype_matches("nfs4", "nfs") and not mounts_mod.fstype_matches("ext4", "nfs")
+
+
+def entry(mount_point, source):
+    return {"mount_point": mount_point.encode(), "source": source, "fstype": "ext4", "dev": "0:0", "root": b"/"}
+
+
+def test_mount_point_state_of_a_path_that_does_not_exist(tmp_path):
+    state = mounts_mod.mount_point_state(str(tmp_path / "nope"), "/dev/vg/pg", [])
+    assert state == {
+        "path": str(tmp_path / "nope"),
+        "exists": False,
+        "mounted": False,
+        "source": None,
+        "same_device": False,
+        "entries": 0,
+        "names": [],
+    }
+
+
+def test_mount_point_state_lists_what_an_unmounted_directory_would_hide(tmp_path):
+    point = tmp_path / "postgres"
+    point.mkdir()
+    assert mounts_mod.mount_point_state(str(point), "/dev/vg/pg", [])["entries"] == 0
+    (point / "15").mkdir()
+    for name in (".psql_history", "a", "b", "c", "d"):
+        (point / name).write_text("x")
+    state = mounts_mod.mount_point_state(str(point), "/dev/vg/pg", [entry(str(tmp_path), "/dev/sda1")])
+    assert state["exists"] and state["directory"] and not state["mounted"]
+    assert state["entries"] == 6 and state["names"] == [".psql_history", "15", "a", "b", "c"]
+
+
+def test_mount_point_state_of_a_mount_says_whether_it_is_the_device(tmp_path):
+    point = tmp_path / "postgres"
+    point.mkdir()
+    (point / "data").write_text("on the mounted filesystem: never counted")
+    table = [entry(str(point), "/dev/sda9"), entry(str(point), "/dev/null")]  # the last mount on a path wins
+    same = mounts_mod.mount_point_state(str(point), "/dev/null", table)
+    assert same["mounted"] and same["source"] == "/dev/null" and same["same_device"] and same["entries"] == 0
+    other = mounts_mod.mount_point_state(str(point), "/dev/zero", table)
+    assert other["mounted"] and not other["same_device"]
+    gone = mounts_mod.mount_point_state(str(point), str(tmp_path / "no-device"), table)
+    assert gone["mounted"] and not gone["same_device"]
+
+
+def test_mount_point_state_does_not_follow_the_last_component(tmp_path):
+    (tmp_path / "target").mkdir()
+    (tmp_path / "target" / "secret").write_text("x")
+    (tmp_path / "link").symlink_to(tmp_path / "target")
+    (tmp_path / "file").write_text("x")
+    for name in ("link", "file"):
+        state = mounts_mod.mount_point_state(str(tmp_path / name), "/dev/vg/pg", [])
+        assert state["exists"] and state["directory"] is False and state["names"] == []

@@ -50,3 +50,14 @@ def test_a_failed_read_fails_the_task(run_module, tmp_path):
     device.write_bytes(b"\0")
     result = run_module(tier_device_info, {"device": str(device)}, commands=[(2, "", "wipefs: boom")])
     assert result["failed"] is True and "wipefs failed (rc 2): wipefs: boom" in result["msg"]
+
+
+def test_mount_points_are_read_even_for_a_missing_device(run_module, tmp_path):
+    point = tmp_path / "pg"
+    point.mkdir()
+    (point / "PG_VERSION").write_text("15")
+    params = {"device": str(tmp_path / "nvme"), "mount_points": [{"path": str(point), "device": "/dev/vg/pg"}]}
+    result = run_module(tier_device_info, params, commands=[])
+    assert result["device"]["exists"] is False
+    state = result["mount_points"][str(point)]
+    assert state["mounted"] is False and state["entries"] == 1 and state["names"] == ["PG_VERSION"]
