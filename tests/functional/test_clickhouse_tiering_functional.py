@@ -41,12 +41,18 @@ ENV = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR
 # --------------------------------------------------------------------------- the role
 
 
-def run_role(base, check=False, **variables):
-    """The clickhouse_storage role against localhost; its tiers are directories below ``base``."""
+def run_role(base, check=False, site=False, **variables):
+    """The clickhouse_storage role against localhost; its tiers are directories below ``base``.
+
+    With ``site``, through playbooks/site.yml: localhost is then in the group clickhouse_hosts only (not
+    storage_hosts), so only site.yml's ClickHouse play runs.
+    """
     play = base / "play.yml"
     play.write_text(
         "- hosts: localhost\n  gather_facts: false\n  roles:\n    - role: jts.tiered_storage.clickhouse_storage\n"
     )
+    inventory = base / "inventory.ini"
+    inventory.write_text("[clickhouse_hosts]\nlocalhost ansible_connection=local\n")
     (base / "config.d").mkdir(exist_ok=True)
     values = {
         "ansible_python_interpreter": sys.executable,
@@ -65,6 +71,10 @@ def run_role(base, check=False, **variables):
     }
     values.update(variables)
     cmd = [str(BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local", "-e", json.dumps(values), str(play)]
+    if site:  # as root already: no become
+        cmd[2] = str(inventory)
+        cmd[-1] = str(ROOT / "playbooks" / "site.yml")
+        cmd[-2] = json.dumps(dict(values, ansible_become=False))
     if check:
         cmd += ["--check", "--diff"]
     result = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=ENV, timeout=300)
@@ -326,6 +336,20 @@ def test_role_check_mode_is_truthful_and_a_second_run_changes_nothing(tmp_path):
     unguarded = run_role(tmp_path, clickhouse_storage_mount_guard_tiers=[])
     assert unguarded.returncode == 0 and recap(unguarded.stdout)["changed"] == 1, unguarded.stdout
     assert not dropin.exists()
+
+
+def test_site_yml_puts_clickhouse_storage_on_the_tiers_of_clickhouse_hosts(tmp_path):
+    """The front door: site.yml's play for the group clickhouse_hosts renders the file, and a rerun changes nothing."""
+    (tmp_path / "server").mkdir()
+    config = tmp_path / "config.d" / "jts-storage.xml"
+    checked = run_role(tmp_path, check=True, site=True)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "Put ClickHouse's storage on the tiers" in checked.stdout and not config.exists()
+    first = run_role(tmp_path, site=True)
+    assert first.returncode == 0 and recap(first.stdout)["changed"] == 4, first.stdout
+    assert "<policy_name>" not in config.read_text() and "<hot_cold>" in config.read_text()
+    again = run_role(tmp_path, site=True)
+    assert again.returncode == 0 and recap(again.stdout)["changed"] == 0, again.stdout
 
 
 def chdb_policy(data, config):
