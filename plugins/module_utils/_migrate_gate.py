@@ -23,7 +23,7 @@ from ansible_collections.jts.tiered_storage.plugins.module_utils._directories im
 from ansible_collections.jts.tiered_storage.plugins.module_utils._directories import run as make_directories
 from ansible_collections.jts.tiered_storage.plugins.module_utils._migrate_errors import MigrateError, display
 from ansible_collections.jts.tiered_storage.plugins.module_utils._mounts import is_mount_point, read_mounts
-from ansible_collections.jts.tiered_storage.plugins.module_utils._skipped import Skipped
+from ansible_collections.jts.tiered_storage.plugins.module_utils._skipped import absent
 from ansible_collections.jts.tiered_storage.plugins.module_utils._timeout import (
     ProbeTimeout,
     stat_with_timeout,
@@ -31,18 +31,8 @@ from ansible_collections.jts.tiered_storage.plugins.module_utils._timeout import
 )
 
 
-class Missing(Skipped):
-    """One end of the move is missing: ``missing`` says which (``source`` or ``destination_mount``)."""
-
-    def __init__(self, reason, missing):
-        super().__init__(reason)
-        self.missing = missing
-
-
 def _absent(policy, reason, missing):
-    if policy.missing == "skip":
-        return Missing(reason, missing)
-    return MigrateError("%s; nothing was moved" % reason)
+    return absent(policy, reason, missing, lambda why: MigrateError("%s; nothing was moved" % why))
 
 
 def _exists(path, timeout, stat_fn):
@@ -56,7 +46,7 @@ def _exists(path, timeout, stat_fn):
 def gate(policy, check_mode, mounts=None, stat_fn=stat_with_timeout, statfs_fn=statvfs_with_timeout, make_fn=None):
     """None to go on with the preflight, or check mode's result for a destination it would make.
 
-    Raises ``Missing`` (``missing: skip``) or MigrateError for a missing end; MigrateError when
+    Raises ``Skipped`` (``missing: skip``; its ``missing`` says which end) or MigrateError for a missing end; MigrateError when
     the destination cannot be made.
     """
     timeout = policy.probe_timeout

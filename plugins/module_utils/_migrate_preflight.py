@@ -14,6 +14,7 @@ from ansible_collections.jts.tiered_storage.plugins.module_utils._migrate_errors
     display,
 )
 from ansible_collections.jts.tiered_storage.plugins.module_utils._mounts import fstype_matches, mount_of, read_mounts
+from ansible_collections.jts.tiered_storage.plugins.module_utils._skipped import absent
 from ansible_collections.jts.tiered_storage.plugins.module_utils._timeout import (
     ProbeTimeout,
     stat_with_timeout,
@@ -124,9 +125,12 @@ def preflight(policy, mounts=None, stat_fn=stat_with_timeout, root_dev=None, sta
     if root_dev is None:
         root_dev = os.stat(b"/").st_dev
     if policy.require_mounted and d_st["st_dev"] == root_dev:
-        raise MigrateError(
+        raise absent(
+            policy,
             "destination %s is on the root filesystem, not on a mounted filesystem (is it mounted?); "
-            "nothing was moved (set require_mounted: false to allow this)" % display(policy.dest)
+            "nothing was moved (set require_mounted: false to allow this)" % display(policy.dest),
+            "destination_mount",
+            MigrateError,
         )
     for name, want, have in (
         ("source_mount", policy.source_mount, s_mount),

@@ -211,6 +211,7 @@ def build_policy(params):
         dest_fstype=params.get("destination_fstype"),
         source_mount=os.path.normpath(params["source_mount"]) if params.get("source_mount") else None,
         require_mounted=params["require_mounted"],
+        missing=params.get("missing", "skip"),
         probe_timeout=float(params["probe_timeout"]),
         rsync_timeout=float(params["rsync_timeout"]),
         lock_dir=params["lock_dir"],

@@ -4,7 +4,7 @@
 
 Standard library only, importable on Python 3.8. ``ProbeSteps`` is a part of ``Archiver``
 (``_nas_archive_run``): a NAS that does not answer, a destination that is not mounted or does not
-answer is ``Skipped`` (nothing done); a destination on the wrong filesystem, a missing or
+answer is missing: ``Skipped`` (nothing done) or, with ``missing: fail``, a ``NasArchiveError``; a destination on the wrong filesystem, a missing or
 unmounted source is a ``NasArchiveError``. The mount table is read from the kernel (never touching
 the NAS); every stat runs in a timed child (``_timeout.call_with_timeout``).
 """
@@ -16,7 +16,7 @@ import os
 from ansible_collections.jts.tiered_storage.plugins.module_utils._mounts import mount_of, read_mounts
 from ansible_collections.jts.tiered_storage.plugins.module_utils._nas_archive import NasArchiveError, num
 from ansible_collections.jts.tiered_storage.plugins.module_utils._nas_archive_fs import _locate, _source_info
-from ansible_collections.jts.tiered_storage.plugins.module_utils._skipped import Skipped
+from ansible_collections.jts.tiered_storage.plugins.module_utils._skipped import absent
 from ansible_collections.jts.tiered_storage.plugins.module_utils._timeout import (
     ProbeTimeout,
     call_with_timeout,
@@ -34,13 +34,17 @@ class ProbeSteps:
 
     # ---------------------------------------------------------------- probes
 
+    def _away(self, reason, missing="destination_mount"):
+        """The NAS or the destination is missing: ``Skipped`` (``missing: skip``) or a NasArchiveError."""
+        return absent(self.p, reason, missing, NasArchiveError)
+
     def probe(self):
         """NAS reachable, destination mounted and answering, else Skipped; sources present, else NasArchiveError."""
         p = self.p
         if p.nas_host:
             ok, reason = (self.tcp_fn or tcp_probe)(p.nas_host, p.nas_port, p.probe_timeout)
             if not ok:
-                raise Skipped("NAS %s is not reachable (%s); nothing was done" % (p.nas_host, reason))
+                raise self._away("NAS %s is not reachable (%s); nothing was done" % (p.nas_host, reason), "nas_host")
         entry = None
         if p.dest_mount:
             # The kernel's mount table: reading it never touches the (maybe dead) NFS server.
@@ -49,7 +53,7 @@ class ProbeSteps:
                 if m["mount_point"] == want:
                     entry = m
             if entry is None:
-                raise Skipped("%s is not mounted (the NAS is away?); nothing was done" % p.dest_mount)
+                raise self._away("%s is not mounted (the NAS is away?); nothing was done" % p.dest_mount)
             if p.dest_fstype and not entry["fstype"].startswith(p.dest_fstype):
                 raise NasArchiveError(
                     "destination_fstype: %s is %s, expected %s; nothing was done"
@@ -58,12 +62,12 @@ class ProbeSteps:
         try:
             where = call_with_timeout(_locate, (p.dest, p.dest_mount), p.probe_timeout)
         except ProbeTimeout as exc:
-            raise Skipped(
+            raise self._away(
                 "%s did not answer within %ss (a stalled NFS mount?); nothing was done"
                 % (p.dest_mount or p.dest, num(p.probe_timeout))
             ) from exc
         except (OSError, RuntimeError) as exc:
-            raise Skipped(
+            raise self._away(
                 "%s: %s; nothing was done" % (p.dest_mount or p.dest, getattr(exc, "strerror", None) or exc)
             ) from exc
         if where["exists"] and not where["is_dir"]:
@@ -76,7 +80,7 @@ class ProbeSteps:
                     % (p.dest, p.dest_mount)
                 )
         elif p.require_mounted and where["st_dev"] == where["root_dev"]:
-            raise Skipped(
+            raise self._away(
                 "destination %s is on the root filesystem, not on a mounted NAS (not mounted?); nothing was done "
                 "(set destination_mount, or require_mounted: false to allow a local destination)" % p.dest
             )

@@ -12,4 +12,19 @@ from __future__ import annotations
 
 
 class Skipped(Exception):
-    """The NAS or the destination mount is away or does not answer: nothing was done."""
+    """The NAS or the destination mount is away or does not answer: nothing was done.
+
+    ``missing`` names the end that is away, as the modules return it (``source``,
+    ``destination_mount``, ``nas_host``), or None.
+    """
+
+    def __init__(self, reason, missing=None):
+        super().__init__(reason)
+        self.missing = missing
+
+
+def absent(policy, reason, missing, error):
+    """What a missing end is under ``policy.missing``: ``Skipped`` (skip) or ``error(reason)`` (fail)."""
+    if policy.missing == "skip":
+        return Skipped(reason, missing)
+    return error(reason)

@@ -36,13 +36,14 @@ description:
   - "Before anything: a TCP probe of O(nas_host) (when given), the destination mount in the kernel's
     mount table (O(destination_mount)) and a C(stat)/C(statvfs) of the destination in a child process with
     O(probe_timeout). A NAS that is away or does not answer gives a result with C(skipped=true) and the
-    reason; nothing is changed and nothing blocks on a hard NFS mount. rsync itself runs under
+    reason (or, with O(missing=fail), fails the task); nothing is changed and nothing blocks on a hard NFS mount. rsync itself runs under
     O(rsync_timeout)."
   - One run at a time per destination (a C(flock) lock in O(lock_dir)).
 author:
   - JTS infrastructure team (@jts-infra)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - jts.tiered_storage.tier_destination
 attributes:
   check_mode:
     support: full
@@ -211,39 +212,20 @@ options:
     description: The TCP port probed on O(nas_host) (2049 is NFS).
     type: int
     default: 2049
-  destination_mount:
-    description:
-      - The mount point the destination must be on, such as C(/mnt/synology). When it is not in the kernel's
-        mount table the run is skipped; when the destination is on another filesystem the run fails.
-    type: path
   destination_fstype:
     description: When set, the filesystem type at O(destination_mount) must start with this, such as V(nfs).
     type: str
   source_mount:
     description: When set, every source must lie on the filesystem mounted here (an unmounted source is refused).
     type: path
-  require_mounted:
-    description:
-      - Without O(destination_mount), skip the run when the destination (or its nearest existing parent)
-        is on the root filesystem, i.e. the NAS is not mounted and the copy would fill the root filesystem.
-    type: bool
-    default: true
-  probe_timeout:
-    description: Seconds the NAS has to answer each probe (TCP, C(stat), C(statvfs)) and each small filesystem call.
-    type: float
-    default: 10
+  missing:
+    default: skip
   rsync_timeout:
     description:
       - Seconds each rsync pass (and each removal of an old snapshot) may take; then it is killed and the
         run fails (an interrupted snapshot stays C(.partial) and is removed by the next run).
     type: float
     default: 3600
-  lock_dir:
-    description:
-      - Directory for the per-destination lock file. It must belong to the user running the module and be
-        writable by it alone; it is made V(0700) when missing, reached without following symlinks.
-    type: path
-    default: /run/jts
 notes:
   - Unchanged snapshots share inodes, so changing a file in place in one snapshot changes it in all; treat them as read-only.
   - Sources are expected on local tiers; the destination may be a hard NFS mount that stops answering.
@@ -292,6 +274,11 @@ skipped:
   returned: always
   type: bool
   sample: false
+missing:
+  description: When skipped, the end that is missing (C(nas_host) or C(destination_mount)).
+  returned: when skipped
+  type: str
+  sample: destination_mount
 msg:
   description: Why the run was skipped, or a one-line summary.
   returned: always
@@ -483,6 +470,7 @@ ARGUMENT_SPEC = dict(
     destination_fstype=dict(type="str"),
     source_mount=dict(type="path"),
     require_mounted=dict(type="bool", default=True),
+    missing=dict(type="str", choices=["fail", "skip"], default="skip"),
     probe_timeout=dict(type="float", default=10),
     rsync_timeout=dict(type="float", default=3600),
     lock_dir=dict(type="path", default=DEFAULT_LOCK_DIR),
@@ -507,7 +495,9 @@ def main():
     except Skipped as exc:
         for warning in archiver.warnings:
             module.warn(warning)
-        module.exit_json(changed=False, skipped=True, msg=str(exc), mode=policy.mode, destination=policy.dest)
+        module.exit_json(
+            changed=False, skipped=True, msg=str(exc), missing=exc.missing, mode=policy.mode, destination=policy.dest
+        )
     except LockBusy as exc:
         fail(module, exc, locked=True)
     except UnsafePath as exc:

@@ -46,6 +46,7 @@ author:
   - JTS infrastructure team (@jts-infra)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - jts.tiered_storage.tier_destination
 attributes:
   check_mode:
     support: full
@@ -131,20 +132,7 @@ options:
       - Unset, zstd runs at level 3 with a minimum match length of 6 bytes (C(-3 --zstd=mml=6)), as fast as level 3 and, on logs
         full of ids and numbers, about 7 % smaller (within 10 % of C(gzip -6)).
     type: int
-  require_mounted:
-    description:
-      - Refuse to run when O(destination) is on the root filesystem, i.e. its filesystem is not mounted
-        (writing into the empty mount point of an absent NAS fills the root filesystem).
-    type: bool
-    default: true
   missing:
-    description:
-      - What a move does when O(source) does not exist, or O(destination_mount) (when set) is not in the kernel's
-        mount table or its C(statfs) does not return within O(probe_timeout).
-      - "V(fail) fails the task. V(skip) moves nothing and returns C(skipped=true), the reason in RV(msg) and which end
-        is missing in RV(missing) (the lifecycle's migrate step: a service without logs, a tier that is away)."
-    type: str
-    choices: [fail, skip]
     default: fail
   create_destination:
     description:
@@ -157,9 +145,6 @@ options:
     default: false
   source_mount:
     description: When set, O(source) must lie on the filesystem mounted at this mount point.
-    type: path
-  destination_mount:
-    description: When set, O(destination) must lie on the filesystem mounted at this mount point.
     type: path
   source_fstype:
     description: When set, the filesystem type of O(source) must be this (a prefix match, so V(nfs) matches C(nfs4)).
@@ -190,17 +175,6 @@ options:
     description: Do not descend into directories on other filesystems than O(source).
     type: bool
     default: true
-  probe_timeout:
-    description: Seconds to wait for each end to answer a C(stat) before refusing the run.
-    type: float
-    default: 10
-  lock_dir:
-    description:
-      - Directory for the lock files. It is created (mode 0700) when missing, reached without
-        following symlinks, and must belong to the user the module runs as and be writable by it
-        alone; a world-writable directory such as C(/run/lock) is refused.
-    type: path
-    default: /run/jts
   drop_unsupported_metadata:
     description:
       - Move a file even when the destination cannot hold one of its extended attributes or its
@@ -426,10 +400,10 @@ from ansible_collections.jts.tiered_storage.plugins.module_utils._errors import 
 from ansible_collections.jts.tiered_storage.plugins.module_utils._lock import LockBusy
 from ansible_collections.jts.tiered_storage.plugins.module_utils._migrate import migrate
 from ansible_collections.jts.tiered_storage.plugins.module_utils._migrate_errors import MigrateError
-from ansible_collections.jts.tiered_storage.plugins.module_utils._migrate_gate import Missing
 from ansible_collections.jts.tiered_storage.plugins.module_utils._migrate_journal import JournalError
 from ansible_collections.jts.tiered_storage.plugins.module_utils._migrate_policy import build_policy
 from ansible_collections.jts.tiered_storage.plugins.module_utils._migrate_undo import undo
+from ansible_collections.jts.tiered_storage.plugins.module_utils._skipped import Skipped
 from ansible_collections.jts.tiered_storage.plugins.module_utils._tree import UnsafePath
 
 ARGUMENT_SPEC = dict(
@@ -495,7 +469,7 @@ def main():
             result = migrate(
                 policy, check_mode=module.check_mode, zstd_bin=zstd_bin, find_bin=module.get_bin_path("find")
             )
-    except Missing as exc:
+    except Skipped as exc:
         module.exit_json(changed=False, skipped=True, msg=str(exc), missing=exc.missing, source=params["source"])
     except LockBusy as exc:
         fail(module, exc, locked=True)

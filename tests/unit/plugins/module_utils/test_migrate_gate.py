@@ -33,7 +33,7 @@ def test_by_default_the_gate_does_nothing(tmp_path):
 
 
 def test_a_missing_source_is_skipped_with_missing_skip_and_refused_otherwise(tmp_path):
-    with pytest.raises(g.Missing) as caught:
+    with pytest.raises(Skipped) as caught:
         g.gate(policy(tmp_path, missing="skip"), False, mounts=[])
     assert isinstance(caught.value, Skipped)
     assert caught.value.missing == "source" and str(caught.value) == "%s does not exist" % (tmp_path / "src")
@@ -55,7 +55,7 @@ def test_an_absent_destination_tier_is_skipped(tmp_path, answers):
         raise ProbeTimeout("no answer")
 
     mounts = mounted(nas) if answers else mounted("/")
-    with pytest.raises(g.Missing) as caught:
+    with pytest.raises(Skipped) as caught:
         g.gate(policy(tmp_path, missing="skip", destination_mount=str(nas)), False, mounts=mounts, statfs_fn=statfs)
     assert caught.value.missing == "destination_mount"
     assert str(caught.value) == "%s is not mounted (or did not answer in 10 s)" % nas

@@ -10,6 +10,7 @@ from migrate_helpers import _local_stat, _mounts_for, _policy
 
 from ansible_collections.jts.tiered_storage.plugins.module_utils import _migrate as m
 from ansible_collections.jts.tiered_storage.plugins.module_utils import _migrate_preflight as m_preflight
+from ansible_collections.jts.tiered_storage.plugins.module_utils._skipped import Skipped
 from ansible_collections.jts.tiered_storage.plugins.module_utils._timeout import ProbeTimeout
 
 
@@ -67,6 +68,17 @@ def test_preflight_refuses_unmounted_destination(tmp_path):
     info, warnings = m.preflight(pol, mounts=_mounts_for(tmp_path), stat_fn=_local_stat, root_dev=dev + 1)
     assert info["dest_mount"]["fstype"] == "xfs"
     assert warnings == []
+
+
+def test_preflight_skips_a_destination_on_the_root_filesystem_with_missing_skip(tmp_path):
+    """require_mounted means one thing in both modules: the destination is missing, and missing decides."""
+    (tmp_path / "s").mkdir()
+    (tmp_path / "d").mkdir()
+    pol = _policy(tmp_path / "s", tmp_path / "d", tmp_path, require_mounted=True, missing="skip")
+    dev = os.stat(tmp_path / "d").st_dev
+    with pytest.raises(Skipped, match="is on the root filesystem") as caught:
+        m.preflight(pol, mounts=_mounts_for(tmp_path), stat_fn=_local_stat, root_dev=dev)
+    assert caught.value.missing == "destination_mount"
 
 
 @pytest.mark.parametrize(

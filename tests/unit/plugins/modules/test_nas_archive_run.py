@@ -234,13 +234,24 @@ def test_skipped_when_nas_unreachable(run_module, tree, fake, monkeypatch):
     rsync = fake()
     result = run_module(nas_archive, dict(tree[2], nas_host="nas.lan"))
     assert result["skipped"] is True and result["changed"] is False and "NAS nas.lan is not reachable" in result["msg"]
-    assert rsync.calls == []
+    assert result["missing"] == "nas_host" and rsync.calls == []
 
 
 def test_skipped_when_mount_missing(run_module, tree, fake):
     rsync = fake()
     result = run_module(nas_archive, dict(tree[2], destination_mount="/no/such/mount/point"))
     assert result["skipped"] is True and "/no/such/mount/point is not mounted" in result["msg"]
+    assert result["missing"] == "destination_mount"
+    assert rsync.calls == [] and not os.path.exists(tree[2]["destination"])
+
+
+@pytest.mark.parametrize("params", [{"destination_mount": "/no/such/mount/point"}, {"nas_host": "nas.lan"}])
+def test_missing_fail_fails_the_task_where_skip_would_skip(run_module, tree, fake, monkeypatch, params):
+    """missing: fail means what it means for tier_migrate: a missing end fails the task, nothing done."""
+    monkeypatch.setattr(probe, "tcp_probe", lambda h, p, t: (False, "no answer"))
+    rsync = fake()
+    result = run_module(nas_archive, dict(tree[2], missing="fail", **params))
+    assert result["failed"] is True and not result.get("skipped") and "nothing was done" in result["msg"]
     assert rsync.calls == [] and not os.path.exists(tree[2]["destination"])
 
 
