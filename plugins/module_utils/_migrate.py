@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import os
 
+from ansible_collections.jts.tiered_storage.plugins.module_utils._journal import Journal
 from ansible_collections.jts.tiered_storage.plugins.module_utils._lock import LockBusy
 from ansible_collections.jts.tiered_storage.plugins.module_utils._migrate_codec import SUFFIXES
 from ansible_collections.jts.tiered_storage.plugins.module_utils._migrate_errors import (
@@ -42,7 +43,6 @@ from ansible_collections.jts.tiered_storage.plugins.module_utils._migrate_errors
 )
 from ansible_collections.jts.tiered_storage.plugins.module_utils._migrate_gate import gate
 from ansible_collections.jts.tiered_storage.plugins.module_utils._migrate_jobs import Job, Outcome, group_links
-from ansible_collections.jts.tiered_storage.plugins.module_utils._migrate_journal import Journal
 from ansible_collections.jts.tiered_storage.plugins.module_utils._migrate_policy import (
     REPORT_LIMIT,
     build_policy,

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import os
 
+from ansible_collections.jts.tiered_storage.plugins.module_utils._journal import encode_path
 from ansible_collections.jts.tiered_storage.plugins.module_utils._migrate_durable import same_stat
 from ansible_collections.jts.tiered_storage.plugins.module_utils._migrate_errors import display
-from ansible_collections.jts.tiered_storage.plugins.module_utils._migrate_journal import encode_path
 from ansible_collections.jts.tiered_storage.plugins.module_utils._tree import split
 
 UNDO = "undo"  # the journal's op for a file put back, and the transfer's op for an undo

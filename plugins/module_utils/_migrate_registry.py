@@ -10,10 +10,7 @@ from __future__ import annotations
 import json
 import os
 
-from ansible_collections.jts.tiered_storage.plugins.module_utils._migrate_journal import (
-    decode_path,
-    encode_path,
-)
+from ansible_collections.jts.tiered_storage.plugins.module_utils._journal import decode_path, encode_path
 from ansible_collections.jts.tiered_storage.plugins.module_utils._migrate_policy import (
     TMP_PREFIX,
     TMP_SUFFIX,

@@ -12,6 +12,7 @@ import stat
 import time
 import uuid
 
+from ansible_collections.jts.tiered_storage.plugins.module_utils._journal import JournalError
 from ansible_collections.jts.tiered_storage.plugins.module_utils._lock import TreeLock
 from ansible_collections.jts.tiered_storage.plugins.module_utils._migrate_errors import (
     DestinationFull,
@@ -20,9 +21,6 @@ from ansible_collections.jts.tiered_storage.plugins.module_utils._migrate_errors
 from ansible_collections.jts.tiered_storage.plugins.module_utils._migrate_jobs import (
     batch_limit,
     batches,
-)
-from ansible_collections.jts.tiered_storage.plugins.module_utils._migrate_journal import (
-    JournalError,
 )
 from ansible_collections.jts.tiered_storage.plugins.module_utils._migrate_policy import (
     STATE_DIR,

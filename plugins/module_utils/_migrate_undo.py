@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import stat
 
+from ansible_collections.jts.tiered_storage.plugins.module_utils._journal import Journal, decode_path
 from ansible_collections.jts.tiered_storage.plugins.module_utils._migrate_commit import UNDO, undo_record
 from ansible_collections.jts.tiered_storage.plugins.module_utils._migrate_durable import same_stat
 from ansible_collections.jts.tiered_storage.plugins.module_utils._migrate_errors import (
@@ -25,12 +26,7 @@ from ansible_collections.jts.tiered_storage.plugins.module_utils._migrate_jobs i
     Skip,
     group_links,
 )
-from ansible_collections.jts.tiered_storage.plugins.module_utils._migrate_journal import (
-    Journal,
-    decode_path,
-    pending_undo,
-    runs,
-)
+from ansible_collections.jts.tiered_storage.plugins.module_utils._migrate_journal import pending_undo, runs
 from ansible_collections.jts.tiered_storage.plugins.module_utils._migrate_readback import read_back
 from ansible_collections.jts.tiered_storage.plugins.module_utils._migrate_runs import (
     lock,

@@ -23,7 +23,7 @@ import time
 
 from ansible_collections.jts.tiered_storage.plugins.module_utils import _pg_partitions as sql
 from ansible_collections.jts.tiered_storage.plugins.module_utils._errors import JtsError
-from ansible_collections.jts.tiered_storage.plugins.module_utils._migrate_journal import JournalError
+from ansible_collections.jts.tiered_storage.plugins.module_utils._journal import JournalError
 from ansible_collections.jts.tiered_storage.plugins.module_utils._pg_cli import PgError
 
 

@@ -28,7 +28,7 @@ from __future__ import annotations
 import os
 
 from ansible_collections.jts.tiered_storage.plugins.module_utils import _pg_partitions as sql
-from ansible_collections.jts.tiered_storage.plugins.module_utils._migrate_journal import JournalError
+from ansible_collections.jts.tiered_storage.plugins.module_utils._journal import JournalError
 from ansible_collections.jts.tiered_storage.plugins.module_utils._pg_archive_ops import ArchiveFailed, Mismatch, stamp
 from ansible_collections.jts.tiered_storage.plugins.module_utils._pg_cli import PgError, table_pattern
 from ansible_collections.jts.tiered_storage.plugins.module_utils._pg_dumpfile import DumpDir

@@ -378,8 +378,8 @@ import os
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.jts.tiered_storage.plugins.module_utils._errors import JtsError, fail
+from ansible_collections.jts.tiered_storage.plugins.module_utils._journal import Journal, JournalError
 from ansible_collections.jts.tiered_storage.plugins.module_utils._lock import FileLock, LockBusy, lock_path_for
-from ansible_collections.jts.tiered_storage.plugins.module_utils._migrate_journal import Journal, JournalError
 from ansible_collections.jts.tiered_storage.plugins.module_utils._pg_archive import ArchiveFailed, Archiver
 from ansible_collections.jts.tiered_storage.plugins.module_utils._pg_archive_restore import Restorer
 from ansible_collections.jts.tiered_storage.plugins.module_utils._pg_cli import TOOLS, PgCli, PgError

@@ -397,10 +397,10 @@ locked:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.jts.tiered_storage.plugins.module_utils._errors import fail
+from ansible_collections.jts.tiered_storage.plugins.module_utils._journal import JournalError
 from ansible_collections.jts.tiered_storage.plugins.module_utils._lock import LockBusy
 from ansible_collections.jts.tiered_storage.plugins.module_utils._migrate import migrate
 from ansible_collections.jts.tiered_storage.plugins.module_utils._migrate_errors import MigrateError
-from ansible_collections.jts.tiered_storage.plugins.module_utils._migrate_journal import JournalError
 from ansible_collections.jts.tiered_storage.plugins.module_utils._migrate_policy import build_policy
 from ansible_collections.jts.tiered_storage.plugins.module_utils._migrate_undo import undo
 from ansible_collections.jts.tiered_storage.plugins.module_utils._skipped import Skipped

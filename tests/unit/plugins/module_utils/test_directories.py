@@ -153,3 +153,180 @@ def test_a_run_that_does_not_return_in_time_fails_naming_the_directories(monkeyp
     monkeypatch.setattr(d, "call_with_timeout", stalled)
     with pytest.raises(d.DirectoryError, match=r"not done within 2 s .*: /mnt/nas/a"):
         d.run([{"path": "/mnt/nas/a"}], False, timeout=2)
+
+
+# --- the review's findings: each test failed on the code before its fix ---
+
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to give a directory to another user")
+
+
+@needs_root
+@pytest.mark.parametrize("owner, mode", [(65534, 0o755), (0, 0o777)], ids=["a-user-owns-it", "others-may-write-it"])
+def test_a_root_symlink_past_a_directory_another_user_controls_is_refused(tmp_path, owner, mode):
+    # the user can rename root's directory (with root's link in it) into the listed path
+    os.chmod(tmp_path, 0o755)  # noqa: S103 - the test sets the mode it checks
+    svc = tmp_path / "svc"
+    svc.mkdir()
+    os.chown(svc, owner, owner)
+    os.chmod(svc, mode)
+    (svc / "data").mkdir(mode=0o755)
+    victim = tmp_path / "victim"
+    victim.mkdir(mode=0o755)
+    os.symlink(str(victim), svc / "data" / "logs")
+    with pytest.raises(d.DirectoryError, match="component 'logs' is a symlink .*below %s" % svc) as caught:
+        d.run([entry(svc / "data" / "logs" / "deep")], False)
+    assert caught.value.details["directory"] == str(svc / "data" / "logs" / "deep")
+    assert os.listdir(victim) == []
+
+
+@pytest.mark.parametrize(
+    "path, message",
+    [("/data/a\0b", "NUL byte"), ("/data/../etc", r"'\.\.'"), ("/data/x/..", r"'\.\.'")],
+)
+def test_a_path_with_a_nul_byte_or_a_dotdot_component_is_refused(path, message):
+    with pytest.raises(d.DirectoryError, match=message) as caught:
+        d.run([{"path": path}], True)
+    assert caught.value.details == {"directory": path}
+
+
+def test_a_leading_double_slash_is_the_same_path():
+    assert d.normalise([{"path": "//a//b/"}])[0]["path"] == "/a/b"
+    with pytest.raises(d.DirectoryError, match="/a is listed twice"):
+        d.normalise([{"path": "//a", "mode": "0750"}, {"path": "/a", "mode": "0755"}])
+
+
+@pytest.mark.parametrize("field", ["owner", "group"])
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        ("\u00b2", "does not exist"),
+        ("a\0b", "NUL byte"),
+        (str(2**32), "not a valid id"),
+        ("4294967295", "not a valid id"),
+    ],
+    ids=["superscript-two", "nul", "2**32", "minus-one"],
+)
+def test_an_owner_or_group_that_is_no_id_fails_naming_it_before_anything_is_made(tmp_path, field, value, message):
+    target = tmp_path / "x"
+    with pytest.raises(d.DirectoryError, match=message) as caught:
+        d.run([entry(target, **{field: value})], False)
+    assert str(target) in caught.value.msg
+    assert not target.exists()
+
+
+@pytest.mark.parametrize("value", [750, 755, 644, 2775])
+def test_a_mode_yaml_read_as_a_decimal_number_is_refused(value):
+    with pytest.raises(d.DirectoryError, match=r'quote it: "0?%d"' % value):
+        d.parse_mode(value, "/x")
+
+
+@pytest.mark.parametrize("value, mode", [(0o750, 0o750), (0o644, 0o644), (0o1777, 0o1777), (0o2750, 0o2750)])
+def test_a_mode_yaml_read_as_an_octal_number_is_taken_as_given(value, mode):
+    assert d.parse_mode(value, "/x") == mode
+
+
+def test_missing_parents_are_0755_whatever_the_umask_and_are_reported(tmp_path):
+    old = os.umask(0o077)
+    try:
+        planned = d.run([entry(tmp_path / "p" / "q" / "r")], True)
+        outcome = d.run([entry(tmp_path / "p" / "q" / "r")], False)
+    finally:
+        os.umask(old)
+    parents = [str(tmp_path / "p"), str(tmp_path / "p" / "q")]
+    assert planned["parents"] == parents and outcome["parents"] == parents
+    assert mode_of(tmp_path / "p") == "0755" and mode_of(tmp_path / "p" / "q") == "0755"
+    assert "%s (absent)\n" % (tmp_path / "p") in outcome["diff"]["before"]
+    assert "%s %s:%s 0755\n" % (tmp_path / "p", ME, MY_GROUP) in outcome["diff"]["after"]
+    assert outcome["msg"] == "1 of 1 directories made or changed, and 2 missing parents made"
+    assert d.run([entry(tmp_path / "p" / "q" / "r")], False)["parents"] == []
+
+
+@needs_root
+def test_a_missing_parent_in_a_setgid_directory_is_still_root_root_0755(tmp_path):
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    os.chown(shared, 0, 65534)
+    os.chmod(shared, 0o2775)  # noqa: S103 - the test sets the mode it checks
+    d.run([entry(shared / "p" / "q", owner="root", group="root")], False)
+    st = os.stat(shared / "p")
+    assert (st.st_uid, st.st_gid, "%04o" % (st.st_mode & 0o7777)) == (0, 0, "0755")
+
+
+def test_a_symlink_planted_between_plan_and_apply_reports_what_was_already_made(tmp_path, monkeypatch):
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    os.chmod(shared, 0o1777)  # noqa: S103 - the test sets the mode it checks
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    real_plan = d.plan
+
+    def plan_then_plant(entries, check_mode=True):
+        results = real_plan(entries, check_mode)
+        os.symlink(victim, shared / "logs")
+        return results
+
+    monkeypatch.setattr(d, "plan", plan_then_plant)
+    with pytest.raises(d.DirectoryError, match="component 'logs' is a symlink") as caught:
+        d.run([entry(tmp_path / "first" / "a"), entry(shared / "logs")], False)
+    assert "nothing was changed" not in caught.value.msg
+    assert "made or changed before this: %s, %s" % (tmp_path / "first", tmp_path / "first" / "a") in caught.value.msg
+    assert caught.value.details["changed"] is True
+    assert caught.value.details["made_or_changed"] == [str(tmp_path / "first"), str(tmp_path / "first" / "a")]
+    assert os.listdir(victim) == []
+
+
+def test_a_directory_swapped_for_a_symlink_between_mkdirat_and_openat_is_refused(tmp_path, monkeypatch):
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    real_mkdir = os.mkdir
+
+    def mkdir_then_swap(name, mode=0o777, *, dir_fd=None):
+        real_mkdir(name, mode, dir_fd=dir_fd)
+        if name == "b":
+            os.rmdir(name, dir_fd=dir_fd)
+            os.symlink(str(victim), name, dir_fd=dir_fd)
+
+    monkeypatch.setattr(d.os, "mkdir", mkdir_then_swap)
+    with pytest.raises(d.DirectoryError, match="component 'b' is a symlink") as caught:
+        d.run([entry(tmp_path / "a" / "b" / "c")], False)
+    assert "made or changed before this: %s" % (tmp_path / "a") in caught.value.msg
+    assert os.listdir(victim) == []
+
+
+@needs_root
+def test_a_trusted_symlink_with_an_absolute_target_is_followed_from_the_root(tmp_path):
+    os.chmod(tmp_path, 0o755)  # noqa: S103 - the test sets the mode it checks
+    real = tmp_path / "real"
+    real.mkdir()
+    os.symlink(str(real), tmp_path / "alias")
+    outcome = d.run([entry(tmp_path / "alias" / "svc", mode="0700")], False)
+    assert outcome["directories"][0]["state"] == "create"
+    assert mode_of(real / "svc") == "0700"
+
+
+@pytest.mark.parametrize("timeout", [0, 30], ids=["in-process", "in-a-child"])
+def test_a_system_error_names_the_full_path(tmp_path, monkeypatch, timeout):
+    def refused(fd, mode):
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(d.os, "fchmod", refused)
+    target = tmp_path / "nfs" / "dir"
+    with pytest.raises(d.DirectoryError, match="%s.*Operation not permitted" % (tmp_path / "nfs")) as caught:
+        d.run([entry(target)], False, timeout=timeout)
+    assert caught.value.details["directory"] == str(target)
+
+
+def test_a_time_limited_child_that_dies_fails_naming_the_directories(tmp_path, monkeypatch):
+    def killed(entries, check_mode):
+        os.kill(os.getpid(), 9)
+
+    monkeypatch.setattr(d, "_outcome", killed)
+    with pytest.raises(d.DirectoryError, match="ended without an answer.*%s" % (tmp_path / "k")):
+        d.run([entry(tmp_path / "k")], False, timeout=30)
+
+
+@pytest.mark.parametrize("timeout", [-1, float("nan"), float("inf")])
+def test_a_negative_or_unbounded_timeout_is_refused(tmp_path, timeout):
+    with pytest.raises(d.DirectoryError, match="timeout"):
+        d.run([entry(tmp_path / "t")], False, timeout=timeout)
+    assert not (tmp_path / "t").exists()

@@ -16,8 +16,8 @@ from ansible_collections.jts.tiered_storage.plugins.module_utils import _migrate
 from ansible_collections.jts.tiered_storage.plugins.module_utils import _migrate_registry as m_registry
 from ansible_collections.jts.tiered_storage.plugins.module_utils import _migrate_stage as m_stage
 from ansible_collections.jts.tiered_storage.plugins.module_utils import _migrate_transfer as m_transfer
+from ansible_collections.jts.tiered_storage.plugins.module_utils._journal import Journal
 from ansible_collections.jts.tiered_storage.plugins.module_utils._lock import LockBusy
-from ansible_collections.jts.tiered_storage.plugins.module_utils._migrate_journal import Journal
 from ansible_collections.jts.tiered_storage.plugins.module_utils._migrate_readback import hash_path
 
 # --------------------------------------------------------------------------- policy

@@ -13,8 +13,8 @@ from migrate_helpers import _old_file as _old
 from ansible_collections.jts.tiered_storage.plugins.module_utils import _migrate as m
 from ansible_collections.jts.tiered_storage.plugins.module_utils import _migrate_jobs as m_jobs
 from ansible_collections.jts.tiered_storage.plugins.module_utils import _migrate_runs as m_runs
+from ansible_collections.jts.tiered_storage.plugins.module_utils._journal import Journal
 from ansible_collections.jts.tiered_storage.plugins.module_utils._lock import LockBusy, TreeLock
-from ansible_collections.jts.tiered_storage.plugins.module_utils._migrate_journal import Journal
 from ansible_collections.jts.tiered_storage.plugins.module_utils._timeout import ProbeTimeout
 from ansible_collections.jts.tiered_storage.plugins.modules import tier_migrate
 

@@ -9,9 +9,9 @@ from types import SimpleNamespace
 
 import pytest
 
+from ansible_collections.jts.tiered_storage.plugins.module_utils import _journal as m_journal
 from ansible_collections.jts.tiered_storage.plugins.module_utils import _migrate as m
 from ansible_collections.jts.tiered_storage.plugins.module_utils import _migrate_jobs as m_jobs
-from ansible_collections.jts.tiered_storage.plugins.module_utils import _migrate_journal as m_journal
 from ansible_collections.jts.tiered_storage.plugins.module_utils import _migrate_place as m_place
 from ansible_collections.jts.tiered_storage.plugins.module_utils import _migrate_transfer as m_transfer
 from ansible_collections.jts.tiered_storage.plugins.module_utils._tree import Tree

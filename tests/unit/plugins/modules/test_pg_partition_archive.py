@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from ansible_collections.jts.tiered_storage.plugins.module_utils import _migrate_journal, _pg_cli
+from ansible_collections.jts.tiered_storage.plugins.module_utils import _journal, _pg_cli
 from ansible_collections.jts.tiered_storage.plugins.module_utils import _pg_partitions as sql
 from ansible_collections.jts.tiered_storage.plugins.modules import pg_partition_archive
 
@@ -407,14 +407,14 @@ def test_reattach_refused_tells_how_and_the_next_run_archives_it(run_module, pg,
 
 
 def test_a_journal_that_cannot_be_written_puts_the_partition_back(run_module, pg, tmp_path, monkeypatch):
-    real = _migrate_journal.Journal.append
+    real = _journal.Journal.append
 
     def append(self, records):
         if records[0]["op"] == "archive":
-            raise _migrate_journal.JournalError("cannot write journal %s: No space left on device" % self.path)
+            raise _journal.JournalError("cannot write journal %s: No space left on device" % self.path)
         return real(self, records)
 
-    monkeypatch.setattr(_migrate_journal.Journal, "append", append)
+    monkeypatch.setattr(_journal.Journal, "append", append)
     result = run_module(pg_partition_archive, args_for(tmp_path))
     assert result["failed"] is True and "No space left on device" in result["msg"]
     assert pg.parts[P1] == "attached" and "was re-attached" in result["msg"] and dump_files(tmp_path) == []
@@ -429,7 +429,7 @@ def test_scratch_database_that_cannot_be_made_means_nothing_is_detached(run_modu
 
 
 def test_a_scratch_database_left_by_a_killed_run_is_dropped_by_the_next(run_module, pg, tmp_path):
-    journal = _migrate_journal.Journal(str(tmp_path / "state" / "journal.jsonl"))
+    journal = _journal.Journal(str(tmp_path / "state" / "journal.jsonl"))
     journal.append(
         [
             {"op": "scratch", "port": 5432, "name": "jts_pgarchive_scratch_old_1"},
@@ -517,7 +517,7 @@ def test_restore_of_an_unknown_partition_names_the_option(run_module, pg, tmp_pa
 
 def test_restore_by_a_bare_name_that_two_schemas_share_is_refused(run_module, pg, tmp_path):
     archived = _archived(run_module, pg, tmp_path)
-    journal = _migrate_journal.Journal(str(tmp_path / "state" / "journal.jsonl"))
+    journal = _journal.Journal(str(tmp_path / "state" / "journal.jsonl"))
     other = {k: v for k, v in json.loads(Path(archived[P1]["dump"] + ".json").read_text()).items() if k != "time"}
     other.update(partition="archive.trades_2020_01", partition_schema="archive")
     journal.append([other])
@@ -536,14 +536,14 @@ def test_an_unknown_os_user_is_refused_naming_the_option(run_module, pg, tmp_pat
 def test_a_journal_error_while_dropping_the_scratch_database_does_not_hide_the_failure(
     run_module, pg, tmp_path, monkeypatch
 ):
-    real = _migrate_journal.Journal.append
+    real = _journal.Journal.append
 
     def append(self, records):
         if records[0]["op"] == "scratch_dropped":
-            raise _migrate_journal.JournalError("cannot write journal %s: No space left on device" % self.path)
+            raise _journal.JournalError("cannot write journal %s: No space left on device" % self.path)
         return real(self, records)
 
-    monkeypatch.setattr(_migrate_journal.Journal, "append", append)
+    monkeypatch.setattr(_journal.Journal, "append", append)
     pg.fail["restore"] = (1, "pg_restore: error: boom")
     result = run_module(pg_partition_archive, args_for(tmp_path))
     assert result["failed"] is True
