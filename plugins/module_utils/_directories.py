@@ -12,8 +12,12 @@ and then opened the same way, and owner and mode are set through the opened desc
 
 A symlink on the way is followed only when nobody but root can have placed it: the link belongs
 to root and so does its directory, which no group or other may write (an administrator's
-``/data -> /srv/data``). Any other symlink, or a non-directory, refuses the whole list before
-anything is changed.
+``/data -> /srv/data``), and every directory the walk passed before it is root's and writable by
+root alone, or root's with the sticky bit (``/tmp``). Past a directory a user owns or may write,
+the user can rename root's directories, and the links in them, into the path (systemd's "unsafe
+transition" in ``chase()``), so no symlink is trusted there. Any other symlink, or a
+non-directory, refuses the whole list before anything is changed; a symlink that appears between
+the plan and the change refuses the rest and says what was already made or changed.
 
 Standard library only, Python 3.8.
 """
@@ -22,6 +26,7 @@ from __future__ import annotations
 
 import errno
 import grp
+import math
 import os
 import pwd
 import stat
@@ -31,18 +36,34 @@ from ansible_collections.jts.tiered_storage.plugins.module_utils._timeout import
 from ansible_collections.jts.tiered_storage.plugins.module_utils._tree import DIR_FLAGS
 
 MAX_SYMLINKS = 40
-# Mode of a missing parent of a listed directory (ansible.builtin.file makes them the same way).
+# Mode of a missing parent of a listed directory; its owner and group are the module's (root:root).
 PARENT_MODE = 0o755
+# chown(2) reads (uid_t) -1 as "leave it", so the largest id is one less.
+MAX_ID = 2**32 - 2
+_OCTAL_DIGITS = frozenset("01234567")
 
 
 class DirectoryError(JtsError):
-    """A listed directory cannot be made or set safely; nothing was changed."""
+    """A listed directory cannot be made or set safely; the message says what was changed before."""
 
 
 def parse_mode(value, path):
-    """An octal mode given as ``"0750"``, ``"750"`` or an int already in octal (``0o750``)."""
+    """An octal mode: ``"0750"``, ``"750"``, or an int as YAML gives an unquoted ``0750``.
+
+    Like ``ansible.builtin.file``, an int is taken as given, except one that can only be a mode
+    written without its leading zero: an unquoted ``750`` reaches the module as the decimal 750
+    (mode ``01356``). Three octal digits from 512 up, or four that would set the setuid bit (which
+    a directory ignores), are refused.
+    """
     if isinstance(value, int) and not isinstance(value, bool):
         mode = value
+        digits = str(value)
+        if set(digits) <= _OCTAL_DIGITS and (512 <= value <= 777 or 0o4000 <= value <= 0o7777):
+            raise DirectoryError(
+                'mode %d of %s is a number: YAML reads an unquoted %d as decimal (mode 0%o); quote it: "0%d"'
+                % (value, path, value, value, value),
+                directory=path,
+            )
     else:
         text = str(value).strip()
         try:
@@ -56,16 +77,47 @@ def parse_mode(value, path):
     return mode
 
 
+def _is_number(text):
+    return text.isascii() and text.isdigit()
+
+
+def _account(value, default, kind, path):
+    """The owner or group as text; refuses a NUL byte and a number that is no uid or gid."""
+    text = str(value if value is not None else default)
+    if "\0" in text:
+        raise DirectoryError("%s %r of %s has a NUL byte" % (kind, text, path), directory=path)
+    if _is_number(text) and int(text) > MAX_ID:
+        raise DirectoryError(
+            "%s %s of %s is not a valid id (0 to %d)" % (kind, text, path, MAX_ID),
+            directory=path,
+        )
+    return text
+
+
 def _lookup(name, database, kind):
     """uid or gid of ``name`` (a name or a number); None when it does not exist (yet)."""
-    text = str(name)
-    if text.isdigit():
-        return int(text)
+    if _is_number(name):
+        return int(name)
     try:
-        entry = database(text)
+        entry = database(name)
     except KeyError:
         return None
     return entry.pw_uid if kind == "user" else entry.gr_gid
+
+
+def _clean_path(raw):
+    """``raw`` as ``/a/b``: leading ``//`` and ``.`` dropped; a NUL byte or a ``..`` refused."""
+    text = str(raw or "")
+    if "\0" in text:
+        raise DirectoryError("path %r has a NUL byte" % text, directory=text)
+    if not text.startswith("/"):
+        raise DirectoryError("path %r is not absolute" % raw, directory=raw)
+    parts = _components(text)
+    if ".." in parts:
+        raise DirectoryError(
+            "path %r has a '..' component; give the directory's path without it" % text, directory=text
+        )
+    return "/" + "/".join(parts)
 
 
 def normalise(entries):
@@ -73,13 +125,11 @@ def normalise(entries):
     seen = {}
     wanted = []
     for entry in entries:
-        path = os.path.normpath(str(entry.get("path") or ""))
-        if not path.startswith("/"):
-            raise DirectoryError("path %r is not absolute" % entry.get("path"), directory=entry.get("path"))
+        path = _clean_path(entry.get("path"))
         item = {
             "path": path,
-            "owner": str(entry.get("owner") if entry.get("owner") is not None else "root"),
-            "group": str(entry.get("group") if entry.get("group") is not None else "root"),
+            "owner": _account(entry.get("owner"), "root", "owner", path),
+            "group": _account(entry.get("group"), "root", "group", path),
             "mode": parse_mode(entry.get("mode", "0755"), path),
         }
         if path in seen and seen[path] != item:
@@ -97,25 +147,54 @@ def _trusted_link(parent_fd, name):
     return stat.S_ISLNK(link.st_mode) and link.st_uid == 0 and parent.st_uid == 0 and not parent.st_mode & 0o022
 
 
+def _others_control(st):
+    """True when a user other than root can rename what is in this directory."""
+    if st.st_uid != 0:
+        return True
+    return bool(st.st_mode & 0o022) and not st.st_mode & stat.S_ISVTX
+
+
 def _components(path):
     return [part for part in path.split("/") if part and part != "."]
 
 
-class Walker:
-    """Opens absolute paths one component at a time, never through an untrusted symlink."""
+def _join(where):
+    return "/" + "/".join(where)
 
-    def __init__(self, create=False):
+
+def _step(where, name):
+    """The walked components after entering ``name`` (``..`` goes up; ``/..`` is ``/``)."""
+    if name == "..":
+        return where[:-1]
+    return [*where, name]
+
+
+class Walker:
+    """Opens absolute paths one component at a time, never through an untrusted symlink.
+
+    ``made`` lists the missing parents it made (``create``); ``missing`` the directories that do
+    not exist on the way to the last path opened without ``create`` (the last one included).
+    """
+
+    def __init__(self, create=False, parent_ids=None):
         self.create = create
+        self.parent_ids = parent_ids
+        self.made = []
+        self.missing = []
 
     def open(self, path, make_last=None):
         """A descriptor of directory ``path``, or None when it (or a parent) is missing.
 
-        With ``create``, missing parents are made root's with PARENT_MODE; ``make_last(fd, name)``
-        makes the last component. Raises DirectoryError for a symlink or a non-directory.
+        With ``create``, missing parents are made with PARENT_MODE and ``parent_ids``;
+        ``make_last(fd, name)`` makes the last component. Raises DirectoryError for a symlink or a
+        non-directory.
         """
         fd = os.open("/", DIR_FLAGS)
+        where = []
+        unsafe = "/" if _others_control(os.fstat(fd)) else None
         pending = _components(path)
         hops = 0
+        self.missing = []
         try:
             while pending:
                 name = pending.pop(0)
@@ -123,18 +202,15 @@ class Walker:
                     child = os.open(name, DIR_FLAGS, dir_fd=fd)
                 except FileNotFoundError:
                     if not self.create:
+                        self.missing = self._would_make(where, [name, *pending])
                         os.close(fd)
                         return None
-                    if pending:
-                        self._mkdir(fd, name, PARENT_MODE)
-                    else:
-                        make_last(fd, name)
-                    child = self._open_made(fd, name, path)
+                    child = self._make(fd, name, path, where, last=not pending, make_last=make_last)
                 except OSError as exc:
                     if exc.errno not in (errno.ELOOP, errno.ENOTDIR):
                         raise
-                    if not _trusted_link(fd, name):
-                        raise self._refuse(fd, name, path) from None
+                    if unsafe is not None or not _trusted_link(fd, name):
+                        raise self._refuse(fd, name, path, unsafe) from None
                     hops += 1
                     if hops > MAX_SYMLINKS:
                         raise DirectoryError("%s: too many symlinks on the way" % path, directory=path) from None
@@ -143,20 +219,55 @@ class Walker:
                     if target.startswith("/"):
                         os.close(fd)
                         fd = os.open("/", DIR_FLAGS)
+                        where = []
                     continue
                 os.close(fd)
                 fd = child
+                where = _step(where, name)
+                if unsafe is None and _others_control(os.fstat(fd)):
+                    unsafe = _join(where)
             return fd
         except BaseException:
             os.close(fd)
             raise
 
     @staticmethod
+    def _would_make(where, names):
+        missing = []
+        for name in names:
+            where = _step(where, name)
+            missing.append(_join(where))
+        return missing
+
+    def _make(self, fd, name, path, where, last, make_last):
+        """Make ``name`` in ``fd`` and open it; a parent is set to PARENT_MODE and ``parent_ids``."""
+        if last:
+            make_last(fd, name)
+            return self._open_made(fd, name, path)
+        made = self._mkdir(fd, name, PARENT_MODE)
+        child = self._open_made(fd, name, path)
+        if made:
+            try:
+                st = os.fstat(child)
+                if (st.st_uid, st.st_gid) != self.parent_ids:
+                    os.fchown(child, *self.parent_ids)
+                if stat.S_IMODE(st.st_mode) != PARENT_MODE:
+                    os.fchmod(child, PARENT_MODE)
+            except BaseException:
+                os.close(child)
+                raise
+            finally:
+                self.made.append(_join(_step(where, name)))
+        return child
+
+    @staticmethod
     def _mkdir(fd, name, mode):
+        """True when ``name`` was made here, False when it was there already."""
         try:
             os.mkdir(name, mode, dir_fd=fd)
         except FileExistsError:
-            pass
+            return False
+        return True
 
     def _open_made(self, fd, name, path):
         try:
@@ -164,26 +275,33 @@ class Walker:
         except OSError as exc:
             if exc.errno in (errno.ELOOP, errno.ENOTDIR):
                 # swapped for a symlink between mkdirat and openat
-                raise self._refuse(fd, name, path) from None
+                raise self._refuse(fd, name, path, None) from None
             raise
 
     @staticmethod
-    def _refuse(fd, name, path):
+    def _refuse(fd, name, path, unsafe):
         try:
             st = os.stat(name, dir_fd=fd, follow_symlinks=False)
         except OSError:
             st = None
         if st is not None and stat.S_ISLNK(st.st_mode):
-            what = (
-                "a symlink (uid %d) in a directory that a user other than root can write, or that is not root's"
-                % st.st_uid
-            )
+            if unsafe is not None:
+                what = (
+                    "a symlink (uid %d) below %s, a directory that is not root's or that a user other than "
+                    "root can write (that user can move root's directories and links into the path)"
+                    % (st.st_uid, unsafe)
+                )
+            else:
+                what = (
+                    "a symlink (uid %d) in a directory that a user other than root can write, or that is not "
+                    "root's" % st.st_uid
+                )
         else:
             what = "not a directory"
         return DirectoryError(
             "Refusing %s: its component %r is %s. A symlink there may have been planted to make this run "
-            "change another directory; nothing was changed. Replace it with a real directory (or point the "
-            "inventory at the real path)." % (path, name, what),
+            "change another directory. Replace it with a real directory (or point the inventory at the real "
+            "path)." % (path, name, what),
             directory=path,
         )
 
@@ -217,6 +335,11 @@ class _Names:
             return str(gid)
 
 
+def _parent_state():
+    """Owner, group and mode of a missing parent: the module's user and group (root:root), 0755."""
+    return {"owner": _Names.user(os.geteuid()), "group": _Names.group(os.getegid()), "mode": "%04o" % PARENT_MODE}
+
+
 def _ids(item, check_mode):
     uid = _lookup(item["owner"], pwd.getpwnam, "user")
     gid = _lookup(item["group"], grp.getgrnam, "group")
@@ -232,16 +355,34 @@ def _ids(item, check_mode):
     return uid, gid
 
 
-def plan(entries, check_mode=True):
-    """What each directory needs, read without changing anything. Raises DirectoryError."""
+def _system_error(exc, path, doing):
+    """An OSError as a DirectoryError that names the listed directory (and the component, if any)."""
+    where = exc.filename if isinstance(exc.filename, str) else None
+    at = " (at its component %r)" % where if where and where != path else ""
+    return DirectoryError("cannot %s %s: %s%s" % (doing, path, exc.strerror or exc, at), directory=path)
+
+
+def plan(entries, check_mode=True, parents=None):
+    """What each directory needs, read without changing anything. Raises DirectoryError.
+
+    The missing parents that the change would make (listed directories aside) are appended to
+    ``parents`` when it is a list.
+    """
     names = _Names()
     walker = Walker(create=False)
+    wanted = normalise(entries)
+    listed = {item["path"] for item in wanted}
     results = []
-    for item in normalise(entries):
+    for item in wanted:
         uid, gid = _ids(item, check_mode)
-        fd = walker.open(item["path"])
+        try:
+            fd = walker.open(item["path"])
+        except OSError as exc:
+            raise _system_error(exc, item["path"], "read") from None
         after = {"owner": item["owner"], "group": item["group"], "mode": "%04o" % item["mode"]}
         if fd is None:
+            if parents is not None:
+                parents.extend(p for p in walker.missing[:-1] if p not in listed and p not in parents)
             results.append({"path": item["path"], "state": "create", "before": None, "after": after})
             continue
         try:
@@ -269,68 +410,141 @@ def plan(entries, check_mode=True):
     return results
 
 
-def apply(entries):
-    """Make and set every directory that ``plan`` says needs it; returns plan's list."""
+def _set(walker, item, done):
+    """Make ``item`` if missing and set its owner and mode through its descriptor; record in ``done``."""
+    path = item["path"]
+    uid, gid = _ids(item, check_mode=False)
+
+    def make_last(parent, name):
+        if Walker._mkdir(parent, name, 0o700):
+            done.append(path)
+
+    try:
+        fd = walker.open(path, make_last=make_last)
+    except OSError as exc:
+        raise _system_error(exc, path, "reach or make") from None
+    try:
+        st = os.fstat(fd)
+        changed = False
+        if (st.st_uid, st.st_gid) != (uid, gid):
+            try:
+                os.fchown(fd, uid, gid)
+            except OSError as exc:
+                raise _system_error(exc, path, "give to %s:%s" % (item["owner"], item["group"])) from None
+            changed = True
+        if stat.S_IMODE(st.st_mode) != item["mode"]:
+            try:
+                os.fchmod(fd, item["mode"])
+            except OSError as exc:
+                raise _system_error(exc, path, "set mode %04o on" % item["mode"]) from None
+            changed = True
+        if changed and path not in done:
+            done.append(path)
+    finally:
+        os.close(fd)
+
+
+def apply(entries, parents=None, done=None):
+    """Make and set every directory that ``plan`` says needs it; returns plan's list.
+
+    ``done`` (a list) receives each directory made or changed as it happens, missing parents
+    included; ``parents`` the missing parents that were made.
+    """
+    done = [] if done is None else done
     results = plan(entries, check_mode=False)
     wanted = {item["path"]: item for item in normalise(entries)}
-    walker = Walker(create=True)
+    walker = Walker(create=True, parent_ids=(os.geteuid(), os.getegid()))
+    walker.made = done
     for result in results:
-        if result["state"] == "ok":
-            continue
-        item = wanted[result["path"]]
-        uid, gid = _ids(item, check_mode=False)
-        fd = walker.open(item["path"], make_last=lambda parent, name: Walker._mkdir(parent, name, 0o700))
-        try:
-            st = os.fstat(fd)
-            if (st.st_uid, st.st_gid) != (uid, gid):
-                os.fchown(fd, uid, gid)
-            if stat.S_IMODE(st.st_mode) != item["mode"]:
-                os.fchmod(fd, item["mode"])
-        finally:
-            os.close(fd)
+        if result["state"] != "ok":
+            _set(walker, wanted[result["path"]], done)
+    if parents is not None:
+        parents.extend(p for p in done if p not in wanted)
     return results
 
 
-def diff(results):
-    """Ansible's diff of the directories that change: one ``path owner:group mode`` line each."""
+def diff(results, parents=(), parent_state=None):
+    """Ansible's diff of the directories that change: one ``path owner:group mode`` line each.
+
+    The missing parents made on the way come last, with ``parent_state``.
+    """
 
     def line(path, state):
         if state is None:
             return "%s (absent)\n" % path
         return "%s %s:%s %s\n" % (path, state["owner"], state["group"], state["mode"])
 
-    changed = [r for r in results if r["state"] != "ok"]
+    changed = [(r["path"], r["before"], r["after"]) for r in results if r["state"] != "ok"]
+    changed += [(path, None, parent_state) for path in parents]
     return {
-        "before": "".join(line(r["path"], r["before"]) for r in changed),
-        "after": "".join(line(r["path"], r["after"]) for r in changed),
+        "before": "".join(line(path, before) for path, before, _ in changed),
+        "after": "".join(line(path, after) for path, _, after in changed),
     }
+
+
+def _with_progress(exc, done):
+    """The refusal, saying what was made or changed before it (the run stops at the first)."""
+    details = dict(exc.details)
+    if not done:
+        return DirectoryError("%s Nothing was changed." % exc.msg.rstrip(), **details)
+    details.update(changed=True, made_or_changed=list(done))
+    return DirectoryError(
+        "%s Directories made or changed before this: %s." % (exc.msg.rstrip(), ", ".join(done)), **details
+    )
 
 
 def _outcome(entries, check_mode):
     """The module's result, or the refusal as data (it crosses a pipe from the child)."""
+    parents = []
+    done = []
     try:
-        results = plan(entries, check_mode=True) if check_mode else apply(entries)
+        results = plan(entries, True, parents) if check_mode else apply(entries, parents, done)
     except DirectoryError as exc:
-        return {"error": exc.msg, "details": exc.details}
+        failure = _with_progress(exc, done)
+        return {"error": failure.msg, "details": failure.details}
     changed = sum(1 for r in results if r["state"] != "ok")
+    msg = "%d of %d directories %s" % (changed, len(results), "to make or change" if check_mode else "made or changed")
+    if parents:
+        msg += ", and %d missing parent%s %s" % (
+            len(parents),
+            "" if len(parents) == 1 else "s",
+            "to make" if check_mode else "made",
+        )
     return {
-        "changed": changed > 0,
+        "changed": changed > 0 or bool(parents),
         "directories": results,
-        "diff": diff(results),
-        "msg": "%d of %d directories %s"
-        % (changed, len(results), "to make or change" if check_mode else "made or changed"),
+        "parents": parents,
+        "diff": diff(results, parents, _parent_state()),
+        "msg": msg,
     }
+
+
+def _timeout(value):
+    """``value`` as seconds: 0 for no limit; a negative, infinite or NaN one refused."""
+    try:
+        seconds = float(value or 0)
+    except (TypeError, ValueError):
+        seconds = float("nan")
+    if math.isnan(seconds) or math.isinf(seconds) or seconds < 0:
+        raise DirectoryError("timeout %r is not a number of seconds (0 for no limit, or more)" % (value,))
+    return seconds
 
 
 def run(entries, check_mode, timeout=0):
     """plan (check mode) or apply, under ``timeout`` seconds in a child process when it is > 0."""
-    if timeout and timeout > 0:
+    timeout = _timeout(timeout)
+    paths = ", ".join(item["path"] for item in normalise(entries))  # refuses bad input before any change
+    if timeout > 0:
         try:
             outcome = call_with_timeout(_outcome, (entries, check_mode), timeout=timeout)
         except ProbeTimeout:
             raise DirectoryError(
-                "the directories were not done within %g s (a NAS that stopped answering?): %s"
-                % (timeout, ", ".join(str(e.get("path")) for e in entries)),
+                "the directories were not done within %g s (a NAS that stopped answering?): %s" % (timeout, paths),
+            ) from None
+        except (RuntimeError, OSError) as exc:
+            raise DirectoryError(
+                "the child process that did the directories ended without an answer (%s): %s. Some of them may "
+                "have been made or changed." % (exc, paths),
             ) from None
     else:
         outcome = _outcome(entries, check_mode)

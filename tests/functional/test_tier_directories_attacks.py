@@ -89,3 +89,23 @@ def test_a_symlink_swapped_in_for_a_parent_is_not_followed(tmp_path, base):
     done = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
     assert done.returncode != 0 and "component 'data' is a symlink" in done.stdout, done.stdout
     assert os.listdir(victim) == [] and owner_mode(victim) == (0, "0700")
+
+
+def test_root_s_link_moved_into_the_path_by_the_service_user_is_not_followed(tmp_path, base):
+    # root's directory with root's link in it, renamed by the user that owns the parent
+    root, _ = hot_directories(base)
+    svc = root / "svc"
+    svc.mkdir(parents=True)
+    os.chown(svc, NOBODY, NOBODY)
+    (svc / "old").mkdir(mode=0o755)
+    victim = base / "victim"
+    victim.mkdir()
+    os.chmod(victim, 0o700)
+    os.symlink(str(victim), svc / "old" / "logs")
+    as_nobody("mv", str(svc / "old"), str(svc / "data"))
+    wanted = {"path": str(svc / "data" / "logs" / "deep"), "owner": str(NOBODY), "group": str(NOBODY), "mode": "0777"}
+    argv, env = module_cmd("tier_directories", tmp_path, {"directories": [wanted]})
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
+    assert done.returncode != 0, done.stdout
+    assert "component 'logs' is a symlink (uid 0) below %s" % svc in done.stdout, done.stdout
+    assert os.listdir(victim) == [] and owner_mode(victim) == (0, "0700")
