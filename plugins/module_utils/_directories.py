@@ -245,6 +245,8 @@ class Walker:
             make_last(fd, name)
             return self._open_made(fd, name, path)
         made = self._mkdir(fd, name, PARENT_MODE)
+        if made:
+            self.made.append(_join(_step(where, name)))
         child = self._open_made(fd, name, path)
         if made:
             try:
@@ -256,8 +258,6 @@ class Walker:
             except BaseException:
                 os.close(child)
                 raise
-            finally:
-                self.made.append(_join(_step(where, name)))
         return child
 
     @staticmethod
@@ -417,31 +417,32 @@ def _set(walker, item, done):
 
     def make_last(parent, name):
         if Walker._mkdir(parent, name, 0o700):
-            done.append(path)
+            _record(done, path)
 
     try:
         fd = walker.open(path, make_last=make_last)
     except OSError as exc:
         raise _system_error(exc, path, "reach or make") from None
+    doing = "read"
     try:
         st = os.fstat(fd)
-        changed = False
         if (st.st_uid, st.st_gid) != (uid, gid):
-            try:
-                os.fchown(fd, uid, gid)
-            except OSError as exc:
-                raise _system_error(exc, path, "give to %s:%s" % (item["owner"], item["group"])) from None
-            changed = True
+            doing = "give to %s:%s" % (item["owner"], item["group"])
+            os.fchown(fd, uid, gid)
+            _record(done, path)
         if stat.S_IMODE(st.st_mode) != item["mode"]:
-            try:
-                os.fchmod(fd, item["mode"])
-            except OSError as exc:
-                raise _system_error(exc, path, "set mode %04o on" % item["mode"]) from None
-            changed = True
-        if changed and path not in done:
-            done.append(path)
+            doing = "set mode %04o on" % item["mode"]
+            os.fchmod(fd, item["mode"])
+            _record(done, path)
+    except OSError as exc:
+        raise _system_error(exc, path, doing) from None
     finally:
         os.close(fd)
+
+
+def _record(done, path):
+    if path not in done:
+        done.append(path)
 
 
 def apply(entries, parents=None, done=None):

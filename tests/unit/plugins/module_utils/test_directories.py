@@ -290,6 +290,7 @@ def test_a_directory_swapped_for_a_symlink_between_mkdirat_and_openat_is_refused
     with pytest.raises(d.DirectoryError, match="component 'b' is a symlink") as caught:
         d.run([entry(tmp_path / "a" / "b" / "c")], False)
     assert "made or changed before this: %s" % (tmp_path / "a") in caught.value.msg
+    assert caught.value.details["made_or_changed"] == [str(tmp_path / "a"), str(tmp_path / "a" / "b")]
     assert os.listdir(victim) == []
 
 
@@ -314,6 +315,7 @@ def test_a_system_error_names_the_full_path(tmp_path, monkeypatch, timeout):
     with pytest.raises(d.DirectoryError, match="%s.*Operation not permitted" % (tmp_path / "nfs")) as caught:
         d.run([entry(target)], False, timeout=timeout)
     assert caught.value.details["directory"] == str(target)
+    assert caught.value.details["made_or_changed"] == [str(tmp_path / "nfs"), str(target)]
 
 
 def test_a_time_limited_child_that_dies_fails_naming_the_directories(tmp_path, monkeypatch):
