@@ -36,7 +36,7 @@ import tempfile
 import time
 from pathlib import Path
 
-RECIPE_VERSION = "5"
+RECIPE_VERSION = "6"
 SUITE = "bookworm"
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
 PACKAGES = (
@@ -61,6 +61,9 @@ PACKAGES = (
     "procps",
     # playbooks/benchmark.yml's tool (the Molecule step runs it; the VM needs no mirror then)
     "fio",
+    # a real PostgreSQL for the Molecule step that takes an application-consistent snapshot of a
+    # cluster on the postgres LV while it is written, and restores and starts it (issue 16)
+    "postgresql-15",
     "ansible-core",
     # debootstrap does not resolve virtual packages: python3-cryptography (for ansible-core)
     # needs python3-cffi-backend-api-*, which only python3-cffi-backend provides.
@@ -187,6 +190,17 @@ def configure_rootfs(rootfs: Path, public_key: str) -> None:
     sshd.parent.mkdir(parents=True, exist_ok=True)
     sshd.write_text("PermitRootLogin prohibit-password\nUseDNS no\nPasswordAuthentication no\n")
     install_zipimport_cache(rootfs)
+    # The package's own cluster would live on the root filesystem, in the directory where the hot
+    # tier mounts the postgres LV (which refuses to hide what a mount point holds): the lab keeps
+    # PostgreSQL installed with no cluster and an empty home, and the tests make theirs on the LV.
+    if (rootfs / "etc/postgresql/15/main").is_dir():
+        chroot(rootfs, "pg_dropcluster", "15", "main")
+    home = rootfs / "var/lib/postgresql"
+    if home.is_dir():
+        shutil.rmtree(home)
+        home.mkdir()
+        os.chmod(home, 0o755)  # noqa: S103 - the home Debian gives postgres
+        chroot(rootfs, "chown", "postgres:postgres", "/var/lib/postgresql")
     chroot(rootfs, "systemctl", "enable", "systemd-networkd.service", "nfs-server.service")
     # Nothing in the lab should reach out or compete for the two emulated CPUs at boot.
     chroot(rootfs, "systemctl", "mask", "apt-daily.timer", "apt-daily-upgrade.timer", "e2scrub_all.timer")
