@@ -31,113 +31,29 @@ import os
 import pwd
 import stat
 
-from ansible_collections.jts.tiered_storage.plugins.module_utils._errors import JtsError
+from ansible_collections.jts.tiered_storage.plugins.module_utils._directory_input import (
+    DirectoryError,
+    components,
+    is_number,
+    normalise,
+)
 from ansible_collections.jts.tiered_storage.plugins.module_utils._timeout import ProbeTimeout, call_with_timeout
 from ansible_collections.jts.tiered_storage.plugins.module_utils._tree import DIR_FLAGS
 
 MAX_SYMLINKS = 40
 # Mode of a missing parent of a listed directory; its owner and group are the module's (root:root).
 PARENT_MODE = 0o755
-# chown(2) reads (uid_t) -1 as "leave it", so the largest id is one less.
-MAX_ID = 2**32 - 2
-_OCTAL_DIGITS = frozenset("01234567")
-
-
-class DirectoryError(JtsError):
-    """A listed directory cannot be made or set safely; the message says what was changed before."""
-
-
-def parse_mode(value, path):
-    """An octal mode: ``"0750"``, ``"750"``, or an int as YAML gives an unquoted ``0750``.
-
-    Like ``ansible.builtin.file``, an int is taken as given, except one that can only be a mode
-    written without its leading zero: an unquoted ``750`` reaches the module as the decimal 750
-    (mode ``01356``). Three octal digits from 512 up, or four that would set the setuid bit (which
-    a directory ignores), are refused.
-    """
-    if isinstance(value, int) and not isinstance(value, bool):
-        mode = value
-        digits = str(value)
-        if set(digits) <= _OCTAL_DIGITS and (512 <= value <= 777 or 0o4000 <= value <= 0o7777):
-            raise DirectoryError(
-                'mode %d of %s is a number: YAML reads an unquoted %d as decimal (mode 0%o); quote it: "0%d"'
-                % (value, path, value, value, value),
-                directory=path,
-            )
-    else:
-        text = str(value).strip()
-        try:
-            mode = int(text, 8)
-        except ValueError:
-            raise DirectoryError(
-                "mode %r of %s is not an octal mode such as 0750" % (value, path), directory=path
-            ) from None
-    if not 0 <= mode <= 0o7777:
-        raise DirectoryError("mode %r of %s is out of range (0000 to 7777)" % (value, path), directory=path)
-    return mode
-
-
-def _is_number(text):
-    return text.isascii() and text.isdigit()
-
-
-def _account(value, default, kind, path):
-    """The owner or group as text; refuses a NUL byte and a number that is no uid or gid."""
-    text = str(value if value is not None else default)
-    if "\0" in text:
-        raise DirectoryError("%s %r of %s has a NUL byte" % (kind, text, path), directory=path)
-    if _is_number(text) and int(text) > MAX_ID:
-        raise DirectoryError(
-            "%s %s of %s is not a valid id (0 to %d)" % (kind, text, path, MAX_ID),
-            directory=path,
-        )
-    return text
 
 
 def _lookup(name, database, kind):
     """uid or gid of ``name`` (a name or a number); None when it does not exist (yet)."""
-    if _is_number(name):
+    if is_number(name):
         return int(name)
     try:
         entry = database(name)
     except KeyError:
         return None
     return entry.pw_uid if kind == "user" else entry.gr_gid
-
-
-def _clean_path(raw):
-    """``raw`` as ``/a/b``: leading ``//`` and ``.`` dropped; a NUL byte or a ``..`` refused."""
-    text = str(raw or "")
-    if "\0" in text:
-        raise DirectoryError("path %r has a NUL byte" % text, directory=text)
-    if not text.startswith("/"):
-        raise DirectoryError("path %r is not absolute" % raw, directory=raw)
-    parts = _components(text)
-    if ".." in parts:
-        raise DirectoryError(
-            "path %r has a '..' component; give the directory's path without it" % text, directory=text
-        )
-    return "/" + "/".join(parts)
-
-
-def normalise(entries):
-    """The entries as dicts with an absolute path, names, and an int mode; duplicates refused."""
-    seen = {}
-    wanted = []
-    for entry in entries:
-        path = _clean_path(entry.get("path"))
-        item = {
-            "path": path,
-            "owner": _account(entry.get("owner"), "root", "owner", path),
-            "group": _account(entry.get("group"), "root", "group", path),
-            "mode": parse_mode(entry.get("mode", "0755"), path),
-        }
-        if path in seen and seen[path] != item:
-            raise DirectoryError("%s is listed twice with different owner, group or mode" % path, directory=path)
-        if path not in seen:
-            seen[path] = item
-            wanted.append(item)
-    return wanted
 
 
 def _trusted_link(parent_fd, name):
@@ -152,10 +68,6 @@ def _others_control(st):
     if st.st_uid != 0:
         return True
     return bool(st.st_mode & 0o022) and not st.st_mode & stat.S_ISVTX
-
-
-def _components(path):
-    return [part for part in path.split("/") if part and part != "."]
 
 
 def _join(where):
@@ -192,7 +104,7 @@ class Walker:
         fd = os.open("/", DIR_FLAGS)
         where = []
         unsafe = "/" if _others_control(os.fstat(fd)) else None
-        pending = _components(path)
+        pending = components(path)
         hops = 0
         self.missing = []
         try:
@@ -215,7 +127,7 @@ class Walker:
                     if hops > MAX_SYMLINKS:
                         raise DirectoryError("%s: too many symlinks on the way" % path, directory=path) from None
                     target = os.readlink(name, dir_fd=fd)
-                    pending = _components(target) + pending
+                    pending = components(target) + pending
                     if target.startswith("/"):
                         os.close(fd)
                         fd = os.open("/", DIR_FLAGS)

@@ -28,26 +28,6 @@ def mode_of(path):
     return "%04o" % (os.stat(path).st_mode & 0o7777)
 
 
-@pytest.mark.parametrize("value, mode", [("0750", 0o750), ("750", 0o750), (0o2775, 0o2775), (" 0700 ", 0o700)])
-def test_parse_mode_reads_octal(value, mode):
-    assert d.parse_mode(value, "/x") == mode
-
-
-@pytest.mark.parametrize("value", ["rwx", "0789", "17777", -1, True])
-def test_parse_mode_refuses_what_is_not_an_octal_mode(value):
-    with pytest.raises(d.DirectoryError, match="/x"):
-        d.parse_mode(value, "/x")
-
-
-def test_normalise_refuses_a_relative_path_and_conflicting_duplicates():
-    with pytest.raises(d.DirectoryError, match="not absolute"):
-        d.normalise([{"path": "data/x"}])
-    with pytest.raises(d.DirectoryError, match="listed twice"):
-        d.normalise([{"path": "/a", "mode": "0750"}, {"path": "/a/", "mode": "0755"}])
-    same = d.normalise([{"path": "/a"}, {"path": "/a/"}])
-    assert same == [{"path": "/a", "owner": "root", "group": "root", "mode": 0o755}]
-
-
 def test_plan_reports_create_change_and_ok_without_changing_anything(tmp_path):
     (tmp_path / "changed").mkdir(mode=0o755)
     os.chmod(tmp_path / "changed", 0o755)  # noqa: S103 - the test sets the mode it checks
@@ -212,17 +192,6 @@ def test_an_owner_or_group_that_is_no_id_fails_naming_it_before_anything_is_made
         d.run([entry(target, **{field: value})], False)
     assert str(target) in caught.value.msg
     assert not target.exists()
-
-
-@pytest.mark.parametrize("value", [750, 755, 644, 2775])
-def test_a_mode_yaml_read_as_a_decimal_number_is_refused(value):
-    with pytest.raises(d.DirectoryError, match=r'quote it: "0?%d"' % value):
-        d.parse_mode(value, "/x")
-
-
-@pytest.mark.parametrize("value, mode", [(0o750, 0o750), (0o644, 0o644), (0o1777, 0o1777), (0o2750, 0o2750)])
-def test_a_mode_yaml_read_as_an_octal_number_is_taken_as_given(value, mode):
-    assert d.parse_mode(value, "/x") == mode
 
 
 def test_missing_parents_are_0755_whatever_the_umask_and_are_reported(tmp_path):
