@@ -17,14 +17,13 @@ Standard library only, Python 3.8. Used by ``_backup_retention`` (``plan`` and `
 from __future__ import annotations
 
 import datetime
-import errno
 import os
 import re
 import stat
 
 from ansible_collections.jts.tiered_storage.plugins.module_utils._errors import JtsError
 from ansible_collections.jts.tiered_storage.plugins.module_utils._timeout import statvfs_in_process
-from ansible_collections.jts.tiered_storage.plugins.module_utils._tree import DIR_FLAGS
+from ansible_collections.jts.tiered_storage.plugins.module_utils._tree import UnsafePath, open_dir_from_root
 
 STAMP_FORMAT = "%Y%m%dT%H%M%SZ"  # lvm_snapshot's timestamp, which the backup step puts in the name
 ARCHIVE_SUFFIX = ".tar.zst"
@@ -66,21 +65,10 @@ def checksum_names(text, name):
 
 def open_dir(path):
     """Open the absolute ``path`` from ``/`` one component at a time, never following a symlink."""
-    fd = os.open("/", DIR_FLAGS)
     try:
-        for part in [p for p in path.split("/") if p]:
-            try:
-                child = os.open(part, DIR_FLAGS, dir_fd=fd)
-            except OSError as exc:
-                if exc.errno in (errno.ELOOP, errno.ENOTDIR):
-                    raise RetentionError("%s: %s is a symlink or not a directory; not followed" % (path, part)) from exc
-                raise
-            os.close(fd)
-            fd = child
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd
+        return open_dir_from_root(path)
+    except UnsafePath as exc:
+        raise RetentionError(str(exc)) from exc
 
 
 def _check_device(fd, path, mount_dev):

@@ -4,7 +4,7 @@
 
 Users: ``_benchmark_run`` (``preflight``: ``probe_target`` in a time-limited child before a target
 is used, then the refusals: not a mount point, another filesystem, too full) and
-``_benchmark_target`` (``open_dir_nofollow`` for the directory the test file goes in). The mount
+``_benchmark_target`` (``_tree.open_dir_from_root`` for the directory the test file goes in). The mount
 table is ``_mounts``' (``mount_entry`` asks it "mount point? which fstype?").
 
 Standard library only, Python 3.8.
@@ -12,7 +12,6 @@ Standard library only, Python 3.8.
 
 from __future__ import annotations
 
-import errno
 import os
 
 from ansible_collections.jts.tiered_storage.plugins.module_utils._benchmark import space_refusal
@@ -23,32 +22,7 @@ from ansible_collections.jts.tiered_storage.plugins.module_utils._mounts import 
     read_mounts,
 )
 from ansible_collections.jts.tiered_storage.plugins.module_utils._timeout import ProbeTimeout, call_with_timeout
-from ansible_collections.jts.tiered_storage.plugins.module_utils._tree import UnsafePath
-
-DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-
-
-def open_dir_nofollow(path):
-    """Open directory ``path`` one component at a time from ``/`` with O_NOFOLLOW."""
-    if not path.startswith("/"):
-        raise UnsafePath("%s is not an absolute path" % path)
-    fd = os.open("/", DIR_FLAGS)
-    try:
-        for name in [p for p in path.split("/") if p and p != "."]:
-            if name == "..":
-                raise UnsafePath("%s contains '..'" % path)
-            try:
-                child = os.open(name, DIR_FLAGS, dir_fd=fd)
-            except OSError as exc:
-                if exc.errno in (errno.ELOOP, errno.ENOTDIR):
-                    raise UnsafePath("%s: %s is a symlink or not a directory; not followed" % (path, name)) from exc
-                raise
-            os.close(fd)
-            fd = child
-        return fd
-    except BaseException:
-        os.close(fd)
-        raise
+from ansible_collections.jts.tiered_storage.plugins.module_utils._tree import open_dir_from_root
 
 
 def mount_entry(path, mountinfo=MOUNTINFO):
@@ -61,9 +35,9 @@ def mount_entry(path, mountinfo=MOUNTINFO):
 
 def probe_target(mount, directory):
     """Run in a forked child (time-limited): mount point, fstype, the directory on the mount, statvfs."""
-    mount_fd = open_dir_nofollow(mount)
+    mount_fd = open_dir_from_root(mount)
     try:
-        dir_fd = open_dir_nofollow(directory)
+        dir_fd = open_dir_from_root(directory)
         try:
             same = os.fstat(mount_fd).st_dev == os.fstat(dir_fd).st_dev
             vfs = os.fstatvfs(dir_fd)
@@ -119,4 +93,4 @@ def preflight_targets(targets, probe, results, need, probe_timeout):
     return refused, runnable
 
 
-__all__ = ["DIR_FLAGS", "mount_entry", "open_dir_nofollow", "preflight", "preflight_targets", "probe_target"]
+__all__ = ["mount_entry", "preflight", "preflight_targets", "probe_target"]

@@ -31,7 +31,6 @@ from ansible_collections.jts.tiered_storage.plugins.module_utils._benchmark impo
     render_table,
 )
 from ansible_collections.jts.tiered_storage.plugins.module_utils._benchmark_host import (
-    open_dir_nofollow,
     preflight_targets,
     probe_target,
 )
@@ -49,7 +48,7 @@ from ansible_collections.jts.tiered_storage.plugins.module_utils._benchmark_targ
 from ansible_collections.jts.tiered_storage.plugins.module_utils._errors import JtsError, fail
 from ansible_collections.jts.tiered_storage.plugins.module_utils._lock import LockBusy, TreeLock
 from ansible_collections.jts.tiered_storage.plugins.module_utils._textfile import write_atomic
-from ansible_collections.jts.tiered_storage.plugins.module_utils._tree import UnsafePath
+from ansible_collections.jts.tiered_storage.plugins.module_utils._tree import UnsafePath, open_dir_from_root
 
 
 class Benchmark:
@@ -93,7 +92,7 @@ class Benchmark:
             except LockBusy:
                 continue  # a live run holds it and removes its own file
             try:
-                dir_fd = open_dir_nofollow(target["directory"])
+                dir_fd = open_dir_from_root(target["directory"])
             except (OSError, UnsafePath):
                 lock.release()
                 continue
@@ -189,14 +188,14 @@ class Benchmark:
         return ret
 
 
-# Interrupted, open_dir_nofollow and TreeLock: also for tests/unit/plugins/modules/test_storage_benchmark.py,
+# Interrupted, open_dir_from_root and TreeLock: also for tests/unit/plugins/modules/test_storage_benchmark.py,
 # which replaces run_tool and probe_target on this module.
 __all__ = [
     "Benchmark",
     "Interrupted",
     "TreeLock",
     "UnsafePath",
-    "open_dir_nofollow",
+    "open_dir_from_root",
     "probe_target",
     "run_tool",
 ]

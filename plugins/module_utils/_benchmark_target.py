@@ -33,11 +33,10 @@ from ansible_collections.jts.tiered_storage.plugins.module_utils._benchmark impo
     shown_argv,
     test_file_name,
 )
-from ansible_collections.jts.tiered_storage.plugins.module_utils._benchmark_host import open_dir_nofollow
 from ansible_collections.jts.tiered_storage.plugins.module_utils._benchmark_proc import STOP_SIGNALS, Interrupted
 from ansible_collections.jts.tiered_storage.plugins.module_utils._errors import JtsError, fail
 from ansible_collections.jts.tiered_storage.plugins.module_utils._lock import LockBusy, TreeLock
-from ansible_collections.jts.tiered_storage.plugins.module_utils._tree import UnsafePath
+from ansible_collections.jts.tiered_storage.plugins.module_utils._tree import UnsafePath, open_dir_from_root
 
 
 class TargetTests:
@@ -76,7 +75,7 @@ class TargetTests:
         return dd_argv(binary, test, fd, self.settings, size), size
 
     def measure(self, target, tool, binary, results, plan):
-        dir_fd = open_dir_nofollow(target["directory"])
+        dir_fd = open_dir_from_root(target["directory"])
         name = test_file_name(self.run_id)
         path = os.path.join(target["directory"], name)
         fd = None

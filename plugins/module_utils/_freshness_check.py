@@ -15,6 +15,7 @@ import errno
 from ansible_collections.jts.tiered_storage.plugins.module_utils._freshness import FUTURE_SLACK, ON_NAS
 from ansible_collections.jts.tiered_storage.plugins.module_utils._freshness_scan import SCANNERS, NotOurs
 from ansible_collections.jts.tiered_storage.plugins.module_utils._timeout import ProbeTimeout
+from ansible_collections.jts.tiered_storage.plugins.module_utils._tree import UnsafePath
 
 # ----------------------------------------------------------------------------------------------
 # Evaluation (pure)
@@ -174,8 +175,11 @@ def _one(check, call, budget, now, mounts, nas_up, stalled):
         if reason is not None:
             return unknown_entry(check, reason)
         found = None
-    except RuntimeError as exc:  # the scanner's own refusal (NotOurs, bad JSON), from the child
-        return unknown_entry(check, str(exc).replace(NotOurs.__name__ + ": ", "", 1))
+    except RuntimeError as exc:  # the scanner's own refusal (NotOurs, UnsafePath, bad JSON), from the child
+        reason = str(exc)
+        for name in (NotOurs.__name__, UnsafePath.__name__):
+            reason = reason.replace(name + ": ", "", 1)
+        return unknown_entry(check, reason)
     return evaluate(check, found, now)
 
 

@@ -17,8 +17,8 @@ import stat
 
 from ansible_collections.jts.tiered_storage.plugins.module_utils._lvm import TIMESTAMP_FORMAT
 from ansible_collections.jts.tiered_storage.plugins.module_utils._retention import parse_stamp
+from ansible_collections.jts.tiered_storage.plugins.module_utils._tree import open_dir_from_root
 
-_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _ARCHIVE_SUFFIX = ".tar.zst"
 _STAMP_LEN = len("YYYYmmddTHHMMSSZ")
 
@@ -30,20 +30,6 @@ _STAMP_LEN = len("YYYYmmddTHHMMSSZ")
 
 class NotOurs(Exception):
     """A state file that is not root's (or ours) or that others may write: not to be believed."""
-
-
-def open_dir(path):
-    """A descriptor of ``path``, opened from ``/`` one component at a time, no symlink followed."""
-    fd = os.open("/", _DIR_FLAGS)
-    try:
-        for name in [part for part in path.split("/") if part and part != "."]:
-            child = os.open(name, _DIR_FLAGS, dir_fd=fd)
-            os.close(fd)
-            fd = child
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd
 
 
 def _epoch(when):
@@ -70,7 +56,7 @@ def scan_archives(path, lv):
     An archive counts with its ``.sha256`` beside it (both regular files, not symlinks); one
     without is counted in ``unverified`` only.
     """
-    fd = open_dir(path)
+    fd = open_dir_from_root(path)
     try:
         files = {}
         with os.scandir(fd) as entries:
@@ -92,7 +78,7 @@ def scan_archives(path, lv):
 
 def scan_snapshots(path):
     """``{"count", "newest", "newest_epoch"}`` of the complete dated snapshots in ``path``."""
-    fd = open_dir(path)
+    fd = open_dir_from_root(path)
     try:
         found = []
         with os.scandir(fd) as entries:
@@ -114,7 +100,7 @@ def read_last_run(path):
     user) that no one else may write; anything else raises.
     """
     directory, name = os.path.split(path)
-    dir_fd = open_dir(directory)
+    dir_fd = open_dir_from_root(directory)
     try:
         fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dir_fd)
     finally:

@@ -47,6 +47,33 @@ def _show(path):
     return path.decode("utf-8", "backslashreplace") if isinstance(path, bytes) else path
 
 
+def open_dir_from_root(path):
+    """A descriptor of the directory ``path`` (absolute, str or bytes), opened from ``/`` one component at a time.
+
+    No symlink is followed and nothing is made: a symlink or a non-directory on the way, a ``..``
+    component or a relative path raises ``UnsafePath`` naming the path so far; a missing component
+    raises ``FileNotFoundError``.
+    """
+    path = os.fsencode(path)
+    if not path.startswith(b"/"):
+        raise UnsafePath("%s is not an absolute path" % _show(path))
+    names = _components(path)
+    if b".." in names:
+        raise UnsafePath("%s contains '..'" % _show(path))
+    fd = os.open(b"/", DIR_FLAGS)
+    done = b""
+    try:
+        for name in names:
+            done += b"/" + name
+            child = _open_child(fd, name, done)
+            os.close(fd)
+            fd = child
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
 def open_private_dir(path, mode=0o700, create=True):
     """Open ``path`` (creating missing parts with ``mode``) for state only this user may change.
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ansible_collections.jts.tiered_storage.plugins.module_utils import _benchmark_host as sb
+from ansible_collections.jts.tiered_storage.plugins.module_utils._tree import UnsafePath
 
 
 def test_mount_entry_reads_mountinfo(tmp_path):
@@ -26,5 +27,5 @@ def test_real_probe_on_a_plain_directory(tmp_path):
     found = sb.probe_target(str(tmp_path), str(tmp_path / "d"))
     assert found["same_device"] is True and found["vfs"]["f_blocks"] > 0
     (tmp_path / "l").symlink_to(tmp_path / "d")
-    with pytest.raises(sb.UnsafePath):
+    with pytest.raises(UnsafePath):
         sb.probe_target(str(tmp_path), str(tmp_path / "l"))

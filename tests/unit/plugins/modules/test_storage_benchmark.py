@@ -58,7 +58,7 @@ class Recorder:
 
 def fake_probe(tmp_path, used_percent=10.0, is_mount=True):
     def probe(mount, directory):
-        sb.open_dir_nofollow(directory)  # the real walk: a symlink fails here
+        sb.open_dir_from_root(directory)  # the real walk: a symlink fails here
         total = 1 << 20
         used = int(total * used_percent / 100)
         return {
