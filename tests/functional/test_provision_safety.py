@@ -529,3 +529,23 @@ def test_hot_mounts_over_its_own_lv_and_an_empty_directory(tmp_path, hot):
         assert mounted.returncode == 0, mounted.output
     finally:
         sh("umount", str(point))
+
+
+def test_cold_refuses_to_mount_the_nas_over_files(tmp_path):
+    """While the NAS is not mounted, files in the mount point would be hidden by the mount."""
+    point = tmp_path / "synology"
+    point.mkdir()
+    variables = {"cold_tier_mount": str(point), "cold_tier_server": "nas.lan", "cold_tier_export": "/volume1/jts"}
+    empty = run_tasks(tmp_path, "cold_tier", ["mount_point.yml"], variables)
+    assert empty.returncode == 0, empty.output
+
+    (point / "archives").mkdir()
+    (point / ".written-while-away").write_text("x")
+    refused = run_tasks(tmp_path, "cold_tier", ["mount_point.yml"], variables)
+    assert refused.returncode != 0, refused.output
+    assert "Refusing to mount nas.lan:/volume1/jts on %s" % point in refused.output
+    assert "holds 2 entries (.written-while-away, archives)" in refused.output
+    assert "cold_tier_allow_mount_over" in refused.output
+
+    allowed = run_tasks(tmp_path, "cold_tier", ["mount_point.yml"], dict(variables, cold_tier_allow_mount_over=True))
+    assert allowed.returncode == 0, allowed.output
