@@ -35,7 +35,14 @@ RULES = ROOT / "extensions" / "prometheus" / "jts_tiered_storage.rules.yml"
 RULE_TESTS = sorted((ROOT / "tests" / "prometheus").glob("*.test.yml"))
 FIXTURES = ROOT / "tests" / "unit" / "plugins" / "modules" / "fixtures"
 # the sections of docs/operations.md the alerts point to
-RUNBOOK_ANCHORS = {"nightly-run-failed", "tier-full", "nas-away", "backup-stale", "snapshot-full"}
+RUNBOOK_ANCHORS = {
+    "nightly-run-failed",
+    "tier-full",
+    "nas-away",
+    "backup-stale",
+    "snapshot-full",
+    "database-archival-behind",
+}
 IN_CI = os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
 
 
