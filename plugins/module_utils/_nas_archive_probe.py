@@ -35,7 +35,7 @@ class ProbeSteps:
     # ---------------------------------------------------------------- probes
 
     def _away(self, reason, missing="destination_mount"):
-        """The NAS or the destination is missing: ``Skipped`` (``missing: skip``) or a NasArchiveError."""
+        """The NAS, the destination or a mirror's source is missing: ``Skipped`` (``missing: skip``) or a NasArchiveError."""
         return absent(self.p, reason, missing, NasArchiveError)
 
     def probe(self):
@@ -100,7 +100,10 @@ class ProbeSteps:
                 if p.ignore_missing_sources and p.mode == "snapshot":
                     self.result["missing_sources"].append(src)
                     continue
-                raise NasArchiveError("source %s does not exist (not mounted?); nothing was done" % src) from exc
+                reason = "source %s does not exist (not mounted?); nothing was done" % src
+                if p.mode == "mirror":  # the one source is the missing end: ``missing`` decides
+                    raise self._away(reason, "source") from exc
+                raise NasArchiveError(reason) from exc
             except (OSError, RuntimeError) as exc:
                 raise NasArchiveError(
                     "source %s: %s; nothing was done" % (src, getattr(exc, "strerror", None) or exc)

@@ -275,7 +275,7 @@ skipped:
   type: bool
   sample: false
 missing:
-  description: When skipped, the end that is missing (C(nas_host) or C(destination_mount)).
+  description: When skipped, the end that is missing (C(nas_host), C(destination_mount), or C(source) for a mirror).
   returned: when skipped
   type: str
   sample: destination_mount

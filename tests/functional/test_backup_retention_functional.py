@@ -316,6 +316,42 @@ def test_archive_step_prunes_nothing_with_the_nas_unreachable(tmp_path, mounts):
     assert "skipped: NAS 127.0.0.1 is not reachable" in out
 
 
+def test_archive_step_skips_a_mirror_without_source_and_records_no_missing_nas(tmp_path, mounts):
+    """The module says a mirror's source is missing (missing: source); the step does not stat it, and
+    does not count it as the NAS missing (that would fail the run): the other mirror goes on."""
+    nas = mounts(tmp_path / "nas", "16m")
+    (tmp_path / "datasets").mkdir()
+    (tmp_path / "datasets" / "prices.csv").write_text("1,2\n")
+    mirrors = [
+        {"name": "notebooks", "source": str(tmp_path / "notebooks"), "destination": str(nas / "notebooks")},
+        {"name": "datasets", "source": str(tmp_path / "datasets"), "destination": str(nas / "datasets")},
+    ]
+    play = tasks_from_play(
+        tmp_path / "archive.yml",
+        "Run the archive step",
+        "archive",
+        "    - name: Show what the step recorded as missing\n"
+        "      ansible.builtin.debug:\n"
+        '        msg: "missing tiers: {{ __lifecycle_skipped | default({}) }}"\n',
+    )
+    variables = {
+        "ansible_python_interpreter": str(BIN / "python"),
+        "lifecycle_archive_mirrors": mirrors,
+        "lifecycle_archive_snapshots": [],
+        "lifecycle_archive_nas_host": "",
+        "lifecycle_archive_destination_mount": str(nas),
+        "lifecycle_archive_destination_fstype": "tmpfs",  # the test's NAS
+        "lifecycle_archive_backup_dir": "",
+        "lifecycle_backup_volumes": [],
+    }
+    result = playbook(play, variables)
+    out = flat(result.stdout)
+    assert result.returncode == 0, out + result.stderr
+    assert "Archive notebooks: skipped: source %s does not exist" % (tmp_path / "notebooks") in out
+    assert (nas / "datasets" / "prices.csv").read_text() == "1,2\n"
+    assert "missing tiers: {}" in out
+
+
 def test_archive_step_check_mode_lists_and_keeps(tmp_path, mounts):
     nas = mounts(tmp_path / "nas", "16m")
     database = nas / "trading" / "archives" / "database"

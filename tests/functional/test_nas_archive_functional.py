@@ -119,7 +119,9 @@ def test_mirror_refuses_empty_source(tmp_path, dev):
     assert refused.get("failed") and "is empty" in refused["msg"] and refused["changed"] is False, refused
     assert listing(dst) == before
     gone = run_na(tmp_path, dict(args, source=str(tmp_path / "missing")))
-    assert gone.get("failed") and "does not exist" in gone["msg"]
+    assert gone.get("skipped") and gone["missing"] == "source" and "does not exist" in gone["msg"], gone
+    refused_gone = run_na(tmp_path, dict(args, source=str(tmp_path / "missing"), missing="fail"))
+    assert refused_gone.get("failed") and "does not exist" in refused_gone["msg"]
     assert listing(dst) == before
 
 

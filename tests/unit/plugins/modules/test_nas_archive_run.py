@@ -304,6 +304,10 @@ def test_destination_mount_and_fstype(tree):
 def test_source_errors(run_module, tree, fake, tmp_path):
     fake()
     result = run_module(nas_archive, dict(tree[2], source=str(tmp_path / "gone")))
+    assert (
+        result["skipped"] is True and result["missing"] == "source" and "does not exist (not mounted?)" in result["msg"]
+    )
+    result = run_module(nas_archive, dict(tree[2], source=str(tmp_path / "gone"), missing="fail"))
     assert result.get("failed") and "does not exist (not mounted?)" in result["msg"]
     os.mkfifo(tmp_path / "fifo")
     result = run_module(nas_archive, dict(tree[2], source=str(tmp_path / "fifo")))
