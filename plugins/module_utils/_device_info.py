@@ -114,17 +114,19 @@ class DeviceReader:
         return parse_wipefs(out)
 
     def _report(self, argv, kind, absent=None):
-        """The rows of an LVM report. Only "volume group <absent> not found" reads as no rows: any other
+        """The rows of an LVM report; None for "volume group <absent> not found" and nothing else: any other
         failure (a lock, a metadata error) leaves the VG's LVs unknown, and an unknown LV must never be
         taken for an empty one that may be formatted."""
         rc, out, err = self.run(argv)
         if rc == 0:
             return parse_report(out, kind)
-        if absent and 'Volume group "%s" not found' % absent in err:
-            return []
+        said = [line.strip() for line in (err or "").splitlines() if line.strip()]
+        not_found = {'Volume group "%s" not found' % absent, "Cannot process volume group %s" % absent}
+        if absent and said and set(said) <= not_found and said[0] in not_found:
+            return None
         raise DeviceInfoError(
             "%s failed (rc %d): %s; the volume group's state is unknown, so nothing is decided"
-            % (os.path.basename(argv[0]), rc, (err or out).strip() or "no message"),
+            % (os.path.basename(argv[0]), rc, "; ".join(said) or (out or "").strip() or "no message"),
             cmd=argv,
             rc=rc,
         )
@@ -158,11 +160,18 @@ class DeviceReader:
         dev.update(pvs_rc=rc, pvs_error=err.strip() if rc else "", vg=(rows[0].get("vg_name") or "") if rows else "")
         fields = ("vg_name", "vg_extent_size", "vg_extent_count", "vg_free_count")
         vg_rows = self._report(vgs_argv(self.tools["vgs"], vg, fields=fields), "vg", absent=vg)
-        if vg_rows:
-            row = vg_rows[0]
-            info["vg"] = {key: int(row[key]) for key in ("vg_extent_size", "vg_extent_count", "vg_free_count")}
-            lv_rows = self._report(lvs_argv(self.tools["lvs"], vg, fields=LV_FIELDS), "lv")
-            info["lvs"] = {r["lv_name"]: int(r["lv_size"]) for r in lv_rows if not (r.get("origin") or is_snapshot(r))}
+        if vg_rows is not None:
+            row = next((r for r in vg_rows if r.get("vg_name") == vg), None)
+            if row is None:  # rc 0 says it exists: a report without it is not "absent"
+                raise DeviceInfoError("vgs reported no row for %s; the volume group's state is unknown" % vg, vg=vg)
+            try:
+                info["vg"] = {key: int(row[key]) for key in ("vg_extent_size", "vg_extent_count", "vg_free_count")}
+                lv_rows = self._report(lvs_argv(self.tools["lvs"], vg, fields=LV_FIELDS), "lv")
+                info["lvs"] = {
+                    r["lv_name"]: int(r["lv_size"]) for r in lv_rows if not (r.get("origin") or is_snapshot(r))
+                }
+            except (KeyError, ValueError) as exc:
+                raise DeviceInfoError("cannot read the LVM report of %s: %r" % (vg, exc), vg=vg) from None
         if not dev["signatures"] and dev["vg"] != vg:
             probes.append((device, dev["size"]))
         listed = [name for name in volumes if name in info["lvs"]]

@@ -89,13 +89,15 @@ def mount_point_state(path, device, mounts, names=5):
     ``{"path", "exists", "mounted", "source", "same_device", "entries", "names"}``: ``source`` is what is
     mounted there (when ``mounted``), ``same_device`` whether that is ``device`` (by device number, so
     ``/dev/mapper/vg-lv`` is ``/dev/vg/lv``), ``entries`` how many names an unmounted directory holds
-    and ``names`` the first few, sorted. The last component is not followed; a path that is not a
-    directory is reported with ``directory`` false.
+    and ``names`` the first few, sorted. Symlinks are followed, as mount(8) follows them: a mount
+    point that is a link to a directory is that directory (``real`` says which); a path that is
+    not a directory is reported with ``directory`` false.
     """
-    state = {"path": path, "exists": False, "mounted": False, "source": None, "same_device": False}
+    real = os.path.realpath(path)
+    state = {"path": path, "real": real, "exists": False, "mounted": False, "source": None, "same_device": False}
     state.update(entries=0, names=[])
     try:
-        st = os.lstat(path)
+        st = os.stat(real)
     except FileNotFoundError:
         return state
     state["exists"] = True
@@ -103,12 +105,11 @@ def mount_point_state(path, device, mounts, names=5):
         state["directory"] = False
         return state
     state["directory"] = True
-    real = os.fsencode(os.path.realpath(path))
-    entry = next((m for m in reversed(mounts) if m["mount_point"] == real), None)
+    entry = next((m for m in reversed(mounts) if m["mount_point"] == os.fsencode(real)), None)
     if entry is not None:
         state.update(mounted=True, source=entry["source"], same_device=_same_block_device(entry["source"], device))
         return state
-    with os.scandir(path) as listing:
+    with os.scandir(real) as listing:
         found = sorted(item.name for item in listing)
     state.update(entries=len(found), names=found[:names])
     return state

@@ -148,11 +148,14 @@ mount_points:
   type: dict
   sample:
     /data/nvme/postgres:
-      {path: /data/nvme/postgres, exists: true, directory: true, mounted: false, source: null, same_device: false,
-       entries: 2, names: ["15", .psql_history]}
+      {path: /data/nvme/postgres, real: /data/nvme/postgres, exists: true, directory: true, mounted: false, source: null,
+       same_device: false, entries: 2, names: ["15", .psql_history]}
   contains:
+    real:
+      description: The path with its symlinks resolved, as mount(8) resolves them (the directory that would be hidden).
+      type: str
     exists:
-      description: Whether the path exists (the last component not followed).
+      description: Whether the path exists (symlinks followed).
       type: bool
     directory:
       description: Whether it is a directory (absent when it does not exist).

@@ -490,6 +490,19 @@ def test_warm_refuses_to_mount_over_a_directory_that_holds_files(tmp_path, loops
     assert (tmp_path / "warm" / "notes.txt").read_text() == "kept"
 
 
+def test_warm_refuses_a_mount_point_that_is_a_symlink_to_a_directory_with_files(tmp_path, loops):
+    """mount(8) follows the link: the files of its target would be hidden (found by review)."""
+    device = loops()
+    (tmp_path / "real" / "projects").mkdir(parents=True)
+    (tmp_path / "warm").symlink_to(tmp_path / "real")
+
+    refused = run_warm(tmp_path, device, allow=False)
+    assert refused.returncode != 0, refused.output
+    assert "Refusing to mount %s on %s" % (device, tmp_path / "warm") in refused.output
+    assert "(a symlink to %s) holds 1 entries (projects)" % (tmp_path / "real") in refused.output
+    assert signatures(device) == []
+
+
 def test_hot_refuses_to_mount_an_lv_over_files_or_another_mount(tmp_path, hot):
     fake, pv, _lv = hot
     point = tmp_path / "pg"

