@@ -548,7 +548,12 @@ def test_cold_refuses_to_mount_the_nas_over_files(tmp_path):
     """While the NAS is not mounted, files in the mount point would be hidden by the mount."""
     point = tmp_path / "synology"
     point.mkdir()
-    variables = {"cold_tier_mount": str(point), "cold_tier_server": "nas.lan", "cold_tier_export": "/volume1/jts"}
+    variables = {
+        "cold_tier_mount": str(point),
+        "cold_tier_server": "nas.lan",
+        "cold_tier_export": "/volume1/jts",
+        "__cold_tier_findmnt": {"rc": 1, "stdout": ""},  # findmnt: nothing mounted there
+    }
     empty = run_tasks(tmp_path, "cold_tier", ["mount_point.yml"], variables)
     assert empty.returncode == 0, empty.output
 
@@ -562,3 +567,33 @@ def test_cold_refuses_to_mount_the_nas_over_files(tmp_path):
 
     allowed = run_tasks(tmp_path, "cold_tier", ["mount_point.yml"], dict(variables, cold_tier_allow_mount_over=True))
     assert allowed.returncode == 0, allowed.output
+
+
+def findmnt_says(point, source):
+    filesystems = [{"target": str(point), "source": source, "options": "rw,relatime"}]
+    return {"rc": 0, "stdout": json.dumps({"filesystems": filesystems})}
+
+
+def test_cold_refuses_to_mount_the_nas_over_another_mount_and_accepts_its_own(tmp_path):
+    """A local disk or another export mounted there would be hidden, or unmounted by the remount (found by review)."""
+    point = tmp_path / "synology"
+    point.mkdir()
+    variables = {"cold_tier_mount": str(point), "cold_tier_server": "nas.lan", "cold_tier_export": "/volume1/jts/"}
+
+    other = run_tasks(
+        tmp_path,
+        "cold_tier",
+        ["mount_point.yml"],
+        dict(variables, __cold_tier_findmnt=findmnt_says(point, "/dev/sdc1")),
+    )
+    assert other.returncode != 0, other.output
+    assert "/dev/sdc1 is mounted there and would be hidden" in other.output
+    assert "cold_tier_allow_mount_over" in other.output
+
+    own = run_tasks(
+        tmp_path,
+        "cold_tier",
+        ["mount_point.yml"],
+        dict(variables, __cold_tier_findmnt=findmnt_says(point, "nas.lan:/volume1/jts")),
+    )
+    assert own.returncode == 0, own.output
