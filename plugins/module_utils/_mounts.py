@@ -86,7 +86,8 @@ def mount_point_state(path, device, mounts, names=5):
     mount in the way, or a directory whose entries the mount would hide (a service's data written before
     the tier existed: hidden, then missed by every backup of the tier).
 
-    ``{"path", "exists", "mounted", "source", "same_device", "entries", "names"}``: ``source`` is what is
+    ``{"path", "real", "exists", "directory", "mounted", "source", "same_device", "entries", "names"}``
+    (``directory`` only when it exists): ``source`` is what is
     mounted there (when ``mounted``), ``same_device`` whether that is ``device`` (by device number, so
     ``/dev/mapper/vg-lv`` is ``/dev/vg/lv``), ``entries`` how many names an unmounted directory holds
     and ``names`` the first few, sorted. Symlinks are followed, as mount(8) follows them: a mount
