@@ -70,6 +70,7 @@ def oldest_hot(tables, disks, now):
         "table": best["table"],
         "part": best["part"],
         "newest_row": iso(best["newest"]),
+        "newest_row_timestamp": int(best["newest"]),
         "age_seconds": age,
         "age_days": round(age / float(DAY), 2),
     }

@@ -12,7 +12,11 @@ and a critical age (at or above alerts) and a severity for "there is none" (``mi
   destination of the daily backups, on the NAS);
 * ``nas_snapshot``: the newest complete ``<destination>/<name>/<YYYY-mm-ddTHHMMSSZ>/`` directory of
   a nas_archive snapshot (``.partial`` and the ``latest`` pointer are not snapshots);
-* ``last_run``: ``run.last_success`` of ``<state_dir>/last-run.json`` (the lifecycle report's state).
+* ``last_run``: ``run.last_success`` of ``<state_dir>/last-run.json`` (the lifecycle report's state);
+* ``database``: a database step of the nightly run (``pg_archive``, ``clickhouse_tiering``) in the
+  same state: the age of its last success, its last run's status, what it left pending (partitions
+  past their retention still attached, parts past their rule still on hot: the ``pending``
+  severity) and, for ClickHouse, the bytes per disk and the oldest part on hot it measured.
 
 Ages come from the names (and the state), not from mtimes: a copy or a ``touch`` does not change them.
 Every filesystem call runs in a forked child with a time-out (``_timeout.call_with_timeout``, the
@@ -32,7 +36,9 @@ import re
 from ansible_collections.jts.tiered_storage.plugins.module_utils._errors import JtsError
 from ansible_collections.jts.tiered_storage.plugins.module_utils._units import UnitError, parse_age
 
-KINDS = ("backup", "nas_backup", "nas_snapshot", "last_run")
+KINDS = ("backup", "nas_backup", "nas_snapshot", "last_run", "database")
+DATABASE_STEPS = ("pg_archive", "clickhouse_tiering")
+SEVERITIES = ("ok", "warning", "critical")
 ON_NAS = frozenset(("nas_backup", "nas_snapshot"))
 MISSING = ("ok", "warning", "unknown", "critical")
 # the blocks of the settings, their defaults (the module's option defaults are these)
@@ -41,12 +47,14 @@ DEFAULTS = {
     "nas_backups": {"warning": "770h", "critical": "794h", "missing": "warning"},
     "nas_snapshots": {"warning": "26h", "critical": "50h", "missing": "critical"},
     "last_run": {"warning": "26h", "critical": "50h", "missing": "critical"},
+    "databases": {"warning": "26h", "critical": "50h", "missing": "warning", "pending": "warning"},
 }
 BLOCK_KEYS = {
     "backups": frozenset(("directory", "mount", "volumes", "warning", "critical", "missing")),
     "nas_backups": frozenset(("directory", "mount", "volumes", "warning", "critical", "missing")),
     "nas_snapshots": frozenset(("archives", "mount", "warning", "critical", "missing")),
     "last_run": frozenset(("state_dir", "warning", "critical", "missing")),
+    "databases": frozenset(("state_dir", "steps", "warning", "critical", "missing", "pending")),
 }
 TOP_KEYS = frozenset(("nas_server", "nas_port", *BLOCK_KEYS))
 STATE_NAME = "last-run.json"
@@ -123,7 +131,7 @@ def build_freshness(raw):
     if not _given(raw):
         return config
     if not isinstance(raw, dict):
-        raise FreshnessError("freshness must be a dict of backups, nas_backups, nas_snapshots, last_run")
+        raise FreshnessError("freshness must be a dict of backups, nas_backups, nas_snapshots, last_run, databases")
     unknown = sorted(k for k, v in raw.items() if k not in TOP_KEYS and v is not None)
     if unknown:
         raise FreshnessError("freshness: unknown key(s) %s" % ", ".join(unknown))
@@ -137,7 +145,7 @@ def build_freshness(raw):
         if isinstance(port, bool) or not str(port).isdigit() or not 0 < int(port) < 65536:
             raise FreshnessError("freshness.nas_port: %r is not a TCP port" % (port,))
         config["nas_port"] = int(port)
-    for block in ("backups", "nas_backups", "nas_snapshots", "last_run"):
+    for block in ("backups", "nas_backups", "nas_snapshots", "last_run", "databases"):
         value = raw.get(block)
         if not _given(value):
             continue
@@ -177,8 +185,30 @@ def _block_checks(block, value):
             )
             for name, destination in sorted(archives.items())
         ]
+    if block == "databases":
+        return _database_checks(value, levels)
     state_dir = _abs("last_run.state_dir", value.get("state_dir"))
     return [_check("last_run", "nightly", os.path.join(state_dir, STATE_NAME), None, levels)]
+
+
+def _database_checks(value, levels):
+    steps = value.get("steps") or []
+    if isinstance(steps, str) or not isinstance(steps, (list, tuple)):
+        raise FreshnessError("freshness.databases.steps must be a list of %s" % ", ".join(DATABASE_STEPS))
+    for step in steps:
+        if step not in DATABASE_STEPS:
+            raise FreshnessError(
+                "freshness.databases.steps: %r is not a database step (%s)" % (step, ", ".join(DATABASE_STEPS))
+            )
+    if not steps:
+        return []
+    pending = value.get("pending") or DEFAULTS["databases"]["pending"]
+    if pending not in SEVERITIES:
+        raise FreshnessError("freshness.databases.pending: %r is not one of %s" % (pending, ", ".join(SEVERITIES)))
+    path = os.path.join(_abs("databases.state_dir", value.get("state_dir")), STATE_NAME)
+    return [
+        dict(_check("database", step, path, None, levels), pending_severity=pending) for step in dict.fromkeys(steps)
+    ]
 
 
 def check_freshness(*args, **kwargs):

@@ -16,6 +16,7 @@ from ansible_collections.jts.tiered_storage.plugins.module_utils._freshness impo
 from ansible_collections.jts.tiered_storage.plugins.module_utils._freshness_scan import SCANNERS, NotOurs
 from ansible_collections.jts.tiered_storage.plugins.module_utils._timeout import ProbeTimeout
 from ansible_collections.jts.tiered_storage.plugins.module_utils._tree import UnsafePath
+from ansible_collections.jts.tiered_storage.plugins.module_utils._units import format_bytes
 
 # ----------------------------------------------------------------------------------------------
 # Evaluation (pure)
@@ -26,7 +27,15 @@ WHAT = {
     "nas_backup": "backup of %s on the NAS",
     "nas_snapshot": "NAS snapshot %s",
     "last_run": "successful %s run",
+    "database": "successful %s run",
 }
+# what a database step leaves pending, per step
+PENDING = {
+    "pg_archive": "%d partition(s) past their retention still attached after the last pg_archive run",
+    "clickhouse_tiering": "%d part(s) past their rule still before their target volume after the last"
+    " clickhouse_tiering run (the server moves them in the background)",
+}
+_ORDER = ("ok", "warning", "unknown", "critical")
 
 
 def format_age(seconds):
@@ -65,13 +74,18 @@ def _alert(severity, path, message):
     return {"severity": severity, "tier": "freshness", "path": path, "message": message}
 
 
+def _fresh_entry(check):
+    return dict(check, status="ok", age_seconds=None, newest=None, newest_epoch=None, count=None)
+
+
 def evaluate(check, found, now):
     """``(entry, alerts)`` for a check and what its scanner found (``None``: the path does not exist)."""
-    what = WHAT[check["kind"]] % check["name"]
-    entry = dict(check, status="ok", age_seconds=None, newest=None, newest_epoch=None, count=None)
+    if check["kind"] == "database":
+        return _evaluate_database(check, found, now)
+    entry = _fresh_entry(check)
+    reason = None
     if check["kind"] == "last_run":
         epoch = (found or {}).get("last_success")
-        entry["newest_epoch"] = epoch
         if found is None:
             reason = "no %s: the nightly run never reported (never ran, or its state is gone)" % check["path"]
         elif epoch is None:
@@ -80,13 +94,19 @@ def evaluate(check, found, now):
         entry["count"] = (found or {}).get("count", 0)
         entry["newest"] = (found or {}).get("newest")
         epoch = (found or {}).get("newest_epoch")
-        entry["newest_epoch"] = epoch
         if found is None:
             reason = "%s does not exist" % check["path"]
         elif epoch is None:
             reason = "%s holds none" % check["path"]
             if found.get("unverified"):
                 reason += " (%d archive(s) without their .sha256 not counted)" % found["unverified"]
+    return _aged(check, entry, epoch, reason, now)
+
+
+def _aged(check, entry, epoch, reason, now):
+    """The verdict on the age of ``epoch`` (``None``: there is none, for ``reason``)."""
+    what = WHAT[check["kind"]] % check["name"]
+    entry["newest_epoch"] = epoch
     if epoch is None:
         entry["status"] = check["missing"]
         alerts = (
@@ -119,6 +139,42 @@ def evaluate(check, found, now):
             "newest %s%s is %s old, %s at %s" % (what, newest, format_age(age), level, _limit(limit)),
         )
     ]
+
+
+def _evaluate_database(check, found, now):
+    """A database step: its last success's age (as any check), then its last run's own verdict."""
+    ran = bool(found and found.get("ran"))
+    if found is None:
+        reason = "no %s: the nightly run never reported (never ran, or its state is gone)" % check["path"]
+    elif not ran:
+        reason = "%s records no run of %s yet" % (check["path"], check["name"])
+    else:
+        reason = "%s records no successful run of %s yet" % (check["path"], check["name"])
+    entry, alerts = _aged(check, _fresh_entry(check), (found or {}).get("last_success"), reason, now)
+    entry.update(last_status=None, pending=None, figures={}, gauges=[], message="")
+    if not ran:
+        return entry, alerts
+    figures = found.get("figures") or {}
+    entry.update(
+        last_status=found.get("status"),
+        message=found.get("message") or "",
+        figures=figures,
+        gauges=found.get("gauges") or [],
+        pending=int(figures.get("files_pending") or 0),
+    )
+    if found.get("status") in ("failed", "skipped") and entry.get("newest_epoch") is not None:
+        # the age rule escalates when it goes on; one bad night is a warning with its reason
+        alerts.append(
+            _alert(
+                "warning",
+                check["path"],
+                "the last %s run %s: %s" % (check["name"], found["status"], found.get("message") or "no reason given"),
+            )
+        )
+    if entry["pending"] and check["pending_severity"] != "ok":
+        alerts.append(_alert(check["pending_severity"], check["path"], PENDING[check["name"]] % entry["pending"]))
+    entry["status"] = max([entry["status"]] + [a["severity"] for a in alerts], key=_ORDER.index)
+    return entry, alerts
 
 
 def os_error_reason(exc, check):
@@ -192,6 +248,7 @@ PERF_LABELS = {
     "nas_backup": "nas backup %s age",
     "nas_snapshot": "nas snapshot %s age",
     "last_run": "last success%.0s age",  # %.0s: the name ("nightly") is not shown
+    "database": "%s last success age",
 }
 
 
@@ -203,6 +260,9 @@ def perf_items(entries, label):
             continue
         text = PERF_LABELS[entry["kind"]] % entry["name"]
         items.append("%s=%ds;%d;%d;0;" % (label(text), entry["age_seconds"], entry["warning"], entry["critical"]))
+    for entry in entries:
+        if entry["kind"] == "database" and entry.get("pending") is not None:
+            items.append("%s=%d;;;0;" % (label("%s pending" % entry["name"]), entry["pending"]))
     return items
 
 
@@ -212,8 +272,8 @@ def _iso(epoch):
     return datetime.datetime.fromtimestamp(epoch, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def report_lines(entries, alerts, status):
-    """The report's freshness section: one row per check, then its alerts."""
+def report_lines(entries, alerts, status, now):
+    """The report's freshness section: one row per check, a line per database step, then the alerts."""
     if not entries:
         return []
     header = ("CHECK", "NAME", "NEWEST", "AGE", "WARN/CRIT", "STATUS")
@@ -234,6 +294,59 @@ def report_lines(entries, alerts, status):
     lines.extend(
         "  " + " ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:-1])) + " " + row[-1] for row in rows
     )
+    lines.extend("  " + database_line(entry, now) for entry in entries if entry["kind"] == "database")
     for item in alerts:
         lines.append("  %-8s %s: %s" % (item["severity"].upper(), item["path"], item["message"]))
     return lines
+
+
+def _figures_text(figures):
+    """``archived 2 (1.2 MiB), failed 1`` from ``files_<action>``/``bytes_<action>`` (pending apart,
+    failed only when not zero)."""
+    actions = sorted({k.partition("_")[2] for k in figures if k.partition("_")[2] not in ("pending", "")})
+    words = []
+    for action in actions:
+        count = figures.get("files_" + action)
+        size = figures.get("bytes_" + action)
+        if action == "failed" and not count and not size:
+            continue  # said only when something failed
+        text = "%s %s" % (action, count if count is not None else "-")
+        if size:
+            text += " (%s)" % format_bytes(size)
+        words.append(text)
+    return ", ".join(words)
+
+
+def _gauges_text(gauges, now):
+    """Per server: each disk's bytes and parts, the oldest part on hot (ClickHouse's gauges)."""
+    servers = {}
+    for gauge in gauges:
+        labels = gauge.get("labels") or {}
+        server = servers.setdefault(labels.get("server", "-"), {"disks": {}, "oldest": None})
+        metric = gauge.get("metric")
+        if metric in ("clickhouse_disk_bytes", "clickhouse_disk_parts"):
+            server["disks"].setdefault(labels.get("disk", "-"), {})[metric.rpartition("_")[2]] = gauge.get("value")
+        elif metric == "clickhouse_hot_oldest_part_timestamp_seconds":
+            server["oldest"] = gauge.get("value")
+    texts = []
+    for name, server in sorted(servers.items()):
+        parts = [
+            "%s %s in %s parts" % (disk, format_bytes(f.get("bytes") or 0), f.get("parts", "-"))
+            for disk, f in sorted(server["disks"].items())
+        ]
+        if server["oldest"] is not None:
+            parts.append("oldest part on hot %s old" % format_age(now - server["oldest"]))
+        texts.append("%s: %s" % (name, ", ".join(parts) or "no figures"))
+    return "; ".join(texts)
+
+
+def database_line(entry, now):
+    """``pg_archive: last run SUCCESS at ...; 0 pending; archived 2 (1.2 MiB)``."""
+    if entry.get("last_status") is None:
+        return "%s: no run recorded" % entry["name"]
+    words = ["%s: last run %s" % (entry["name"], entry["last_status"].upper())]
+    words.append("%d pending" % (entry.get("pending") or 0))
+    for text in (_figures_text(entry.get("figures") or {}), _gauges_text(entry.get("gauges") or [], now)):
+        if text:
+            words.append(text)
+    return "; ".join(words)

@@ -4,7 +4,8 @@
 
 Each scanner runs in the forked child of ``_timeout.call_with_timeout`` (the health check's own) and
 returns JSON-serialisable values: the newest backup archive of an LV (``scan_archives``), the newest
-complete NAS snapshot (``scan_snapshots``), the last successful run (``read_last_run``). Ages come
+complete NAS snapshot (``scan_snapshots``), the last successful run (``read_last_run``), what the
+last run of a database step did (``read_step``). Ages come
 from the names and the state, never from mtimes. Used by ``_freshness_check``.
 """
 
@@ -93,8 +94,8 @@ def scan_snapshots(path):
     return {"count": len(found), "newest": newest[1], "newest_epoch": newest[0]}
 
 
-def read_last_run(path):
-    """``{"last_success": epoch or None}`` from the lifecycle report's state file ``path``.
+def _read_state(path):
+    """The lifecycle report's state file ``path`` as a dict.
 
     The file is opened without following a symlink, must be a regular file of root (or of this
     user) that no one else may write; anything else raises.
@@ -116,13 +117,49 @@ def read_last_run(path):
             )
         data = handle.read(16 << 20)
     state = json.loads(data.decode("utf-8"))
-    run = state.get("run") if isinstance(state, dict) else None
-    if not isinstance(run, dict) or "last_success" not in run:
-        raise NotOurs("%s is not a lifecycle run state (no run.last_success)" % path)
-    value = run["last_success"]
+    if not isinstance(state, dict) or not isinstance(state.get("run"), dict):
+        raise NotOurs("%s is not a lifecycle run state (no run)" % path)
+    return state
+
+
+def _epoch_or_none(path, what, value):
     if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0):
-        raise NotOurs("%s: run.last_success %r is not a Unix time" % (path, value))
-    return {"last_success": value}
+        raise NotOurs("%s: %s %r is not a Unix time" % (path, what, value))
+    return value
+
+
+def read_last_run(path):
+    """``{"last_success": epoch or None}`` from the lifecycle report's state file ``path``."""
+    run = _read_state(path)["run"]
+    if "last_success" not in run:
+        raise NotOurs("%s is not a lifecycle run state (no run.last_success)" % path)
+    return {"last_success": _epoch_or_none(path, "run.last_success", run["last_success"])}
+
+
+def read_step(path, step):
+    """What the state file ``path`` says of the nightly step ``step`` (a database step).
+
+    ``{"ran": False, "last_success": None}`` when no run recorded the step; else ``ran``, its
+    ``last_success``, the ``status``, ``message``, ``ended``, ``figures`` and ``gauges`` of its last run.
+    """
+    entry = (_read_state(path).get("steps") or {}).get(step)
+    if entry is None:
+        return {"ran": False, "last_success": None}
+    if not isinstance(entry, dict):
+        raise NotOurs("%s: steps.%s is not a step entry" % (path, step))
+    figures = entry.get("figures") or {}
+    gauges = entry.get("gauges") or []
+    if not isinstance(figures, dict) or not isinstance(gauges, list):
+        raise NotOurs("%s: steps.%s has figures or gauges of another shape" % (path, step))
+    return {
+        "ran": True,
+        "last_success": _epoch_or_none(path, "steps.%s.last_success" % step, entry.get("last_success")),
+        "status": str(entry.get("status") or "unknown"),
+        "message": str(entry.get("message") or ""),
+        "ended": _epoch_or_none(path, "steps.%s.ended" % step, entry.get("ended")),
+        "figures": figures,
+        "gauges": [g for g in gauges if isinstance(g, dict)],
+    }
 
 
 SCANNERS = {
@@ -130,4 +167,5 @@ SCANNERS = {
     "nas_backup": lambda check: (scan_archives, (check["path"], check["name"])),
     "nas_snapshot": lambda check: (scan_snapshots, (check["path"],)),
     "last_run": lambda check: (read_last_run, (check["path"],)),
+    "database": lambda check: (read_step, (check["path"], check["name"])),
 }

@@ -116,7 +116,12 @@ def render_report(result, host=None):
             lines.append("  %-8s %s: %s" % (item["severity"].upper(), item["path"], item["message"]))
     freshness = result.get("freshness") or {}
     lines.extend(
-        report_lines(freshness.get("checks") or [], by_tier.get("freshness", []), freshness.get("status", "ok"))
+        report_lines(
+            freshness.get("checks") or [],
+            by_tier.get("freshness", []),
+            freshness.get("status", "ok"),
+            result.get("checked_at") or 0,
+        )
     )
     return "\n".join(lines)
 

@@ -74,6 +74,21 @@ METRICS = (
     ("nas_snapshot_newest_timestamp_seconds", "gauge", "Unix time (from its name) of a NAS archive's newest snapshot."),
     ("lifecycle_last_success_age_seconds", "gauge", "Age of the last successful nightly run (its end)."),
     (
+        "database_step_last_success_age_seconds",
+        "gauge",
+        "Age of the last success of a database step of the nightly run.",
+    ),
+    (
+        "database_step_last_success_timestamp_seconds",
+        "gauge",
+        "Unix time a database step of the nightly run (pg_archive, clickhouse_tiering) last succeeded.",
+    ),
+    (
+        "database_step_pending",
+        "gauge",
+        "Partitions (pg_archive) or parts (clickhouse_tiering) past their age still in place after the step's last run.",
+    ),
+    (
         "freshness_status",
         "gauge",
         "Freshness check by kind and name: 0 ok, 1 warning, 2 critical, 3 unknown (none found: its missing severity).",
@@ -85,6 +100,7 @@ FRESHNESS_METRICS = {
     "nas_backup": ("nas_backup_age_seconds", "nas_backup_newest_timestamp_seconds", "lv"),
     "nas_snapshot": ("nas_snapshot_age_seconds", "nas_snapshot_newest_timestamp_seconds", "archive"),
     "last_run": ("lifecycle_last_success_age_seconds", None, None),
+    "database": ("database_step_last_success_age_seconds", "database_step_last_success_timestamp_seconds", "step"),
 }
 
 
@@ -138,6 +154,8 @@ def metric_samples(result):
             samples[age_name].append((labels, int(entry["age_seconds"])))
         if stamp_name and entry.get("newest_epoch") is not None:
             samples[stamp_name].append((labels, int(entry["newest_epoch"])))
+        if entry["kind"] == "database" and entry.get("pending") is not None:
+            samples["database_step_pending"].append((labels, int(entry["pending"])))
     samples["status"].append(((), STATUS_VALUES[result["status"]]))
     for severity in ("critical", "warning", "unknown"):
         samples["alerts"].append(((("severity", severity),), result["alert_counts"][severity]))

@@ -13,7 +13,12 @@ State::
      "run": {"id", "invocation_id", "started", "ended", "success", "message", "source",
              "last_success"},
      "steps": {"<step>": {"status", "message", "started", "ended", "duration", "figures",
-                          "last_success"}}}
+                          "gauges", "last_success"}}}
+
+``figures`` count what a step handled (``files_<action>``, ``bytes_<action>``); ``gauges`` are
+what it measured, each one of ``GAUGES`` with its labels (``[{"metric", "labels", "value"}]``, the
+ClickHouse disks' bytes and the age of the oldest part on hot): a step's last run replaces them, so
+a run that measured nothing (skipped, failed early) exports none rather than stale figures.
 
 Statuses: ``success``; ``failed``; ``skipped`` (the step could not do its work because its tier
 was missing: never a success, its last success is not refreshed).
@@ -49,6 +54,22 @@ METRICS = (
     ("step_files", "gauge", "Files (or archives) the step handled in its last run, by action."),
     ("step_bytes", "gauge", "Bytes the step handled in its last run, by action."),
 )
+# What steps measured (``gauges``): name -> (help, label names). Exported after METRICS.
+GAUGES = {
+    "clickhouse_disk_bytes": (
+        "Bytes of a ClickHouse server's active parts on one of its disks (clickhouse_tiering's last run).",
+        ("server", "disk"),
+    ),
+    "clickhouse_disk_parts": (
+        "Active parts of a ClickHouse server on one of its disks (clickhouse_tiering's last run).",
+        ("server", "disk"),
+    ),
+    "clickhouse_hot_oldest_part_timestamp_seconds": (
+        "Unix time of the newest row of the oldest part on the hot volume of a server's tiered tables"
+        " (its age is time() minus this; clickhouse_tiering's last run).",
+        ("server",),
+    ),
+}
 
 
 class ReportError(JtsError, ValueError):
@@ -83,6 +104,33 @@ def normalise_figures(figures, step):
     return out
 
 
+def normalise_gauges(gauges, step):
+    """``[{"metric", "labels", "value"}]`` checked against ``GAUGES``, sorted; one sample per labels."""
+    out = {}
+    for index, gauge in enumerate(gauges or []):
+        what = "steps[%s].gauges[%d]" % (step, index)
+        if not isinstance(gauge, dict):
+            raise ReportError("%s: %r is not a dict of metric, labels and value" % (what, gauge))
+        metric = gauge.get("metric")
+        if metric not in GAUGES:
+            raise ReportError("%s.metric: %r is not one of %s" % (what, metric, ", ".join(sorted(GAUGES))))
+        names = GAUGES[metric][1]
+        labels = gauge.get("labels") or {}
+        if not isinstance(labels, dict) or sorted(labels) != sorted(names):
+            raise ReportError("%s.labels: %s needs exactly the labels %s" % (what, metric, ", ".join(names)))
+        values = tuple(str(labels[name]) for name in names)
+        if not all(values):
+            raise ReportError("%s.labels: %s has an empty label value" % (what, metric))
+        key = (metric, values)
+        if key in out:
+            raise ReportError("%s: a second %s for %s" % (what, metric, dict(zip(names, values))))
+        out[key] = _number(gauge.get("value"), what + ".value")
+    return [
+        {"metric": metric, "labels": dict(zip(GAUGES[metric][1], values)), "value": value}
+        for (metric, values), value in sorted(out.items())
+    ]
+
+
 def normalise_step(step):
     """One step's outcome as the playbook gives it (``reason``: why it failed or was skipped), checked."""
     name = step.get("name")
@@ -103,6 +151,7 @@ def normalise_step(step):
         "ended": ended,
         "duration": round(ended - started, 3),
         "figures": normalise_figures(step.get("figures"), name),
+        "gauges": normalise_gauges(step.get("gauges"), name),
     }
 
 
@@ -124,7 +173,7 @@ def merge_run(previous, steps, run_id, invocation_id, started, ended, failure=No
     state = {"version": STATE_VERSION, "run": {}, "steps": dict(previous.get("steps") or {})}
     for step in steps:
         before = state["steps"].get(step["name"]) or {}
-        entry = {k: step[k] for k in ("status", "message", "started", "ended", "duration", "figures")}
+        entry = {k: step[k] for k in ("status", "message", "started", "ended", "duration", "figures", "gauges")}
         entry["last_success"] = step["ended"] if step["status"] == "success" else before.get("last_success")
         state["steps"][step["name"]] = entry
     problems = [
@@ -181,6 +230,7 @@ def reported_by_playbook(state, invocation_id):
 def metric_samples(state):
     """``{metric: [(labels, value)]}`` of a state."""
     samples = {name: [] for name, _t, _h in METRICS}
+    samples.update((name, []) for name in GAUGES)
     run = state["run"]
     if run.get("ended") is not None:
         samples["run_success"].append(((), bool(run.get("success"))))
@@ -198,12 +248,17 @@ def metric_samples(state):
         for key, value in sorted((step.get("figures") or {}).items()):
             kind, _sep, action = key.partition("_")
             samples["step_" + kind].append(((*label, ("action", action)), value))
+        for gauge in step.get("gauges") or []:
+            names = GAUGES.get(gauge.get("metric"), (None, ()))[1]
+            if names:  # a state written by a later version may know more: not exported
+                samples[gauge["metric"]].append((tuple((n, gauge["labels"][n]) for n in names), gauge["value"]))
     return samples
 
 
 def render_textfile(state):
     """node_exporter's textfile format: HELP and TYPE once per family, then its samples."""
-    return render(METRIC_PREFIX, METRICS, metric_samples(state), whole_floats_as_int=True)
+    families = METRICS + tuple((name, "gauge", text) for name, (text, _labels) in GAUGES.items())
+    return render(METRIC_PREFIX, families, metric_samples(state), whole_floats_as_int=True)
 
 
 def _figures_text(figures):

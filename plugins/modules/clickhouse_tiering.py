@@ -295,10 +295,18 @@ disks:
 oldest_hot_part:
   description:
     - The part on the policy's first (hot) volume with the oldest newest row, over the tables of O(tables);
-      null when there is none or the server gives no dates.
+      null when there is none or the server gives no dates. C(newest_row) is that part's newest row in UTC,
+      C(newest_row_timestamp) the same as a Unix time, C(age_seconds) and C(age_days) its age at the run.
   returned: when the run got that far
   type: dict
-  sample: {"database": "market", "table": "ticks", "part": "202611_1_9_2", "newest_row": "2026-11-27T00:00:00Z", "age_seconds": 95400, "age_days": 1.1}
+  sample:
+    database: market
+    table: ticks
+    part: 202611_1_9_2
+    newest_row: "2026-11-27T00:00:00Z"
+    newest_row_timestamp: 1795737600
+    age_seconds: 95400
+    age_days: 1.1
 msg:
   description: A one-line summary, or what failed.
   returned: always

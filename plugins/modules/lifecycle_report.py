@@ -75,6 +75,17 @@ options:
           - A C(files_failed) above zero makes a run with O(webhook_on=warning) call the webhook.
         type: dict
         default: {}
+      gauges:
+        description:
+          - "What the step measured, each C({metric, labels, value}) with a value of zero or more; the step's
+            last run replaces its gauges (a run that measured nothing exports none). C(metric) is one of
+            C(clickhouse_disk_bytes) and C(clickhouse_disk_parts) (labels C(server) and C(disk)) and
+            C(clickhouse_hot_oldest_part_timestamp_seconds) (label C(server)), exported with the prefix
+            C(jts_lifecycle_)."
+          - Any other metric, a missing or extra label, or the same metric and labels twice is an error.
+        type: list
+        elements: dict
+        default: []
   run_id:
     description: This run's identifier (in the state and the webhook's payload).
     type: str
@@ -172,7 +183,7 @@ state:
     version: 1
     run: {id: "20261128T020000-1a2b", success: false, last_success: 1795000000.0, source: playbook}
     steps:
-      backup: {status: success, duration: 120.5, figures: {files_archived: 3}, last_success: 1795000120.5}
+      backup: {status: success, duration: 120.5, figures: {files_archived: 3}, gauges: [], last_success: 1795000120.5}
 sinks:
   description: What each sink did (C(written), C(sent), C(skipped) with why, or C(error)).
   returned: always
@@ -220,6 +231,7 @@ STEP_SPEC = dict(
     ended=dict(type="float", required=True),
     reason=dict(type="str", default=""),
     figures=dict(type="dict", default={}),
+    gauges=dict(type="list", elements="dict", default=[]),
 )
 ARGUMENT_SPEC = dict(
     steps=dict(type="list", elements="dict", required=True, options=STEP_SPEC),

@@ -344,6 +344,47 @@ options:
             type: str
             choices: [ok, warning, unknown, critical]
             default: critical
+      databases:
+        description:
+          - The database steps of the nightly run (C(pg_archive), C(clickhouse_tiering)) as its last runs left them in
+            C(<state_dir>/last-run.json) (opened as for O(freshness.last_run)), one check each of the kind V(database), for the
+            age of the step's last success against O(freshness.databases.warning) and O(freshness.databases.critical);
+            a last run that failed or was skipped, a V(warning) with its reason; what it left pending (partitions past
+            their retention still attached, parts past their rule still before their target volume), the
+            O(freshness.databases.pending) severity. The report shows each step's last run, its figures and, for
+            ClickHouse, each server's bytes and parts per disk and the age of the oldest part on hot (the step's gauges).
+          - In the textfile C(jts_storage_database_step_last_success_age_seconds),
+            C(jts_storage_database_step_last_success_timestamp_seconds) and C(jts_storage_database_step_pending) (label
+            C(step)); in RV(perfdata) C(<step> last success age) and C(<step> pending).
+        type: dict
+        suboptions:
+          state_dir:
+            description: The report's state directory (C(lifecycle_report_state_dir)).
+            type: path
+          steps:
+            description: The database steps the nightly run runs; empty checks none.
+            type: list
+            elements: str
+            choices: [pg_archive, clickhouse_tiering]
+            default: []
+          warning:
+            description: Age of the step's last success at or above which it is V(warning).
+            type: str
+            default: 26h
+          critical:
+            description: Age at or above which it is V(critical).
+            type: str
+            default: 50h
+          missing:
+            description: Severity when no run of the step was recorded yet, or none succeeded (a first night).
+            type: str
+            choices: [ok, warning, unknown, critical]
+            default: warning
+          pending:
+            description: Severity when the step's last run left something pending (V(ok) shows it without an alert).
+            type: str
+            choices: [ok, warning, critical]
+            default: warning
 seealso:
   - module: jts.tiered_storage.lvm_snapshot_info
 """
@@ -440,10 +481,12 @@ tiers:
 freshness:
   description:
     - The freshness checks. C(status) (the worst of them), C(nas) (the NAS probe used, or null) and
-      C(checks), one per check with C(kind) (V(backup), V(nas_backup), V(nas_snapshot), V(last_run)),
+      C(checks), one per check with C(kind) (V(backup), V(nas_backup), V(nas_snapshot), V(last_run), V(database)),
       C(name) (the LV, the archive, or V(nightly)), C(path), C(mount), C(warning) and C(critical) (seconds),
       C(missing), C(status), C(age_seconds), C(newest) (the archive or snapshot name), C(newest_epoch),
-      C(count), and C(error) when it could not be looked at.
+      C(count), and C(error) when it could not be looked at. A V(database) check also has C(last_status)
+      (its last run's status, null when none was recorded), C(message), C(pending) (how many), C(figures), C(gauges)
+      and C(pending_severity).
   returned: always
   type: dict
   sample:
@@ -506,6 +549,7 @@ import socket
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.jts.tiered_storage.plugins.module_utils._errors import JtsError, fail
+from ansible_collections.jts.tiered_storage.plugins.module_utils._freshness import DATABASE_STEPS
 from ansible_collections.jts.tiered_storage.plugins.module_utils._freshness import DEFAULTS as FRESHNESS_DEFAULTS
 from ansible_collections.jts.tiered_storage.plugins.module_utils._health import check_and_report
 from ansible_collections.jts.tiered_storage.plugins.module_utils._health_report import failure_message
@@ -552,6 +596,17 @@ FRESHNESS_SPEC = dict(
         options=dict(archives=dict(type="dict", default={}), mount=dict(type="path"), **_ages("nas_snapshots")),
     ),
     last_run=dict(type="dict", options=dict(state_dir=dict(type="path"), **_ages("last_run"))),
+    databases=dict(
+        type="dict",
+        options=dict(
+            state_dir=dict(type="path"),
+            steps=dict(type="list", elements="str", choices=list(DATABASE_STEPS), default=[]),
+            pending=dict(
+                type="str", choices=["ok", "warning", "critical"], default=FRESHNESS_DEFAULTS["databases"]["pending"]
+            ),
+            **_ages("databases"),
+        ),
+    ),
 )
 ARGUMENT_SPEC = dict(
     tiers=dict(type="list", elements="dict", required=True, options=TIER_SPEC),

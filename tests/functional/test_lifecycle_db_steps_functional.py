@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -66,6 +68,28 @@ def run_role(tmp_path, steps, variables, check=False):
 
 def step_state(tmp_path, step):
     return json.loads((tmp_path / "state" / "last-run.json").read_text())["steps"][step]
+
+
+def storage_check(tmp_path, steps):
+    """The storage health check's own code (what jts-storage-check runs) on the state the role wrote:
+    its freshness checks of the database ``steps`` only. Returns (exit code, output)."""
+    config = tmp_path / "health.json"
+    databases = {"state_dir": str(tmp_path / "state"), "steps": steps}
+    config.write_text(
+        json.dumps({"tiers": [{"name": "state", "paths": [str(tmp_path)]}], "freshness": {"databases": databases}})
+    )
+    code = (
+        "import sys; from ansible_collections.jts.tiered_storage.plugins.module_utils._health_cli import main; "
+        "sys.exit(main(['--config', sys.argv[1], '--freshness']))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=dict(os.environ, PYTHONPATH=str(ROOT / ".collections")),
+    )
+    return done.returncode, done.stdout + done.stderr
 
 
 def recap_changed(stdout):
@@ -200,6 +224,9 @@ def test_pg_archive_step_archives_through_the_role_and_a_rerun_changes_nothing(c
     assert 'jts_lifecycle_step_success{step="pg_archive"} 1' in prom
     assert "the migrate step is not in lifecycle_steps" in " ".join(done.stdout.split())
     assert_no_password(done, tmp_path)
+    code, report = storage_check(tmp_path, ["pg_archive"])
+    assert code == 0, report
+    assert "pg_archive: last run SUCCESS; 0 pending; archived 3 (" in report, report
 
     again = run_role(tmp_path, ["pg_archive"], variables)
     assert again.returncode == 0, again.stdout + again.stderr
@@ -305,6 +332,22 @@ def test_clickhouse_tiering_step_moves_old_parts_cold_and_a_rerun_is_a_no_op(cli
     assert state["status"] == "success" and state["figures"]["files_moved"] > 0, state
     assert state["figures"]["files_pending"] == 0
     assert ch.PASSWORD not in done.stdout + done.stderr + checked.stdout + checked.stderr
+    # what it measured: bytes and parts per disk, the oldest part left on hot (this month's rows)
+    gauges = {(g["metric"], g["labels"].get("disk")): g["value"] for g in state["gauges"]}
+    assert gauges[("clickhouse_disk_bytes", "warm")] > 0 and gauges[("clickhouse_disk_parts", "warm")] > 0, gauges
+    oldest = gauges[("clickhouse_hot_oldest_part_timestamp_seconds", None)]
+    prom = (tmp_path / "jts_lifecycle.prom").read_text()
+    assert re.search(r'^jts_lifecycle_clickhouse_disk_bytes\{server="chdb",disk="warm"\} [1-9][0-9]*$', prom, re.M), (
+        prom
+    )
+    assert 'jts_lifecycle_clickhouse_hot_oldest_part_timestamp_seconds{server="chdb"} %d' % oldest in prom
+    code, report = storage_check(tmp_path, ["clickhouse_tiering"])
+    assert code == 0, report
+    assert re.search(
+        r"clickhouse_tiering: last run SUCCESS; 0 pending; moved \d+ .*chdb: .*warm [0-9.]+ [KMG]?i?B in \d+ parts",
+        report,
+    ), report
+    assert "oldest part on hot" in report, report
 
     again = run_role(tmp_path, ["clickhouse_tiering"], variables)
     assert again.returncode == 0, again.stdout + again.stderr

@@ -160,6 +160,8 @@ def test_install_derives_the_checks_from_the_layout(site):
     assert fresh["nas_backups"]["missing"] == "warning"
     assert fresh["nas_snapshots"]["archives"] == {"configs": nas + "/jts/archives/configs"}
     assert fresh["last_run"]["state_dir"] == str(site["base"] / "state")
+    # no database step in the default lifecycle_steps: none checked
+    assert fresh["databases"]["state_dir"] == str(site["base"] / "state") and fresh["databases"]["steps"] == []
 
 
 def test_by_default_the_command_checks_the_tiers_and_freshness_is_its_own_service(site):

@@ -187,3 +187,63 @@ def test_the_webhook_payload_names_the_host_run_and_steps():
     assert payload["source"] == "jts-lifecycle" and payload["host"] == "db1" and payload["status"] == "failed"
     assert payload["run"]["id"] == "r9" and payload["run"]["invocation_id"] == "inv9"
     assert payload["steps"][0]["name"] == "backup" and payload["steps"][0]["message"] == "no space"
+
+
+CH_GAUGES = [
+    {"metric": "clickhouse_disk_bytes", "labels": {"server": "ch1", "disk": "default"}, "value": 734003200},
+    {"metric": "clickhouse_disk_parts", "labels": {"disk": "default", "server": "ch1"}, "value": 40},
+    {"metric": "clickhouse_hot_oldest_part_timestamp_seconds", "labels": {"server": "ch1"}, "value": 1795737600},
+]
+
+
+def gauged(gauges, status="success"):
+    return normalise_step(
+        {"name": "clickhouse_tiering", "status": status, "started": 1.0, "ended": 2.0, "gauges": gauges}
+    )
+
+
+def test_gauges_are_exported_with_their_labels_and_replaced_by_the_next_run():
+    first = merge_run(empty_state(), [gauged(CH_GAUGES)], "r1", "", 0.5, 3.0)
+    text = render_textfile(first)
+    found = samples(text)
+    assert found['jts_lifecycle_clickhouse_disk_bytes{server="ch1",disk="default"}'] == "734003200"
+    assert found['jts_lifecycle_clickhouse_disk_parts{server="ch1",disk="default"}'] == "40"
+    assert found['jts_lifecycle_clickhouse_hot_oldest_part_timestamp_seconds{server="ch1"}'] == "1795737600"
+    assert text.count("# TYPE jts_lifecycle_clickhouse_disk_bytes gauge") == 1
+    # a run that measured nothing (skipped: its tier missing) exports none, not last night's figures
+    second = merge_run(first, [gauged([], "skipped")], "r2", "", 3.5, 5.0)
+    assert second["steps"]["clickhouse_tiering"]["gauges"] == []
+    assert "clickhouse_disk_bytes" not in render_textfile(second)
+
+
+def test_a_gauge_from_a_later_version_is_kept_in_the_state_but_not_exported():
+    state = merge_run(empty_state(), [gauged(CH_GAUGES[:1])], "r1", "", 0.5, 3.0)
+    state["steps"]["clickhouse_tiering"]["gauges"].append({"metric": "future_metric", "labels": {}, "value": 1})
+    assert "future_metric" not in render_textfile(state)
+
+
+@pytest.mark.parametrize(
+    "gauges, message",
+    [
+        (["x"], r"gauges\[0\]: 'x' is not a dict"),
+        ([{"metric": "disk_bytes", "labels": {}, "value": 1}], r"gauges\[0\]\.metric: 'disk_bytes' is not one of"),
+        (
+            [{"metric": "clickhouse_disk_bytes", "labels": {"server": "a"}, "value": 1}],
+            "exactly the labels server, disk",
+        ),
+        (
+            [{"metric": "clickhouse_disk_bytes", "labels": {"server": "a", "disk": "d", "x": "y"}, "value": 1}],
+            "exactly the labels",
+        ),
+        ([{"metric": "clickhouse_hot_oldest_part_timestamp_seconds", "labels": {"server": ""}, "value": 1}], "empty"),
+        ([{"metric": "clickhouse_hot_oldest_part_timestamp_seconds", "labels": {"server": "a"}, "value": -1}], "zero"),
+        (
+            [{"metric": "clickhouse_hot_oldest_part_timestamp_seconds", "labels": {"server": "a"}, "value": "x"}],
+            "number",
+        ),
+        (CH_GAUGES[2:] * 2, r"gauges\[1\]: a second clickhouse_hot_oldest_part_timestamp_seconds"),
+    ],
+)
+def test_a_bad_gauge_is_refused_with_its_place(gauges, message):
+    with pytest.raises(ReportError, match=message):
+        gauged(gauges)
