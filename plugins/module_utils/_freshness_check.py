@@ -14,6 +14,7 @@ import errno
 
 from ansible_collections.jts.tiered_storage.plugins.module_utils._freshness import FUTURE_SLACK, ON_NAS
 from ansible_collections.jts.tiered_storage.plugins.module_utils._freshness_scan import SCANNERS, NotOurs
+from ansible_collections.jts.tiered_storage.plugins.module_utils._severity import worst
 from ansible_collections.jts.tiered_storage.plugins.module_utils._timeout import ProbeTimeout
 from ansible_collections.jts.tiered_storage.plugins.module_utils._tree import UnsafePath
 from ansible_collections.jts.tiered_storage.plugins.module_utils._units import format_bytes
@@ -35,7 +36,6 @@ PENDING = {
     "clickhouse_tiering": "%d part(s) past their rule still before their target volume after the last"
     " clickhouse_tiering run (the server moves them in the background)",
 }
-_ORDER = ("ok", "warning", "unknown", "critical")
 
 
 def format_age(seconds):
@@ -173,7 +173,7 @@ def _evaluate_database(check, found, now):
         )
     if entry["pending"] and check["pending_severity"] != "ok":
         alerts.append(_alert(check["pending_severity"], check["path"], PENDING[check["name"]] % entry["pending"]))
-    entry["status"] = max([entry["status"]] + [a["severity"] for a in alerts], key=_ORDER.index)
+    entry["status"] = worst([entry["status"]] + [a["severity"] for a in alerts])
     return entry, alerts
 
 

@@ -67,8 +67,8 @@ from ansible_collections.jts.tiered_storage.plugins.module_utils._health_verdict
     should_fail,
     summarise,
     usage_from_statvfs,
-    worst,
 )
+from ansible_collections.jts.tiered_storage.plugins.module_utils._severity import worst
 from ansible_collections.jts.tiered_storage.plugins.module_utils._timeout import (
     ProbeTimeout,
     call_with_timeout,

@@ -8,7 +8,7 @@ the status line and the perfdata. Pure functions of ``HealthChecker.run``'s resu
 from __future__ import annotations
 
 from ansible_collections.jts.tiered_storage.plugins.module_utils._freshness_check import perf_items, report_lines
-from ansible_collections.jts.tiered_storage.plugins.module_utils._health_tiers import SEVERITY_RANK
+from ansible_collections.jts.tiered_storage.plugins.module_utils._severity import SEVERITY_RANK
 from ansible_collections.jts.tiered_storage.plugins.module_utils._units import format_bytes
 
 # ----------------------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from __future__ import annotations
 import os  # noqa: F401 - the tests patch os.rename through this module
 
 from ansible_collections.jts.tiered_storage.plugins.module_utils._health_report import perfdata, status_line  # noqa: F401 - names the tests import here
-from ansible_collections.jts.tiered_storage.plugins.module_utils._health_tiers import SEVERITY_RANK
+from ansible_collections.jts.tiered_storage.plugins.module_utils._severity import SEVERITY_RANK
 from ansible_collections.jts.tiered_storage.plugins.module_utils._sinks import (  # noqa: F401 - names the tests import here
     DEFAULT_IDENTIFIER,
     SinkError,

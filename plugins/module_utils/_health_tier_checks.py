@@ -19,8 +19,8 @@ from ansible_collections.jts.tiered_storage.plugins.module_utils._health_verdict
     evaluate_mount,
     evaluate_usage,
     usage_from_statvfs,
-    worst,
 )
+from ansible_collections.jts.tiered_storage.plugins.module_utils._severity import worst
 from ansible_collections.jts.tiered_storage.plugins.module_utils._timeout import ProbeTimeout
 
 

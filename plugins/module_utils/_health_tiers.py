@@ -18,14 +18,17 @@ import re
 from ansible_collections.jts.tiered_storage.plugins.module_utils._errors import JtsError
 from ansible_collections.jts.tiered_storage.plugins.module_utils._freshness import FreshnessError, build_freshness
 from ansible_collections.jts.tiered_storage.plugins.module_utils._mount_options import split_options as _split_options
+from ansible_collections.jts.tiered_storage.plugins.module_utils._severity import (  # noqa: F401 - re-exported
+    EXIT_CODES,
+    SEVERITY_RANK,
+)
 from ansible_collections.jts.tiered_storage.plugins.module_utils._units import (
     UnitError,
     parse_percent,
     parse_size_or_percent,
 )
+from ansible_collections.jts.tiered_storage.plugins.module_utils._units import parse_bool as _parse_bool
 
-SEVERITY_RANK = {"ok": 0, "warning": 1, "unknown": 2, "critical": 3}
-EXIT_CODES = {"ok": 0, "warning": 1, "critical": 2, "unknown": 3}
 FAIL_ON = ("never", "warning", "unknown", "critical")
 DEFAULT_WARNING = 80.0
 DEFAULT_CRITICAL = 90.0
@@ -209,15 +212,11 @@ def build_tier(raw):
 
 
 def parse_bool(value, what):
-    """A bool from JSON or YAML-ish text (``true``, ``no``, ``1``); refuses anything else."""
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("true", "yes", "on", "1"):
-        return True
-    if text in ("false", "no", "off", "0", ""):
-        return False
-    raise HealthError("%s: %r is not a boolean" % (what, value))
+    """``_units.parse_bool``, refusing with a HealthError."""
+    try:
+        return _parse_bool(value, what)
+    except UnitError as exc:
+        raise HealthError(str(exc)) from None
 
 
 def _number(settings, key, default, minimum=0.1):

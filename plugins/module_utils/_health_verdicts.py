@@ -9,12 +9,12 @@ Used by the checker (``_health``, ``_health_tier_checks``, ``_health_tools``) an
 
 from __future__ import annotations
 
-from ansible_collections.jts.tiered_storage.plugins.module_utils._health_tiers import SEVERITY_RANK
 from ansible_collections.jts.tiered_storage.plugins.module_utils._lvm import is_invalid, is_snapshot
 from ansible_collections.jts.tiered_storage.plugins.module_utils._mount_options import UNREPORTED_DEFAULTS
 from ansible_collections.jts.tiered_storage.plugins.module_utils._mount_options import (
     options_missing as _options_missing,
 )
+from ansible_collections.jts.tiered_storage.plugins.module_utils._severity import SEVERITY_RANK, worst
 from ansible_collections.jts.tiered_storage.plugins.module_utils._units import format_bytes
 
 
@@ -267,14 +267,6 @@ def evaluate_btrfs(tier, mount, devices):
 
 def alert(severity, tier, path, message):
     return {"severity": severity, "tier": tier, "path": path, "message": message}
-
-
-def worst(statuses):
-    best = "ok"
-    for status in statuses:
-        if SEVERITY_RANK[status] > SEVERITY_RANK[best]:
-            best = status
-    return best
 
 
 def summarise(alerts):

@@ -13,11 +13,8 @@ from __future__ import annotations
 import json
 
 from ansible_collections.jts.tiered_storage.plugins.module_utils._errors import JtsError
-from ansible_collections.jts.tiered_storage.plugins.module_utils._health_tiers import (
-    SEVERITY_RANK,
-    HealthError,
-    parse_bool,
-)
+from ansible_collections.jts.tiered_storage.plugins.module_utils._severity import SEVERITY_RANK
+from ansible_collections.jts.tiered_storage.plugins.module_utils._units import UnitError, parse_bool
 
 
 class SinkError(JtsError, RuntimeError):
@@ -54,7 +51,7 @@ def build_sinks(settings):
         raise SinkError("webhook_min_severity: %r is not one of ok, warning, unknown, critical" % (min_severity,))
     try:
         journal = parse_bool(settings.get("journal") or False, "journal")
-    except HealthError as exc:
+    except UnitError as exc:
         raise SinkError(str(exc)) from None
     return {
         "textfile": textfile,

@@ -1,6 +1,6 @@
 # Copyright (c) 2026 JTS infrastructure team
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Parsing and formatting of sizes, ages and percentages shared by the modules.
+"""Parsing and formatting of sizes, ages, percentages and booleans shared by the modules.
 
 Pure functions, standard library only, importable on Python 3.8.
 """
@@ -33,7 +33,19 @@ _AGE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$", re.IGNORECASE)
 
 
 class UnitError(ValueError):
-    """A size, age or percentage that does not parse; the message names the value."""
+    """A size, age, percentage or boolean that does not parse; the message names the value."""
+
+
+def parse_bool(value, what="value"):
+    """A bool from JSON or YAML-ish text (``true``, ``no``, ``1``); refuses anything else."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "yes", "on", "1"):
+        return True
+    if text in ("false", "no", "off", "0", ""):
+        return False
+    raise UnitError("%s: %r is not a boolean" % (what, value))
 
 
 def parse_size(value, what="size"):
