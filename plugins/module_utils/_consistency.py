@@ -33,6 +33,11 @@ from ansible_collections.jts.tiered_storage.plugins.module_utils._pg_backup_wal 
 
 METHODS = ("postgresql", "fsfreeze", "none")
 NO_METHOD = "no consistency method configured"
+# fsfreeze held across lvcreate: lvcreate suspends the origin with device-mapper, which freezes the
+# filesystem itself; a kernel before 6.6 (its freeze holders) refuses to freeze one that is frozen
+# already. Seen on the lab VM (Debian 12, 6.1): "device-mapper: suspend ioctl ... failed: Device or
+# resource busy", lvcreate "Aborting. Manual intervention required.", a half-made LV left behind.
+FSFREEZE_MIN_KERNEL = (6, 6)
 _SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 
@@ -48,11 +53,40 @@ class Interrupted(JtsError):
         self.signum = signum
 
 
-def parse_consistency(entries, set_origins):
+def kernel_version(release):
+    """``(6, 1)`` from ``6.1.0-50-amd64``; ``None`` when it does not start with two numbers."""
+    parts = release.split(".", 2)
+    try:
+        return int(parts[0]), int("".join(c for c in parts[1].split("-")[0] if c.isdigit()) or "x")
+    except (IndexError, ValueError):
+        return None
+
+
+def running_kernel():
+    return os.uname().release
+
+
+def fsfreeze_refusal(where, release):
+    """Why ``fsfreeze`` cannot be held across lvcreate on the kernel ``release``, or None."""
+    version = kernel_version(release)
+    if version is not None and version >= FSFREEZE_MIN_KERNEL:
+        return None
+    return (
+        "%s: method fsfreeze cannot be held across lvcreate on Linux %s: lvcreate freezes each origin's "
+        "filesystem itself while it suspends the device, and a kernel before %d.%d refuses to freeze a frozen "
+        "filesystem (the suspend fails with 'Device or resource busy' and LVM leaves a half-made LV that needs "
+        "manual repair). Each snapshot is already filesystem-consistent on its own; for one service on several "
+        "LVs use method postgresql (PostgreSQL), a pre_hook/post_hook that quiesces the service, or method none "
+        "with a reason" % (where, release, *FSFREEZE_MIN_KERNEL)
+    )
+
+
+def parse_consistency(entries, set_origins, kernel_release=None):
     """Check the ``consistency`` option against the set's origins; return normalised groups.
 
     The cross-field rules only: ``entries`` are as the argument_spec gives them (``method`` one
-    of METHODS, ``freeze_timeout`` present).
+    of METHODS, ``freeze_timeout`` present). ``kernel_release`` (the running kernel's when not
+    given) decides whether ``fsfreeze`` can work at all (``fsfreeze_refusal``).
     """
     groups = []
     seen = {}
@@ -78,6 +112,10 @@ def parse_consistency(entries, set_origins):
                 raise ConsistencyError("%s.mounts: %r must be an absolute, normalised path" % (where, mount))
         if method == "fsfreeze" and not mounts:
             raise ConsistencyError("%s: method fsfreeze needs mounts (the mount point of each LV of the group)" % where)
+        if method == "fsfreeze":
+            refusal = fsfreeze_refusal(where, kernel_release or running_kernel())
+            if refusal:
+                raise ConsistencyError(refusal)
         if method == "postgresql":
             try:
                 validate_label(entry.get("label") or "jts_lvm_snapshot")

@@ -98,6 +98,11 @@ class LvmCommands:
             )
         return None
 
+    def exists(self, vg, name):
+        """Whether the LV ``vg/name`` exists (a failed lvcreate can leave its LV behind)."""
+        rc, _out, _err = self.run([self._bin("lvs"), "--noheadings", "--options", "lv_name", "%s/%s" % (vg, name)])
+        return rc == 0
+
     def remove_all(self, vg, items):
         """lvremove each item; return (removed, left) and never raise."""
         removed, left = [], []

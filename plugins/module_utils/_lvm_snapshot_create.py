@@ -82,6 +82,11 @@ class _SetRun:
             for item in self.plan:
                 self.failure = self.cmds.create(self.vg, item)
                 if self.failure is not None:
+                    # lvcreate can fail half-way ("Aborting. Manual intervention required.") and leave
+                    # the LV it was making: this call's name, holding nothing; rolled back with the rest
+                    if self.cmds.exists(self.vg, item["name"]):
+                        self.failure.msg += "; lvcreate left %s/%s behind" % (self.vg, item["name"])
+                        self.created.append(item)
                     break
                 self.created.append(item)
         except _consistency.Interrupted as exc:

@@ -150,6 +150,7 @@ options:
             (fast checkpoint at the start); RV(consistency) then carries the C(backup_label), C(tablespace_map) and WAL
             range a restore needs.
           - V(fsfreeze) runs C(fsfreeze -f) on each of O(consistency[].mounts) before the snapshots and C(fsfreeze -u) after.
+            Refused on Linux before 6.6, which cannot snapshot a frozen LV (see the notes).
           - V(none) records the group as crash-consistent on purpose (with O(consistency[].reason)).
         type: str
         choices: [postgresql, fsfreeze, none]
@@ -236,12 +237,15 @@ notes:
   - A non-exclusive PostgreSQL backup belongs to its connection; when the module is killed, C(psql) reads end-of-file on
     its standard input and exits, the connection closes and the server aborts the backup (it logs
     C(aborting backup due to backend exiting before pg_backup_stop was called)).
-  - "Unproven with LVM: C(lvcreate) suspends the origin's device with its own filesystem freeze while V(fsfreeze)
-    holds one. How the kernel takes the two freezes depends on its version (the freeze code was reworked in
-    Linux 6.8; LINBIT/linstor-server issue 525 reports a device left frozen after C(fsfreeze) was held across a
-    DRBD snapshot), and device-mapper is not available where the functional tests run. Prove V(fsfreeze) on the
-    target kernel (the lab VM: the set is taken, and the filesystem unmounts and mounts again) before relying on
-    it. A failing C(lvcreate) is handled: thawed and rolled back."
+  - "V(fsfreeze) and LVM: C(lvcreate) suspends the origin's device, which freezes its filesystem, while V(fsfreeze)
+    holds a freeze already. Linux before 6.6 refuses the second freeze: on the lab VM (Debian 12, Linux 6.1) the
+    suspend failed with C(Device or resource busy), C(lvcreate) stopped with C(Manual intervention required) and left
+    a half-made LV. V(fsfreeze) is therefore refused on such a kernel before anything is frozen or created (in
+    check mode too), naming the alternatives; each snapshot is filesystem-consistent on its own anyway (the
+    suspend's own freeze). From 6.6 on (freeze holders) it is allowed but not yet proven here: prove it on the
+    target kernel before relying on it."
+  - A failing C(lvcreate) is handled. The groups are released (thawed, the backup aborted) and the snapshots of the
+    call rolled back, including an LV a failed C(lvcreate) left behind under this call's name.
   - Findings (RV(findings)) are meant for the lifecycle's alerting; invalid snapshots are also warnings.
 seealso:
   - name: lvm_snapshot guide

@@ -35,9 +35,10 @@ def fixture(name):
 class FakeLvm:
     """A stand-in for the LVM tools: answers vgs/lvs from fixtures, records changes, fails on demand."""
 
-    def __init__(self, vgs="vgs_vg_jts.json", lvs="lvs_vg_jts.json", fail=None, hook=None, merge_out=""):
+    def __init__(self, vgs="vgs_vg_jts.json", lvs="lvs_vg_jts.json", fail=None, hook=None, merge_out="", left=()):
         self.vgs = vgs
         self.lvs = lvs
+        self.left = set(left)  # vg/name an lvcreate that failed left behind (lvs of it finds it)
         self.fail = fail or {}  # (tool, target) -> (rc, out, err)
         self.hook = hook or {}  # first hook argv element -> (rc, out, err)
         self.merge_out = merge_out
@@ -49,6 +50,10 @@ class FakeLvm:
         self.calls.append((tool, cmd))
         if tool == "vgs":
             return self.vgs if isinstance(self.vgs, tuple) else (0, fixture(self.vgs), "")
+        if tool == "lvs" and "/" in cmd[-1]:  # one LV by name: does it exist?
+            if cmd[-1] in self.left:
+                return 0, "  %s\n" % cmd[-1].split("/")[1], ""
+            return 5, "", '  Failed to find logical volume "%s"\n' % cmd[-1]
         if tool == "lvs":
             return self.lvs if isinstance(self.lvs, tuple) else (0, fixture(self.lvs), "")
         if tool == "timeout":

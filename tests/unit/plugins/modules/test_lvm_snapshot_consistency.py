@@ -23,6 +23,14 @@ PG = {"origins": ["postgres"], "method": "postgresql", "mounts": ["/srv/pg"], "w
 FREEZE = {"origins": ["clickhouse", "mongodb"], "method": "fsfreeze", "mounts": ["/srv/ch", "/srv/mongo"]}
 
 
+@pytest.fixture(autouse=True)
+def kernel(monkeypatch):
+    """A kernel that can hold fsfreeze across lvcreate, whatever this host runs; a test may set another."""
+    release = {"value": "6.12.48-amd64"}
+    monkeypatch.setattr(_consistency, "running_kernel", lambda: release["value"])
+    return release
+
+
 class Lvm(FakeLvm):
     """FakeLvm that also answers fsfreeze, and can run something when a given lvcreate is issued."""
 
@@ -316,3 +324,38 @@ def test_a_missing_os_user_or_psql_fails_before_the_pre_hook(lvm, monkeypatch):
     )
     assert result["failed"] is True and "no user no-such-user-jts" in result["msg"]
     assert fake.issued("timeout") == [] and fake.issued("lvcreate") == []
+
+
+@pytest.mark.parametrize(
+    "release, version",
+    [("6.1.0-50-amd64", (6, 1)), ("6.18.44-fc-v669", (6, 18)), ("5.15.0", (5, 15)), ("6.6", (6, 6)), ("x", None)],
+)
+def test_kernel_version(release, version):
+    assert _consistency.kernel_version(release) == version
+
+
+@pytest.mark.parametrize("check_mode", [False, True])
+def test_fsfreeze_is_refused_on_a_kernel_that_cannot_freeze_a_frozen_filesystem(lvm, kernel, check_mode):
+    """Seen on the lab VM (Linux 6.1): lvcreate of a frozen origin fails in the device-mapper suspend
+    ('Device or resource busy') and leaves a half-made LV; refused before anything, in check mode too."""
+    kernel["value"] = "6.1.0-50-amd64"
+    fake = Lvm()
+    result, fake, popen = lvm({"origins": SET, "consistency": [PG, FREEZE]}, fake=fake, check_mode=check_mode)
+    assert result["failed"] is True and result.get("changed") is not True
+    assert result["msg"].startswith("consistency[1]: method fsfreeze cannot be held across lvcreate on Linux 6.1.0-50")
+    assert "Device or resource busy" in result["msg"] and "method none" in result["msg"]
+    assert fake.issued("lvcreate") == [] and fake.issued("fsfreeze") == []
+    assert popen.psql.procs == [] and popen.watchdogs == []
+
+
+def test_a_half_made_lv_left_by_a_failed_lvcreate_is_rolled_back_with_the_set(lvm):
+    name = "jts_snap_clickhouse_" + STAMP
+    fake = Lvm(
+        fail={("lvcreate", "vg_jts/clickhouse"): (5, "", "  Aborting. Manual intervention required.\n")},
+        left={"vg_jts/" + name},
+    )
+    result, fake, _ = lvm({"origins": SET, "consistency": [FREEZE]}, fake=fake)
+    assert result["failed"] is True
+    assert "lvcreate left vg_jts/%s behind; rolled back the 2 snapshot(s) created in this call" % name in result["msg"]
+    assert [cmd[-1] for cmd in fake.issued("lvremove")] == ["vg_jts/jts_snap_postgres_" + STAMP, "vg_jts/" + name]
+    assert result["created"] == [] and fake.issued("fsfreeze")[-1][1] == "-u"
