@@ -83,8 +83,10 @@ class _SetRun:
                 self.failure = self.cmds.create(self.vg, item)
                 if self.failure is not None:
                     # lvcreate can fail half-way ("Aborting. Manual intervention required.") and leave
-                    # the LV it was making: this call's name, holding nothing; rolled back with the rest
-                    if self.cmds.exists(self.vg, item["name"]):
+                    # the LV it was making: this call's name, holding nothing; rolled back with the rest.
+                    # Not when the name was taken meanwhile by someone else: that LV is theirs.
+                    taken = "already exists" in self.failure.msg
+                    if not taken and self.cmds.exists(self.vg, item["name"]):
                         self.failure.msg += "; lvcreate left %s/%s behind" % (self.vg, item["name"])
                         self.created.append(item)
                     break

@@ -359,3 +359,20 @@ def test_a_half_made_lv_left_by_a_failed_lvcreate_is_rolled_back_with_the_set(lv
     assert "lvcreate left vg_jts/%s behind; rolled back the 2 snapshot(s) created in this call" % name in result["msg"]
     assert [cmd[-1] for cmd in fake.issued("lvremove")] == ["vg_jts/jts_snap_postgres_" + STAMP, "vg_jts/" + name]
     assert result["created"] == [] and fake.issued("fsfreeze")[-1][1] == "-u"
+
+
+def test_an_lv_of_that_name_made_by_someone_else_meanwhile_is_never_removed(lvm):
+    name = "jts_snap_clickhouse_" + STAMP
+    fake = Lvm(
+        fail={
+            ("lvcreate", "vg_jts/clickhouse"): (
+                5,
+                "",
+                '  Logical Volume "%s" already exists in volume group "vg_jts"\n' % name,
+            )
+        },
+        left={"vg_jts/" + name},
+    )
+    result, fake, _ = lvm({"origins": SET}, fake=fake)
+    assert result["failed"] is True and "behind" not in result["msg"]
+    assert [cmd[-1] for cmd in fake.issued("lvremove")] == ["vg_jts/jts_snap_postgres_" + STAMP]
