@@ -19,6 +19,7 @@ Standard library only, Python 3.8.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import stat
 
@@ -34,10 +35,11 @@ from ansible_collections.jts.tiered_storage.plugins.module_utils._pg_backup_wal 
 METHODS = ("postgresql", "fsfreeze", "none")
 NO_METHOD = "no consistency method configured"
 # fsfreeze held across lvcreate: lvcreate suspends the origin with device-mapper, which freezes the
-# filesystem itself; a kernel before 6.6 (its freeze holders) refuses to freeze one that is frozen
-# already. Seen on the lab VM (Debian 12, 6.1): "device-mapper: suspend ioctl ... failed: Device or
+# filesystem itself; a kernel before 6.8 refuses to freeze one that is frozen already (6.6 and 6.7
+# freeze a block device as the same holder as the FIFREEZE ioctl: EBUSY too; 6.8 let them nest). Seen on the lab VM (Debian 12, 6.1): "device-mapper: suspend ioctl ... failed: Device or
 # resource busy", lvcreate "Aborting. Manual intervention required.", a half-made LV left behind.
-FSFREEZE_MIN_KERNEL = (6, 6)
+FSFREEZE_MIN_KERNEL = (6, 8)
+_KERNEL_RE = re.compile(r"^(\d+)\.(\d+)(?!\d)")
 _SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 
@@ -55,11 +57,8 @@ class Interrupted(JtsError):
 
 def kernel_version(release):
     """``(6, 1)`` from ``6.1.0-50-amd64``; ``None`` when it does not start with two numbers."""
-    parts = release.split(".", 2)
-    try:
-        return int(parts[0]), int("".join(c for c in parts[1].split("-")[0] if c.isdigit()) or "x")
-    except (IndexError, ValueError):
-        return None
+    match = _KERNEL_RE.match(release)
+    return (int(match.group(1)), int(match.group(2))) if match else None
 
 
 def running_kernel():

@@ -162,13 +162,15 @@ def _evaluate_database(check, found, now):
         gauges=found.get("gauges") or [],
         pending=int(figures.get("files_pending") or 0),
     )
-    if found.get("status") in ("failed", "skipped") and entry.get("newest_epoch") is not None:
-        # the age rule escalates when it goes on; one bad night is a warning with its reason
+    if found.get("status") in ("failed", "skipped"):
+        # the age rule escalates when it goes on (or the missing severity says there was never a
+        # success); the bad night itself is a warning with its reason
         alerts.append(
             _alert(
                 "warning",
                 check["path"],
-                "the last %s run %s: %s" % (check["name"], found["status"], found.get("message") or "no reason given"),
+                "the last %s run %s: %s"
+                % (check["name"], found["status"], _printable(found.get("message") or "no reason given")),
             )
         )
     if entry["pending"] and check["pending_severity"] != "ok":
@@ -317,6 +319,11 @@ def _figures_text(figures):
     return ", ".join(words)
 
 
+def _printable(text):
+    """``text`` on one line: control characters (a newline in a server's name) as ``?``."""
+    return "".join(c if c.isprintable() else "?" for c in str(text))
+
+
 def _gauges_text(gauges, now):
     """Per server: each disk's bytes and parts, the oldest part on hot (ClickHouse's gauges)."""
     servers = {}
@@ -331,17 +338,19 @@ def _gauges_text(gauges, now):
     texts = []
     for name, server in sorted(servers.items()):
         parts = [
-            "%s %s in %s parts" % (disk, format_bytes(f.get("bytes") or 0), f.get("parts", "-"))
+            "%s %s in %s parts" % (_printable(disk), format_bytes(f.get("bytes") or 0), f.get("parts", "-"))
             for disk, f in sorted(server["disks"].items())
         ]
         if server["oldest"] is not None:
             parts.append("oldest part on hot %s old" % format_age(now - server["oldest"]))
-        texts.append("%s: %s" % (name, ", ".join(parts) or "no figures"))
+        texts.append("%s: %s" % (_printable(name), ", ".join(parts) or "no figures"))
     return "; ".join(texts)
 
 
 def database_line(entry, now):
     """``pg_archive: last run SUCCESS at ...; 0 pending; archived 2 (1.2 MiB)``."""
+    if entry.get("error"):
+        return "%s: not read: %s" % (entry["name"], _printable(entry["error"]))
     if entry.get("last_status") is None:
         return "%s: no run recorded" % entry["name"]
     words = ["%s: last run %s" % (entry["name"], entry["last_status"].upper())]

@@ -18,6 +18,12 @@ import stat
 
 from ansible_collections.jts.tiered_storage.plugins.module_utils._lvm import TIMESTAMP_FORMAT
 from ansible_collections.jts.tiered_storage.plugins.module_utils._retention import parse_stamp
+from ansible_collections.jts.tiered_storage.plugins.module_utils._run_report import (
+    STATUSES,
+    ReportError,
+    exportable_gauges,
+    normalise_figures,
+)
 from ansible_collections.jts.tiered_storage.plugins.module_utils._tree import open_dir_from_root
 
 _ARCHIVE_SUFFIX = ".tar.zst"
@@ -122,8 +128,13 @@ def _read_state(path):
     return state
 
 
+_LAST_EPOCH = 1e11  # year 5138: a larger "Unix time" is not one
+
+
 def _epoch_or_none(path, what, value):
-    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0):
+    if value is not None and (
+        isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < _LAST_EPOCH
+    ):
         raise NotOurs("%s: %s %r is not a Unix time" % (path, what, value))
     return value
 
@@ -147,18 +158,25 @@ def read_step(path, step):
         return {"ran": False, "last_success": None}
     if not isinstance(entry, dict):
         raise NotOurs("%s: steps.%s is not a step entry" % (path, step))
+    status = entry.get("status")
+    if status not in STATUSES:
+        raise NotOurs("%s: steps.%s.status %r is not one of %s" % (path, step, status, ", ".join(STATUSES)))
     figures = entry.get("figures") or {}
-    gauges = entry.get("gauges") or []
-    if not isinstance(figures, dict) or not isinstance(gauges, list):
-        raise NotOurs("%s: steps.%s has figures or gauges of another shape" % (path, step))
+    if not isinstance(figures, dict):
+        raise NotOurs("%s: steps.%s.figures is not a dict" % (path, step))
+    try:
+        figures = normalise_figures(figures, step)
+    except ReportError as exc:
+        raise NotOurs("%s: %s" % (path, exc)) from None
     return {
         "ran": True,
         "last_success": _epoch_or_none(path, "steps.%s.last_success" % step, entry.get("last_success")),
-        "status": str(entry.get("status") or "unknown"),
+        "status": status,
         "message": str(entry.get("message") or ""),
         "ended": _epoch_or_none(path, "steps.%s.ended" % step, entry.get("ended")),
         "figures": figures,
-        "gauges": [g for g in gauges if isinstance(g, dict)],
+        # measured figures that do not check out are left out of the report, not believed
+        "gauges": exportable_gauges(entry.get("gauges") or [], step),
     }
 
 

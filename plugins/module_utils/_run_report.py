@@ -81,13 +81,15 @@ def empty_state():
 
 
 def _number(value, what):
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if isinstance(value, bool):
+        raise ReportError("%s: %r is not a number" % (what, value))
+    if not isinstance(value, (int, float)):
         try:
             value = float(value)
         except (TypeError, ValueError):
             raise ReportError("%s: %r is not a number" % (what, value)) from None
-    if value != value or value < 0:  # NaN or negative
-        raise ReportError("%s: %r is not a number of zero or more" % (what, value))
+    if value != value or value < 0 or value == float("inf"):  # NaN, negative or infinite
+        raise ReportError("%s: %r is not a finite number of zero or more" % (what, value))
     return value
 
 
@@ -105,7 +107,8 @@ def normalise_figures(figures, step):
 
 
 def normalise_gauges(gauges, step):
-    """``[{"metric", "labels", "value"}]`` checked against ``GAUGES``, sorted; one sample per labels."""
+    """``[{"metric", "labels", "value"}]`` checked against ``GAUGES``, sorted; one sample per labels
+    (the same sample twice is kept once; two values for one metric and labels are refused)."""
     out = {}
     for index, gauge in enumerate(gauges or []):
         what = "steps[%s].gauges[%d]" % (step, index)
@@ -122,9 +125,10 @@ def normalise_gauges(gauges, step):
         if not all(values):
             raise ReportError("%s.labels: %s has an empty label value" % (what, metric))
         key = (metric, values)
-        if key in out:
-            raise ReportError("%s: a second %s for %s" % (what, metric, dict(zip(names, values))))
-        out[key] = _number(gauge.get("value"), what + ".value")
+        value = _number(gauge.get("value"), what + ".value")
+        if key in out and out[key] != value:  # the same twice (two entries for one server) is one sample
+            raise ReportError("%s: a second %s for %s, of another value" % (what, metric, dict(zip(names, values))))
+        out[key] = value
     return [
         {"metric": metric, "labels": dict(zip(GAUGES[metric][1], values)), "value": value}
         for (metric, values), value in sorted(out.items())
@@ -248,11 +252,24 @@ def metric_samples(state):
         for key, value in sorted((step.get("figures") or {}).items()):
             kind, _sep, action = key.partition("_")
             samples["step_" + kind].append(((*label, ("action", action)), value))
-        for gauge in step.get("gauges") or []:
-            names = GAUGES.get(gauge.get("metric"), (None, ()))[1]
-            if names:  # a state written by a later version may know more: not exported
-                samples[gauge["metric"]].append((tuple((n, gauge["labels"][n]) for n in names), gauge["value"]))
+        for gauge in exportable_gauges(step.get("gauges"), name):
+            names = GAUGES[gauge["metric"]][1]
+            samples[gauge["metric"]].append((tuple((n, gauge["labels"][n]) for n in names), gauge["value"]))
     return samples
+
+
+def exportable_gauges(gauges, step):
+    """The stored gauges of ``step`` that check out; the others (a metric of a later version, a state
+    edited by hand) are left out rather than failing every later report."""
+    if not isinstance(gauges, list):
+        return []
+    good = []
+    for gauge in gauges:
+        try:
+            good.extend(normalise_gauges([gauge], step))
+        except ReportError:
+            continue
+    return good
 
 
 def render_textfile(state):

@@ -150,7 +150,7 @@ options:
             (fast checkpoint at the start); RV(consistency) then carries the C(backup_label), C(tablespace_map) and WAL
             range a restore needs.
           - V(fsfreeze) runs C(fsfreeze -f) on each of O(consistency[].mounts) before the snapshots and C(fsfreeze -u) after.
-            Refused on Linux before 6.6, which cannot snapshot a frozen LV (see the notes).
+            Refused on Linux before 6.8, which cannot snapshot a frozen LV (see the notes).
           - V(none) records the group as crash-consistent on purpose (with O(consistency[].reason)).
         type: str
         choices: [postgresql, fsfreeze, none]
@@ -238,11 +238,11 @@ notes:
     its standard input and exits, the connection closes and the server aborts the backup (it logs
     C(aborting backup due to backend exiting before pg_backup_stop was called)).
   - "V(fsfreeze) and LVM: C(lvcreate) suspends the origin's device, which freezes its filesystem, while V(fsfreeze)
-    holds a freeze already. Linux before 6.6 refuses the second freeze: on the lab VM (Debian 12, Linux 6.1) the
+    holds a freeze already. Linux before 6.8 refuses the second freeze: on the lab VM (Debian 12, Linux 6.1) the
     suspend failed with C(Device or resource busy), C(lvcreate) stopped with C(Manual intervention required) and left
     a half-made LV. V(fsfreeze) is therefore refused on such a kernel before anything is frozen or created (in
     check mode too), naming the alternatives; each snapshot is filesystem-consistent on its own anyway (the
-    suspend's own freeze). From 6.6 on (freeze holders) it is allowed but not yet proven here: prove it on the
+    suspend's own freeze). From 6.8 on (nested freezes of a block device) it is allowed but not yet proven here: prove it on the
     target kernel before relying on it."
   - A failing C(lvcreate) is handled. The groups are released (thawed, the backup aborted) and the snapshots of the
     call rolled back, including an LV a failed C(lvcreate) left behind under this call's name.

@@ -167,7 +167,8 @@ def test_a_step_that_never_succeeded_says_so(tmp_path):
     assert entries["clickhouse_tiering"]["status"] == "warning"
     assert [a["message"] for a in alerts] == [
         "no successful clickhouse_tiering run: %s records no successful run of clickhouse_tiering yet"
-        % (tmp_path / "state" / "last-run.json")
+        % (tmp_path / "state" / "last-run.json"),
+        "the last clickhouse_tiering run skipped: /mnt/nas is not mounted",
     ]
 
 
@@ -240,3 +241,77 @@ def test_the_report_line_names_failures_only_when_there_are_some():
         "pg_archive: last run FAILED; 1 pending; archived 0, failed 1"
     )
     assert database_line(dict(entry, last_status=None), NOW) == "pg_archive: no run recorded"
+
+
+def test_a_step_that_failed_every_night_since_it_was_set_up_says_why(tmp_path):
+    bad = [step("pg_archive", "failed", NOW - 2 * H, reason="pg_dump: connection refused")]
+    write_runs(tmp_path / "state", bad, bad, bad)
+    entries, alerts = run(config(tmp_path, steps=["pg_archive"]))
+    assert entries["pg_archive"]["status"] == "warning"
+    messages = [a["message"] for a in alerts]
+    assert "the last pg_archive run failed: pg_dump: connection refused" in messages
+    assert any(m.endswith("records no successful run of pg_archive yet") for m in messages)
+    # critical when the inventory says a step that never succeeded is
+    entries, _alerts = run(config(tmp_path, steps=["pg_archive"], missing="critical"))
+    assert entries["pg_archive"]["status"] == "critical"
+
+
+def hand_written(tmp_path, entry):
+    """A state whose pg_archive entry was edited by hand (or written by something else)."""
+    state_dir = tmp_path / "state"
+    state_dir.mkdir(parents=True, exist_ok=True)
+    path = state_dir / "last-run.json"
+    path.write_text(json.dumps({"version": 1, "run": {"last_success": NOW - H}, "steps": {"pg_archive": entry}}))
+    os.chmod(path, 0o600)
+
+
+GOOD = {"status": "success", "last_success": NOW - H, "ended": NOW - H, "message": "", "figures": {}, "gauges": []}
+
+
+@pytest.mark.parametrize(
+    "change, words",
+    [
+        ({"status": "FAILED"}, "steps.pg_archive.status 'FAILED' is not one of success, failed, skipped"),
+        ({"status": ["failed"]}, "is not one of"),
+        ({"figures": {"files_pending": "n/a"}}, "files_pending: 'n/a' is not a number"),
+        ({"figures": {"files_pending": -5}}, "is not a finite number of zero or more"),
+        ({"figures": {"files_pending": float("inf")}}, "is not a finite number of zero or more"),
+        ({"figures": ["x"]}, "figures is not a dict"),
+        ({"last_success": 1e300}, "steps.pg_archive.last_success 1e+300 is not a Unix time"),
+    ],
+)
+def test_a_state_with_odd_values_makes_that_check_unknown_not_the_whole_run(tmp_path, change, words):
+    hand_written(tmp_path, dict(GOOD, **change))
+    cfg = build_freshness(
+        {
+            "databases": {"state_dir": str(tmp_path / "state"), "steps": ["pg_archive"]},
+            "last_run": {"state_dir": str(tmp_path / "state")},
+        }
+    )
+    entries, alerts = check_freshness(cfg, call_with_timeout, lambda: 5.0, NOW)
+    by_kind = {e["kind"]: e for e in entries}
+    assert by_kind["database"]["status"] == "unknown" and words in alerts[0]["message"], alerts
+    assert by_kind["last_run"]["status"] == "ok"
+    assert database_line(by_kind["database"], NOW).startswith("pg_archive: not read: ")
+
+
+def test_gauges_that_do_not_check_out_are_left_out_of_the_report(tmp_path):
+    junk = [
+        {"metric": "clickhouse_disk_bytes", "labels": ["ch1"], "value": 1},
+        {"metric": "clickhouse_disk_bytes", "labels": {"server": "ch1", "disk": "d"}, "value": "big"},
+        "x",
+        CH_GAUGES[0],
+    ]
+    hand_written(tmp_path, dict(GOOD, gauges=junk))
+    entries, alerts = run(config(tmp_path, steps=["pg_archive"]))
+    assert entries["pg_archive"]["status"] == "ok" and alerts == []
+    assert entries["pg_archive"]["gauges"] == [CH_GAUGES[0]]
+
+
+def test_a_server_name_with_a_newline_stays_on_one_report_line(tmp_path):
+    gauges = [dict(CH_GAUGES[0], labels={"server": "ch1\nFAKE OK", "disk": "default"})]
+    write_runs(tmp_path / "state", [step("clickhouse_tiering", "failed", NOW - H, gauges=gauges, reason="a\nb")])
+    entries, alerts = run(config(tmp_path, steps=["clickhouse_tiering"]))
+    line = database_line(entries["clickhouse_tiering"], NOW)
+    assert "\n" not in line and "ch1?FAKE OK: default 3.0 GiB" in line
+    assert "\n" not in alerts[-1]["message"] and alerts[-1]["message"].endswith("failed: a?b")

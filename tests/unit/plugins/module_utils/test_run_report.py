@@ -78,7 +78,7 @@ def test_a_failure_outside_the_steps_fails_the_run():
         ({"status": "done"}, "status: 'done' is not one of success, failed, skipped"),
         ({"ended": 50.0}, "ended (50.0) is before started (100.0)"),
         ({"figures": {"moved": 1}}, "'moved' is not files_<action> or bytes_<action>"),
-        ({"figures": {"files_moved": -1}}, "is not a number of zero or more"),
+        ({"figures": {"files_moved": -1}}, "is not a finite number of zero or more"),
         ({"figures": {"bytes_moved": "many"}}, "'many' is not a number"),
         ({"name": "back up"}, "a step needs a name"),
         ({"started": None}, "started: None is not a number"),
@@ -241,9 +241,37 @@ def test_a_gauge_from_a_later_version_is_kept_in_the_state_but_not_exported():
             [{"metric": "clickhouse_hot_oldest_part_timestamp_seconds", "labels": {"server": "a"}, "value": "x"}],
             "number",
         ),
-        (CH_GAUGES[2:] * 2, r"gauges\[1\]: a second clickhouse_hot_oldest_part_timestamp_seconds"),
+        (
+            [*CH_GAUGES[2:], dict(CH_GAUGES[2], value=1)],
+            r"gauges\[1\]: a second clickhouse_hot_oldest_part_timestamp_seconds .* of another value",
+        ),
+        ([dict(CH_GAUGES[2], value=True)], r"\.value: True is not a number"),
+        ([dict(CH_GAUGES[2], value="inf")], r"\.value: inf is not a finite number"),
     ],
 )
 def test_a_bad_gauge_is_refused_with_its_place(gauges, message):
     with pytest.raises(ReportError, match=message):
         gauged(gauges)
+
+
+def test_the_same_gauge_twice_is_one_sample():
+    """Two lifecycle_clickhouse_tiering entries for one server report its disks twice."""
+    assert gauged(CH_GAUGES + CH_GAUGES)["gauges"] == gauged(CH_GAUGES)["gauges"]
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"metric": "clickhouse_disk_bytes", "labels": {"server": "ch1"}, "value": 1},
+        "x",
+        {"metric": "clickhouse_disk_parts", "labels": {"server": "ch1", "disk": "d"}, "value": "many"},
+    ],
+)
+def test_a_stored_gauge_that_does_not_check_out_is_left_out_not_fatal(bad):
+    """A state edited by hand (or older code) must not fail every later report of other steps."""
+    state = merge_run(empty_state(), [gauged(CH_GAUGES[:1])], "r1", "", 0.5, 3.0)
+    state["steps"]["clickhouse_tiering"]["gauges"].append(bad)
+    later = merge_run(state, [step("backup")], "r2", "", 4.0, 120.0)
+    text = render_textfile(later)
+    assert 'jts_lifecycle_clickhouse_disk_bytes{server="ch1",disk="default"} 734003200' in text
+    assert "many" not in text

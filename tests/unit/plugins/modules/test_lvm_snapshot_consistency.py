@@ -328,7 +328,18 @@ def test_a_missing_os_user_or_psql_fails_before_the_pre_hook(lvm, monkeypatch):
 
 @pytest.mark.parametrize(
     "release, version",
-    [("6.1.0-50-amd64", (6, 1)), ("6.18.44-fc-v669", (6, 18)), ("5.15.0", (5, 15)), ("6.6", (6, 6)), ("x", None)],
+    [
+        ("6.1.0-50-amd64", (6, 1)),
+        ("6.18.44-fc-v669", (6, 18)),
+        ("5.15.0", (5, 15)),
+        ("6.8", (6, 8)),
+        ("6.10.0-rc1", (6, 10)),
+        ("6.1rc7", (6, 1)),
+        ("6.1+2-amd64", (6, 1)),
+        ("6", None),
+        ("", None),
+        ("x", None),
+    ],
 )
 def test_kernel_version(release, version):
     assert _consistency.kernel_version(release) == version
@@ -376,3 +387,10 @@ def test_an_lv_of_that_name_made_by_someone_else_meanwhile_is_never_removed(lvm)
     result, fake, _ = lvm({"origins": SET}, fake=fake)
     assert result["failed"] is True and "behind" not in result["msg"]
     assert [cmd[-1] for cmd in fake.issued("lvremove")] == ["vg_jts/jts_snap_postgres_" + STAMP]
+
+
+@pytest.mark.parametrize(
+    "release, refused", [("6.7.12-amd64", True), ("6.6.0", True), ("6.1rc7", True), ("6.8.0-31-generic", False)]
+)
+def test_fsfreeze_needs_linux_6_8(release, refused):
+    assert bool(_consistency.fsfreeze_refusal("consistency[0]", release)) is refused
