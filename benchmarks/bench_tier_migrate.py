@@ -44,6 +44,27 @@ CAREFUL_CMD = (
 )
 
 
+FLOOR = "cp -a && sync && read back && rm -r (floor, info)"
+# The physical floor of tier_migrate's guarantee, without its checks: the copy, one flush, every
+# copied byte read back from the device (each file's cached pages dropped first, as tier_migrate
+# does), then the removal. Nothing is compared or journalled.
+READ_BACK = (
+    "import os, sys\n"
+    "buf = bytearray(1 << 20)\n"
+    "for top, _dirs, files in os.walk(sys.argv[1]):\n"
+    "    for name in files:\n"
+    "        fd = os.open(os.path.join(top, name), os.O_RDONLY)\n"
+    "        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)\n"
+    "        while os.readv(fd, [buf]):\n"
+    "            pass\n"
+    "        os.close(fd)\n"
+)
+FLOOR_CMD = "cp -a '{w}' '{d}' && sync && %s -c %s '{d}' && rm -r '{w}'" % (
+    sys.executable,
+    "'%s'" % READ_BACK.replace("'", "'\\''"),
+)
+
+
 class Lab:
     """Two loop-mounted images under ``workdir``; ``close()`` undoes everything it did."""
 
@@ -233,6 +254,7 @@ def bench(quick, workdir, rounds=1):
             # What a careful operator runs for the same guarantees: flushed copies, a checksum
             # comparison of both trees that must list nothing, and only then the removal.
             (CAREFUL, "careful", CAREFUL_CMD),
+            (FLOOR, "floor", FLOOR_CMD),
             ("tier_migrate (verified move)", "tm", None),
         ]
         times = {name: [] for name, _d, _c in contenders}
@@ -269,6 +291,8 @@ def bench(quick, workdir, rounds=1):
         figures["A_vs_cp_rm"] = a["tier_migrate (verified move)"] / a["cp -a && rm -r"]
         figures["A_vs_cp_sync_rm"] = a["tier_migrate (verified move)"] / a["cp -a && sync && rm -r (info)"]
         figures["A_vs_careful_rsync"] = a["tier_migrate (verified move)"] / a[CAREFUL]
+        figures["A_vs_floor"] = a["tier_migrate (verified move)"] / a[FLOOR]
+        figures["A_floor_vs_rsync"] = a[FLOOR] / a["rsync -a --remove-source-files"]
 
         # --- B: selection among many entries (warm cache for both)
         setb = os.path.join(src, "set-b")
@@ -404,6 +428,11 @@ def main(argv=None):
     print("set C, every round (s): %s" % json.dumps(figures.get("C_rounds", {})))
     print("set A, tier_migrate / (cp -a + sync + rm -r), info: %.2f" % figures["A_vs_cp_sync_rm"])
     print("set A, tier_migrate / (rsync --fsync + rsync -c verify + rm -r), info: %.2f" % figures["A_vs_careful_rsync"])
+    print(
+        "set A, tier_migrate / (cp -a && sync && read back && rm -r: the floor of its guarantee), info: %.2f"
+        % figures["A_vs_floor"]
+    )
+    print("set A, that floor / rsync -a --remove-source-files, info: %.2f" % figures["A_floor_vs_rsync"])
     print()
     checks = [
         ("A: tier_migrate / rsync <= 1.0", figures["A_vs_rsync"], figures["A_vs_rsync"] <= 1.0),
