@@ -36,8 +36,9 @@ METHODS = ("postgresql", "fsfreeze", "none")
 NO_METHOD = "no consistency method configured"
 # fsfreeze held across lvcreate: lvcreate suspends the origin with device-mapper, which freezes the
 # filesystem itself; a kernel before 6.8 refuses to freeze one that is frozen already (6.6 and 6.7
-# freeze a block device as the same holder as the FIFREEZE ioctl: EBUSY too; 6.8 let them nest). Seen on the lab VM (Debian 12, 6.1): "device-mapper: suspend ioctl ... failed: Device or
-# resource busy", lvcreate "Aborting. Manual intervention required.", a half-made LV left behind.
+# freeze a block device as the same holder as the FIFREEZE ioctl: EBUSY too; 6.8 let them nest).
+# Seen on the lab VM (Debian 12, 6.1): "device-mapper: suspend ioctl ... failed: Device or resource
+# busy", lvcreate "Aborting. Manual intervention required.", a half-made LV left behind.
 FSFREEZE_MIN_KERNEL = (6, 8)
 _KERNEL_RE = re.compile(r"^(\d+)\.(\d+)(?!\d)")
 _SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)

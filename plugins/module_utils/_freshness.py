@@ -38,7 +38,7 @@ from ansible_collections.jts.tiered_storage.plugins.module_utils._units import U
 
 KINDS = ("backup", "nas_backup", "nas_snapshot", "last_run", "database")
 DATABASE_STEPS = ("pg_archive", "clickhouse_tiering")
-SEVERITIES = ("ok", "warning", "critical")
+PENDING_SEVERITIES = ("ok", "warning", "critical")  # of what a database step left pending
 ON_NAS = frozenset(("nas_backup", "nas_snapshot"))
 MISSING = ("ok", "warning", "unknown", "critical")
 # the blocks of the settings, their defaults (the module's option defaults are these)
@@ -203,8 +203,10 @@ def _database_checks(value, levels):
     if not steps:
         return []
     pending = value.get("pending") or DEFAULTS["databases"]["pending"]
-    if pending not in SEVERITIES:
-        raise FreshnessError("freshness.databases.pending: %r is not one of %s" % (pending, ", ".join(SEVERITIES)))
+    if pending not in PENDING_SEVERITIES:
+        raise FreshnessError(
+            "freshness.databases.pending: %r is not one of %s" % (pending, ", ".join(PENDING_SEVERITIES))
+        )
     path = os.path.join(_abs("databases.state_dir", value.get("state_dir")), STATE_NAME)
     return [
         dict(_check("database", step, path, None, levels), pending_severity=pending) for step in dict.fromkeys(steps)

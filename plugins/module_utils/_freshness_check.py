@@ -30,6 +30,7 @@ WHAT = {
     "last_run": "successful %s run",
     "database": "successful %s run",
 }
+NEVER_REPORTED = "no %s: the nightly run never reported (never ran, or its state is gone)"
 # what a database step leaves pending, per step
 PENDING = {
     "pg_archive": "%d partition(s) past their retention still attached after the last pg_archive run",
@@ -87,7 +88,7 @@ def evaluate(check, found, now):
     if check["kind"] == "last_run":
         epoch = (found or {}).get("last_success")
         if found is None:
-            reason = "no %s: the nightly run never reported (never ran, or its state is gone)" % check["path"]
+            reason = NEVER_REPORTED % check["path"]
         elif epoch is None:
             reason = "%s records no successful run yet" % check["path"]
     else:
@@ -145,7 +146,7 @@ def _evaluate_database(check, found, now):
     """A database step: its last success's age (as any check), then its last run's own verdict."""
     ran = bool(found and found.get("ran"))
     if found is None:
-        reason = "no %s: the nightly run never reported (never ran, or its state is gone)" % check["path"]
+        reason = NEVER_REPORTED % check["path"]
     elif not ran:
         reason = "%s records no run of %s yet" % (check["path"], check["name"])
     else:
@@ -348,7 +349,7 @@ def _gauges_text(gauges, now):
 
 
 def database_line(entry, now):
-    """``pg_archive: last run SUCCESS at ...; 0 pending; archived 2 (1.2 MiB)``."""
+    """``pg_archive: last run SUCCESS; 0 pending; archived 2 (1.2 MiB)``, or why there is no such line."""
     if entry.get("error"):
         return "%s: not read: %s" % (entry["name"], _printable(entry["error"]))
     if entry.get("last_status") is None:

@@ -549,7 +549,11 @@ import socket
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.jts.tiered_storage.plugins.module_utils._errors import JtsError, fail
-from ansible_collections.jts.tiered_storage.plugins.module_utils._freshness import DATABASE_STEPS
+from ansible_collections.jts.tiered_storage.plugins.module_utils._freshness import (
+    DATABASE_STEPS,
+    MISSING,
+    PENDING_SEVERITIES,
+)
 from ansible_collections.jts.tiered_storage.plugins.module_utils._freshness import DEFAULTS as FRESHNESS_DEFAULTS
 from ansible_collections.jts.tiered_storage.plugins.module_utils._health import check_and_report
 from ansible_collections.jts.tiered_storage.plugins.module_utils._health_report import failure_message
@@ -564,15 +568,13 @@ from ansible_collections.jts.tiered_storage.plugins.module_utils._health_verdict
 from ansible_collections.jts.tiered_storage.plugins.module_utils._process import ModuleRunner
 from ansible_collections.jts.tiered_storage.plugins.module_utils._sinks import SinkError, build_sinks
 
-SEVERITIES = ["ok", "warning", "unknown", "critical"]
-
 
 def _ages(block):
     defaults = FRESHNESS_DEFAULTS[block]
     return dict(
         warning=dict(type="str", default=defaults["warning"]),
         critical=dict(type="str", default=defaults["critical"]),
-        missing=dict(type="str", choices=SEVERITIES, default=defaults["missing"]),
+        missing=dict(type="str", choices=list(MISSING), default=defaults["missing"]),
     )
 
 
@@ -602,7 +604,7 @@ FRESHNESS_SPEC = dict(
             state_dir=dict(type="path"),
             steps=dict(type="list", elements="str", choices=list(DATABASE_STEPS), default=[]),
             pending=dict(
-                type="str", choices=["ok", "warning", "critical"], default=FRESHNESS_DEFAULTS["databases"]["pending"]
+                type="str", choices=list(PENDING_SEVERITIES), default=FRESHNESS_DEFAULTS["databases"]["pending"]
             ),
             **_ages("databases"),
         ),
