@@ -25,10 +25,10 @@ options:
     description:
       - "What the run does when an end is missing: the destination (O(destination_mount) not mounted or not
         answering, or the destination on the root filesystem under O(require_mounted)), the source (it does not
-        exist: tier_migrate's, nas_archive's in mode C(mirror)) or the NAS (nas_archive: C(nas_host) does not
-        answer)."
+        exist: tier_migrate's, nas_archive's in mode C(mirror)), the source's tier (tier_migrate's
+        C(source_mount) not mounted or not answering) or the NAS (nas_archive: C(nas_host) does not answer)."
       - V(fail) fails the task and does nothing. V(skip) does nothing and returns C(skipped=true), the reason in
-        C(msg) and the missing end in C(missing) (C(destination_mount), C(source) or C(nas_host)).
+        C(msg) and the missing end in C(missing) (C(destination_mount), C(source), C(source_mount) or C(nas_host)).
     type: str
     choices: [fail, skip]
   probe_timeout:

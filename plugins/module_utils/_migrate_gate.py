@@ -6,8 +6,9 @@ The lifecycle's migrate step used to probe every move itself (a ``stat`` of the 
 time-limited ``mountpoint``/``statfs`` of the destination tier, an ``ansible.builtin.file`` of
 the destination) and then call tier_migrate, which probed the same again. With
 ``missing: skip`` the module says itself that a move had nothing to do, as nas_archive does: the
-source does not exist (a service without logs), or ``destination_mount`` is not in the kernel's
-mount table or its ``statfs`` does not return within ``probe_timeout`` (the tier is away).
+source does not exist (a service without logs), or ``source_mount`` or ``destination_mount`` is
+not in the kernel's mount table or its ``statfs`` does not return within ``probe_timeout`` (the
+tier is away).
 With ``create_destination`` a destination directory that does not exist yet is made (root's,
 ``0755``, parents too) through ``_directories`` (never through a symlink another user placed);
 in check mode the run stops there and says what it would make.
@@ -43,6 +44,17 @@ def _exists(path, timeout, stat_fn):
     return True
 
 
+def _tier_there(policy, mount_point, end, mounts, statfs_fn):
+    """Raise the end's absence unless ``mount_point`` is in the mount table and its statfs answers."""
+    not_there = "%s is not mounted (or did not answer in %g s)" % (display(mount_point), policy.probe_timeout)
+    if not is_mount_point(mount_point, read_mounts() if mounts is None else mounts):
+        raise _absent(policy, not_there, end)
+    try:
+        statfs_fn(mount_point, policy.probe_timeout)
+    except (ProbeTimeout, OSError):
+        raise _absent(policy, not_there, end) from None
+
+
 def gate(policy, check_mode, mounts=None, stat_fn=stat_with_timeout, statfs_fn=statvfs_with_timeout, make_fn=None):
     """None to go on with the preflight, or check mode's result for a destination it would make.
 
@@ -51,6 +63,8 @@ def gate(policy, check_mode, mounts=None, stat_fn=stat_with_timeout, statfs_fn=s
     """
     timeout = policy.probe_timeout
     if policy.missing == "skip":
+        if policy.source_mount is not None:
+            _tier_there(policy, policy.source_mount, "source_mount", mounts, statfs_fn)
         try:
             source_there = _exists(policy.source, timeout, stat_fn)
         except ProbeTimeout:
@@ -58,13 +72,7 @@ def gate(policy, check_mode, mounts=None, stat_fn=stat_with_timeout, statfs_fn=s
         if not source_there:
             raise _absent(policy, "%s does not exist" % display(policy.source), "source")
     if policy.dest_mount is not None and (policy.missing == "skip" or policy.create_destination):
-        not_there = "%s is not mounted (or did not answer in %g s)" % (display(policy.dest_mount), timeout)
-        if not is_mount_point(policy.dest_mount, read_mounts() if mounts is None else mounts):
-            raise _absent(policy, not_there, "destination_mount")
-        try:
-            statfs_fn(policy.dest_mount, timeout)
-        except (ProbeTimeout, OSError):
-            raise _absent(policy, not_there, "destination_mount") from None
+        _tier_there(policy, policy.dest_mount, "destination_mount", mounts, statfs_fn)
     if not policy.create_destination:
         return None
     try:

@@ -144,7 +144,10 @@ options:
     type: bool
     default: false
   source_mount:
-    description: When set, O(source) must lie on the filesystem mounted at this mount point.
+    description:
+      - When set, O(source) must lie on the filesystem mounted at this mount point.
+      - With O(missing=skip), a source mount point that is not in the kernel's mount table or does not answer
+        within O(probe_timeout) skips the run (RV(missing) is V(source_mount)); with V(fail) the task fails.
     type: path
   source_fstype:
     description: When set, the filesystem type of O(source) must be this (a prefix match, so V(nfs) matches C(nfs4)).
@@ -242,12 +245,12 @@ EXAMPLES = r"""
 
 RETURN = r"""
 skipped:
-  description: True when O(missing=skip) found the source or the destination tier missing; nothing was moved.
+  description: True when O(missing=skip) found the source, its tier or the destination tier missing; nothing was moved.
   returned: when skipped
   type: bool
   sample: true
 missing:
-  description: Which end was missing when skipped, V(source) or V(destination_mount).
+  description: Which end was missing when skipped, V(source), V(source_mount) or V(destination_mount).
   returned: when skipped
   type: str
   sample: destination_mount

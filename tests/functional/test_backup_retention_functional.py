@@ -513,6 +513,33 @@ def test_cleanup_keeps_the_warm_logs_with_the_nas_unmounted(tmp_path, warm_logs)
     assert not (nas / "trading").exists()
 
 
+@pytest.mark.parametrize("action", ["nas", "delete"])
+def test_cleanup_keeps_logs_left_below_the_warm_mount_point_with_the_warm_tier_away(tmp_path, mounts, action):
+    # the warm tier is not mounted, but its mount point holds a log directory on the root filesystem
+    warm = tmp_path / "warm"
+    old = warm / "logs" / "system" / "syslog.1.zst"
+    old.parent.mkdir(parents=True)
+    old.write_bytes(b"old syslog\n")
+    past = datetime.datetime.now().timestamp() - 40 * DAY
+    os.utime(old, (past, past))
+    nas = mounts(tmp_path / "nas", "16m")
+    result = run_cleanup_step(tmp_path, warm, nas, {"lifecycle_cleanup_log_action": action})
+    out = flat(result.stdout)
+    assert result.returncode == 0, out + result.stderr
+    assert old.exists() and not (nas / "trading").exists()
+    assert "Clean-up skips the warm logs: %s is not mounted" % warm in out
+
+
+def test_cleanup_check_mode_says_it_would_make_the_nas_directory_and_makes_nothing(tmp_path, warm_logs, mounts):
+    warm, old, _young, _own = warm_logs
+    nas = mounts(tmp_path / "nas", "16m")
+    result = run_cleanup_step(tmp_path, warm, nas, check=True)
+    out = flat(result.stdout)
+    assert result.returncode == 0, out + result.stderr
+    assert all(p.exists() for p in old) and not (nas / "trading").exists()
+    assert "would create %s and move them into it" % (nas / "trading" / "archives" / "logs") in out
+
+
 def test_cleanup_without_a_warm_log_directory_does_nothing(tmp_path, mounts):
     warm = mounts(tmp_path / "warm", "16m")
     result = run_cleanup_step(tmp_path, warm, tmp_path / "nas")

@@ -104,3 +104,34 @@ def test_a_destination_that_cannot_be_made_is_refused(tmp_path):
 
     with pytest.raises(MigrateError, match=r"cannot make the destination: Refusing .*; nothing was moved"):
         g.gate(policy(tmp_path, create_destination=True), False, mounts=[], make_fn=refuse)
+
+
+@pytest.mark.parametrize("answers", [False, True], ids=["not-in-the-mount-table", "statfs-does-not-answer"])
+def test_an_absent_source_tier_is_skipped_before_its_empty_mount_point_is_read(tmp_path, answers):
+    # the source exists: it is the empty mount point's directory on the root filesystem
+    (tmp_path / "src").mkdir()
+    warm = tmp_path / "warm"
+
+    def statfs(path, timeout):
+        assert path == os.fsencode(warm)
+        raise ProbeTimeout("no answer")
+
+    mounts = mounted(warm) if answers else mounted("/")
+    with pytest.raises(Skipped) as caught:
+        g.gate(policy(tmp_path, missing="skip", source_mount=str(warm)), False, mounts=mounts, statfs_fn=statfs)
+    assert caught.value.missing == "source_mount"
+    assert str(caught.value) == "%s is not mounted (or did not answer in 10 s)" % warm
+
+
+def test_a_mounted_source_tier_goes_on_and_missing_fail_leaves_the_source_tier_to_the_preflight(tmp_path):
+    (tmp_path / "src").mkdir()
+    warm = tmp_path / "warm"
+    statfs_calls = []
+    params = dict(missing="skip", source_mount=str(warm))
+    assert (
+        g.gate(policy(tmp_path, **params), False, mounts=mounted(warm), statfs_fn=lambda p, t: statfs_calls.append(p))
+        is None
+    )
+    assert statfs_calls == [os.fsencode(warm)]
+    # missing: fail checks nothing here: the preflight refuses a source that is not on its mount
+    assert g.gate(policy(tmp_path, source_mount=str(warm)), False, mounts=[], statfs_fn=no_call) is None
