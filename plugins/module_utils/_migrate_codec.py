@@ -20,6 +20,7 @@ from ansible_collections.jts.tiered_storage.plugins.module_utils._migrate_durabl
 from ansible_collections.jts.tiered_storage.plugins.module_utils._migrate_errors import (
     CodecError,
 )
+from ansible_collections.jts.tiered_storage.plugins.module_utils._tree import write_all
 
 CHUNK = 1 << 20
 READ_AHEAD = 16 << 20  # how far read_back asks the kernel to read ahead of its offset
@@ -109,13 +110,6 @@ def open_reader(fd, codec="none", zstd_bin=None, ahead=0):
     raise ValueError("unknown codec %r" % (codec,))
 
 
-def _write_all(fd, data):
-    view = memoryview(data)
-    while view:
-        written = os.write(fd, view)
-        view = view[written:]
-
-
 def _can_punch(fd):
     """True when ``fd`` is a seekable file with nothing at or after its offset (a new copy)."""
     try:
@@ -136,7 +130,7 @@ def _write_sparse(fd, data):
         os.lseek(fd, size, os.SEEK_CUR)
         return
     if _ZERO_BLOCK not in whole:
-        _write_all(fd, whole)
+        write_all(fd, whole)
         return
     view = memoryview(whole)
     pending = 0  # start of the data not written yet
@@ -144,11 +138,11 @@ def _write_sparse(fd, data):
         end = min(start + BLOCK, size)
         if whole[start:end] == _ZERO_BLOCK[: end - start]:
             if pending < start:
-                _write_all(fd, view[pending:start])
+                write_all(fd, view[pending:start])
             os.lseek(fd, end - start, os.SEEK_CUR)
             pending = end
     if pending < size:
-        _write_all(fd, view[pending:])
+        write_all(fd, view[pending:])
 
 
 def write_stream(chunks, dst_fd, codec="none", level=None, zstd_bin=None):
@@ -168,7 +162,7 @@ def write_stream(chunks, dst_fd, codec="none", level=None, zstd_bin=None):
             if sparse:
                 _write_sparse(dst_fd, data)
             else:
-                _write_all(dst_fd, data)
+                write_all(dst_fd, data)
             length += len(data)
         if sparse:
             end = os.lseek(dst_fd, 0, os.SEEK_CUR)

@@ -27,6 +27,7 @@ import secrets
 from ansible_collections.jts.tiered_storage.plugins.module_utils._tree import (
     open_private_dir,
     rename_noreplace_at,
+    write_all,
 )
 
 PARTIAL_RE = re.compile(r"^\..+\.[0-9a-f]{8}\.partial$")
@@ -124,12 +125,7 @@ class DumpDir:
         return sha256, size
 
     def write_bytes(self, name, data):
-        def produce(fd):
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-
-        return self.write(name, produce)
+        return self.write(name, lambda fd: write_all(fd, data))
 
     def write_dump_sidecars(self, name, sha256, metadata):
         """``<name>.sha256`` and ``<name>.json`` beside the dump."""

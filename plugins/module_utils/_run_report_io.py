@@ -31,7 +31,11 @@ from ansible_collections.jts.tiered_storage.plugins.module_utils._sinks import (
     webhook_entry,
 )
 from ansible_collections.jts.tiered_storage.plugins.module_utils._textfile import write_atomic
-from ansible_collections.jts.tiered_storage.plugins.module_utils._tree import UnsafePath, open_private_dir
+from ansible_collections.jts.tiered_storage.plugins.module_utils._tree import (
+    UnsafePath,
+    open_private_dir,
+    replace_private,
+)
 
 STATE_NAME = "last-run.json"
 DEFAULT_IDENTIFIER = "jts-lifecycle"
@@ -87,32 +91,7 @@ def load_state(state_dir):
 
 def save_state(state_dir, state):
     """Replace the state atomically: a new file in the same private directory, fsync, rename."""
-    data = (json.dumps(state, sort_keys=True, indent=1) + "\n").encode("utf-8")
-    dir_fd = open_private_dir(state_dir, mode=0o700, create=True)
-    tmp = ".%s.%d.tmp" % (STATE_NAME, os.getpid())
-    try:
-        try:
-            os.unlink(tmp, dir_fd=dir_fd)
-        except FileNotFoundError:
-            pass
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=dir_fd)
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.rename(tmp, STATE_NAME, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
-        os.fsync(dir_fd)
-    except BaseException:
-        try:
-            os.unlink(tmp, dir_fd=dir_fd)
-        except OSError:
-            pass
-        raise
-    finally:
-        os.close(dir_fd)
+    replace_private(state_dir, STATE_NAME, (json.dumps(state, sort_keys=True, indent=1) + "\n").encode("utf-8"))
 
 
 def read_textfile(path):

@@ -50,6 +50,7 @@ from ansible_collections.jts.tiered_storage.plugins.module_utils._snapshot_archi
     file_sha256,
     read_checksum,
 )
+from ansible_collections.jts.tiered_storage.plugins.module_utils._tree import write_all
 
 SUFFIX = ".tar.zst"
 # GNU tar options that keep what a database's files need: numeric owners, permissions, ACLs,
@@ -238,9 +239,7 @@ def _write(source, archive, dir_fd, zstd_bin, tar_bin, level, threads, one_file_
 
         def sink(chunk):
             digest.update(chunk)
-            view = memoryview(chunk)
-            while view:
-                view = view[os.write(fd, view) :]
+            write_all(fd, chunk)
 
         results = run_pipeline(commands, sink)
         _check(results, commands, "archiving %s" % source)

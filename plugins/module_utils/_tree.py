@@ -143,12 +143,49 @@ def append_private(path, data):
         size = os.fstat(fd).st_size
         if size and os.pread(fd, 1, size - 1) != b"\n":
             data = b"\n" + data
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
+        write_all(fd, data)
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def write_all(fd, data):
+    """Write every byte of ``data`` to ``fd`` (one ``os.write`` may write fewer)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def replace_private(directory, name, data):
+    """Replace ``name`` in the private ``directory`` (made 0700 when missing) atomically.
+
+    A new file beside it (``O_EXCL``, ``O_NOFOLLOW``, 0600), fsync, rename over the old one, fsync
+    of the directory: a crash leaves the old file or the new one, never a mix; the temporary file
+    is removed when anything fails.
+    """
+    dir_fd = open_private_dir(directory, mode=0o700, create=True)
+    tmp = ".%s.%d.tmp" % (name, os.getpid())
+    try:
+        try:
+            os.unlink(tmp, dir_fd=dir_fd)
+        except FileNotFoundError:
+            pass
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=dir_fd)
+        try:
+            write_all(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.rename(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+        os.fsync(dir_fd)
+    except BaseException:
+        try:
+            os.unlink(tmp, dir_fd=dir_fd)
+        except OSError:
+            pass
+        raise
+    finally:
+        os.close(dir_fd)
 
 
 def read_private(path):

@@ -39,3 +39,40 @@ def test_a_file_a_dotdot_a_relative_path_and_a_missing_one(tmp_path):
         open_dir_from_root("relative/dir")
     with pytest.raises(FileNotFoundError):
         open_dir_from_root(str(tmp_path / "missing" / "x"))
+
+
+def test_replace_private_replaces_whole_and_leaves_no_temporary_file(tmp_path):
+    from ansible_collections.jts.tiered_storage.plugins.module_utils._tree import replace_private
+
+    state = tmp_path / "state"
+    replace_private(str(state), "last.json", b"old\n")
+    replace_private(str(state), "last.json", b"new\n" * 100000)
+    assert (state / "last.json").read_bytes() == b"new\n" * 100000
+    assert os.listdir(state) == ["last.json"] and os.stat(state).st_mode & 0o777 == 0o700
+    assert os.stat(state / "last.json").st_mode & 0o777 == 0o600
+
+
+def test_replace_private_keeps_the_old_file_and_removes_its_temporary_one_when_the_rename_fails(tmp_path, monkeypatch):
+    from ansible_collections.jts.tiered_storage.plugins.module_utils import _tree
+
+    state = tmp_path / "state"
+    _tree.replace_private(str(state), "last.json", b"old\n")
+
+    def no_rename(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(_tree.os, "rename", no_rename)
+    with pytest.raises(OSError, match="No space left"):
+        _tree.replace_private(str(state), "last.json", b"new\n")
+    assert os.listdir(state) == ["last.json"] and (state / "last.json").read_bytes() == b"old\n"
+
+
+def test_replace_private_refuses_a_directory_others_can_write(tmp_path):
+    from ansible_collections.jts.tiered_storage.plugins.module_utils._tree import replace_private
+
+    state = tmp_path / "state"
+    state.mkdir()
+    os.chmod(state, 0o777)  # noqa: S103 - the unsafe directory under test
+    with pytest.raises(UnsafePath):
+        replace_private(str(state), "last.json", b"x")
+    assert os.listdir(state) == []
