@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from lvm_fake import report, vg_not_found
 
 from ansible_collections.jts.tiered_storage.plugins.module_utils import _device_info as di
 
@@ -27,7 +28,7 @@ class Tools:
 
     def __init__(self, **answers):
         self.answers = {"wipefs": (0, "", ""), "pvs": (5, "", "  Failed to find physical volume\n")}
-        self.answers.update({"vgs": (5, "", '  Volume group "vg_jts" not found\n'), "lvs": (5, "", "")})
+        self.answers.update({"vgs": vg_not_found("vg_jts"), "lvs": (5, "", "")})
         self.answers.update(answers)
         self.calls = []
 
@@ -115,9 +116,9 @@ def lvm_tools(vg="vg_jts", lvs=None, pv_vg="vg_jts", lv_sigs=""):
 
     return Tools(
         wipefs=wipefs,
-        pvs=(0, json.dumps({"report": [{"pv": [{"pv_name": "/dev/x", "vg_name": pv_vg}]}]}), ""),
-        vgs=(0, json.dumps({"report": [{"vg": [vg_row]}]}), ""),
-        lvs=(0, json.dumps({"report": [{"lv": rows}]}), ""),
+        pvs=report("pv", [{"pv_name": "/dev/x", "vg_name": pv_vg}]),
+        vgs=report("vg", [vg_row]),
+        lvs=report("lv", rows),
     )
 
 
@@ -197,8 +198,8 @@ def test_an_lvm_report_that_fails_for_another_reason_is_an_error_never_an_empty_
     "answers, message",
     [
         ({"vgs": (0, "{}", "")}, "vgs reported no row for vg_jts"),
-        ({"vgs": (0, json.dumps({"report": [{"vg": [{"vg_name": "vg_other"}]}]}), "")}, "no row for vg_jts"),
-        ({"lvs": (0, json.dumps({"report": [{"lv": [{"lv_name": "pg", "lv_size": "64.00m"}]}]}), "")}, "cannot read"),
+        ({"vgs": report("vg", [{"vg_name": "vg_other"}])}, "no row for vg_jts"),
+        ({"lvs": report("lv", [{"lv_name": "pg", "lv_size": "64.00m"}])}, "cannot read"),
     ],
 )
 def test_an_lvm_report_that_succeeds_without_the_vg_or_with_odd_sizes_is_an_error(tmp_path, answers, message):

@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "modules"))
 from lvm_fake import SNAPSHOT_ROW as ROW
 
 from ansible_collections.jts.tiered_storage.plugins.module_utils import _lvm as ls

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "modules"))
 from lvm_fake import SNAPSHOT_ROW as ROW
 
 from ansible_collections.jts.tiered_storage.plugins.module_utils._lvm import is_invalid, is_snapshot, parse_report
@@ -24,7 +22,6 @@ def test_info_of_a_row_with_missing_values():
 
 
 def _lab_fixture(name):
-    from pathlib import Path
 
     return (Path(__file__).parents[1] / "modules" / "fixtures" / "lvm_snapshot" / name).read_text()
 

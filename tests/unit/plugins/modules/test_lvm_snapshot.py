@@ -12,7 +12,7 @@ import types
 
 import pytest
 from ansible.module_utils.basic import AnsibleModule
-from lvm_fake import NOW, STAMP, VG_NOT_FOUND, FakeLvm, fixture
+from lvm_fake import NOW, STAMP, VG_NOT_FOUND, FakeLvm, fixture, report
 
 from ansible_collections.jts.tiered_storage.plugins.modules import lvm_snapshot
 
@@ -457,7 +457,7 @@ def test_merge_of_a_closed_origin_is_done(lvm):
         {"lv_name": "jts_snap_kafka_20261122T013000Z", "vg_name": "vg_jts", "lv_attr": "swi-a-s---", "lv_size": "1073741824",
          "origin": "kafka", "origin_size": "644245094400", "data_percent": "5.00", "lv_time": "2026-11-22 01:30:00 +0000", "lv_snapshot_invalid": ""}
     )  # fmt: skip
-    fake = FakeLvm(lvs=(0, json.dumps({"report": [{"lv": rows}]}), ""), merge_out="  vg_jts/kafka: Merged: 100.00%\n")
+    fake = FakeLvm(lvs=report("lv", rows), merge_out="  vg_jts/kafka: Merged: 100.00%\n")
     result, _ = lvm({"state": "merged", "names": ["jts_snap_kafka_20261122T013000Z"]}, fake=fake)
     assert result["merge_deferred"] is False
     assert (

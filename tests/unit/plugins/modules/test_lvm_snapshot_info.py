@@ -6,7 +6,7 @@ import types
 
 import pytest
 from ansible.module_utils.basic import AnsibleModule
-from lvm_fake import NOW, FakeLvm
+from lvm_fake import NOW, FakeLvm, report
 
 from ansible_collections.jts.tiered_storage.plugins.modules import lvm_snapshot_info
 
@@ -85,7 +85,7 @@ def test_report_that_does_not_parse(lvm):
 
 
 def test_report_without_the_vg(lvm):
-    result, _ = lvm({}, fake=FakeLvm(vgs=(0, '{"report":[{"vg":[]}]}', "")))
+    result, _ = lvm({}, fake=FakeLvm(vgs=report("vg", [])))
     assert result["msg"] == "VG vg_jts not found"
 
 

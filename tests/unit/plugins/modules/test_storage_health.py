@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from ansible.module_utils import basic
+from lvm_fake import report
 
 from ansible_collections.jts.tiered_storage.plugins.module_utils import _health, _sinks
 from ansible_collections.jts.tiered_storage.plugins.module_utils._health import HealthChecker
@@ -310,14 +311,13 @@ def test_vg_not_found_is_critical_and_lvm_failure_unknown():
     fakes = Fakes(commands={"lvs": (3, "", "locking failed")})
     result = fakes.check({"tiers": [{"name": "hot", "vg": "vg_jts"}]})
     assert result["status"] == "unknown" and "lvs failed (rc 3): locking failed" in result["alerts"][0]["message"]
-    empty = (0, '{"report": [{"lv": []}]}', "")
-    fakes = Fakes(commands={"lvs": empty, "vgs": (0, '{"report": [{"vg": []}]}', "")})
+    fakes = Fakes(commands={"lvs": report("lv", []), "vgs": report("vg", [])})
     result = fakes.check({"tiers": [{"name": "hot", "vg": "vg_jts"}]})
     assert result["alerts"][0]["message"] == "cannot check VG vg_jts: VG vg_jts not found"
-    fakes = Fakes(commands={"lvs": empty, "vgs": (3, "", "locking failed")})
+    fakes = Fakes(commands={"lvs": report("lv", []), "vgs": (3, "", "locking failed")})
     result = fakes.check({"tiers": [{"name": "hot", "vg": "vg_jts"}]})
     assert result["alerts"][0]["message"] == "cannot check VG vg_jts: vgs failed (rc 3): locking failed"
-    fakes = Fakes(commands={"lvs": empty, "vgs": (0, text(LVM / "vgs_vg_jts_lab.json"), "")})
+    fakes = Fakes(commands={"lvs": report("lv", []), "vgs": (0, text(LVM / "vgs_vg_jts_lab.json"), "")})
     result = fakes.check({"tiers": [{"name": "hot", "vg": "vg_jts"}]})
     assert result["status"] == "ok" and result["tiers"]["hot"]["lvm"]["snapshots"] == []
 

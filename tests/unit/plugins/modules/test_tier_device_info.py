@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from lvm_fake import vg_not_found
+
 from ansible_collections.jts.tiered_storage.plugins.modules import tier_device_info
 
 
@@ -16,9 +18,6 @@ def test_without_a_vg_only_wipefs_runs_and_check_mode_reads_the_same(run_module,
     assert result["device"]["size"] == 4096 and result["nonzero"] == {}
 
 
-NO_VG = '  Volume group "vg_jts" not found\n  Cannot process volume group vg_jts\n'
-
-
 def test_with_a_vg_the_lvm_reports_run_in_the_c_locale(run_module, tmp_path):
     device = tmp_path / "nvme"
     device.write_bytes(b"\0" * 4096)
@@ -28,7 +27,7 @@ def test_with_a_vg_the_lvm_reports_run_in_the_c_locale(run_module, tmp_path):
         seen.append(kw.get("environ_update"))
         if cmd[0].endswith("wipefs"):
             return 0, "", ""
-        return (5, "", "  Failed to find physical volume.\n") if cmd[0].endswith("pvs") else (5, "", NO_VG)
+        return (5, "", "  Failed to find physical volume.\n") if cmd[0].endswith("pvs") else vg_not_found("vg_jts")
 
     result = run_module(tier_device_info, {"device": str(device), "vg": "vg_jts", "volumes": ["pg"]}, commands=tools)
     assert [c[0] for c in result.commands] == ["/usr/bin/wipefs", "/usr/bin/pvs", "/usr/bin/vgs"]  # no VG: no lvs

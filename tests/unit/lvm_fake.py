@@ -1,19 +1,35 @@
-"""A stand-in for the LVM command-line tools, shared by the lvm_snapshot module tests.
+"""The one stand-in for the LVM command-line tools in the unit tests (importable from every test
+below tests/unit: pytest puts this directory, the one of its conftest.py, on sys.path).
 
-The fixtures under fixtures/lvm_snapshot/ are LVM 2.03 (Debian 12) JSON reports written in the
-exact shape ``lvs/vgs --reportformat json --units b --nosuffix`` prints: every value a string.
+``report`` and ``vg_not_found`` are what ``lvs``/``vgs``/``pvs`` print (LVM 2.03, Debian 12):
+JSON reports in the exact shape ``--reportformat json --units b --nosuffix`` gives, every value a
+string, and the error of a missing VG. ``FakeLvm`` answers the lvm_snapshot modules from the
+fixtures under plugins/modules/fixtures/lvm_snapshot/, records changes and fails on demand.
 """
 
 from __future__ import annotations
 
 import datetime
+import json
 import os
 from pathlib import Path
 
-FIXTURES = Path(__file__).parent / "fixtures" / "lvm_snapshot"
+FIXTURES = Path(__file__).parent / "plugins" / "modules" / "fixtures" / "lvm_snapshot"
 NOW = datetime.datetime(2026, 11, 23, 2, 30, 0, tzinfo=datetime.timezone.utc).timestamp()
 STAMP = "20261123T023000Z"
-VG_NOT_FOUND = (5, "", '  Volume group "vg_nope" not found\n  Cannot process volume group vg_nope\n')
+
+
+def report(kind, rows):
+    """``(0, stdout, "")`` of an LVM JSON report of ``kind`` ("lv", "vg" or "pv") with these rows."""
+    return 0, json.dumps({"report": [{kind: list(rows)}]}), ""
+
+
+def vg_not_found(vg):
+    """``(rc, stdout, stderr)`` of vgs or lvs asked for a VG that does not exist."""
+    return 5, "", '  Volume group "%s" not found\n  Cannot process volume group %s\n' % (vg, vg)
+
+
+VG_NOT_FOUND = vg_not_found("vg_nope")
 # One snapshot row of ``lvs`` (every value a string), for the pure functions' tests.
 SNAPSHOT_ROW = {
     "lv_name": "jts_snap_postgres_20261122T013000Z",
