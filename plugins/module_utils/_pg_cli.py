@@ -168,6 +168,20 @@ def spawn(argv, env, stdin=None, stdout=None, input_bytes=None, timeout=None, pr
     return proc.returncode, out or b"", err or b""
 
 
+# The libpq connection options a module takes to reach a server (pg_partition_archive at its top
+# level, lvm_snapshot in each ``postgresql`` consistency group): one spec, one meaning; the module
+# passes them to PgCli or PsqlPipe by name.
+CONNECTION_SPEC = dict(
+    host=dict(type="str"),
+    port=dict(type="int", default=5432),
+    user=dict(type="str"),
+    password=dict(type="str", no_log=True),
+    passfile=dict(type="path"),
+    os_user=dict(type="str"),
+    connect_timeout=dict(type="int", default=10),
+)
+
+
 class PgCli:
     """The three tools against one server, with one set of connection settings.
 

@@ -430,6 +430,7 @@ from ansible_collections.jts.tiered_storage.plugins.module_utils._lvm_snapshot i
     run_state,
     run_task,
 )
+from ansible_collections.jts.tiered_storage.plugins.module_utils._pg_cli import CONNECTION_SPEC
 
 ARGUMENT_SPEC = dict(
     vg=dict(type="str", required=True),
@@ -458,13 +459,7 @@ ARGUMENT_SPEC = dict(
             freeze_timeout=dict(type="int", default=60),
             reason=dict(type="str"),
             database=dict(type="str", default="postgres"),
-            host=dict(type="str"),
-            port=dict(type="int", default=5432),
-            user=dict(type="str"),
-            password=dict(type="str", no_log=True),
-            passfile=dict(type="path"),
-            os_user=dict(type="str"),
-            connect_timeout=dict(type="int", default=10),
+            **CONNECTION_SPEC,
             statement_timeout=dict(type="int", default=300),
             psql=dict(type="path"),
             label=dict(type="str", default="jts_lvm_snapshot"),

@@ -382,7 +382,7 @@ from ansible_collections.jts.tiered_storage.plugins.module_utils._journal import
 from ansible_collections.jts.tiered_storage.plugins.module_utils._lock import FileLock, LockBusy, lock_path_for
 from ansible_collections.jts.tiered_storage.plugins.module_utils._pg_archive import ArchiveFailed, Archiver
 from ansible_collections.jts.tiered_storage.plugins.module_utils._pg_archive_restore import Restorer
-from ansible_collections.jts.tiered_storage.plugins.module_utils._pg_cli import TOOLS, PgCli, PgError
+from ansible_collections.jts.tiered_storage.plugins.module_utils._pg_cli import CONNECTION_SPEC, TOOLS, PgCli, PgError
 from ansible_collections.jts.tiered_storage.plugins.module_utils._pg_tablespaces import nearest_existing_dev
 from ansible_collections.jts.tiered_storage.plugins.module_utils._tree import UnsafePath
 
@@ -401,14 +401,8 @@ ARGUMENT_SPEC = dict(
     restore_hold=dict(type="str", default="30d"),
     journal=dict(type="path", default="/var/lib/jts/pg_partition_archive/journal.jsonl"),
     dbname=dict(type="str", required=True),
-    host=dict(type="str"),
-    port=dict(type="int", default=5432),
-    user=dict(type="str"),
-    password=dict(type="str", no_log=True),
-    passfile=dict(type="path"),
-    os_user=dict(type="str"),
+    **CONNECTION_SPEC,
     bindir=dict(type="path"),
-    connect_timeout=dict(type="int", default=10),
     lock_timeout=dict(type="float", default=10),
     command_timeout=dict(type="int", default=21600),
     detach_concurrently=dict(type="bool", default=True),
