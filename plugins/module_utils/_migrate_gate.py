@@ -63,14 +63,16 @@ def gate(policy, check_mode, mounts=None, stat_fn=stat_with_timeout, statfs_fn=s
     """
     timeout = policy.probe_timeout
     if policy.missing == "skip":
-        if policy.source_mount is not None:
-            _tier_there(policy, policy.source_mount, "source_mount", mounts, statfs_fn)
         try:
             source_there = _exists(policy.source, timeout, stat_fn)
         except ProbeTimeout:
             source_there = True  # the preflight refuses a source that does not answer
         if not source_there:
             raise _absent(policy, "%s does not exist" % display(policy.source), "source")
+        # a source that exists below a mount point that is not mounted is the empty mount
+        # point's directory on the root filesystem: its tier is away
+        if policy.source_mount is not None:
+            _tier_there(policy, policy.source_mount, "source_mount", mounts, statfs_fn)
     if policy.dest_mount is not None and (policy.missing == "skip" or policy.create_destination):
         _tier_there(policy, policy.dest_mount, "destination_mount", mounts, statfs_fn)
     if not policy.create_destination:

@@ -146,8 +146,9 @@ options:
   source_mount:
     description:
       - When set, O(source) must lie on the filesystem mounted at this mount point.
-      - With O(missing=skip), a source mount point that is not in the kernel's mount table or does not answer
-        within O(probe_timeout) skips the run (RV(missing) is V(source_mount)); with V(fail) the task fails.
+      - With O(missing=skip), a source that exists below a mount point that is not in the kernel's mount table or
+        does not answer within O(probe_timeout) skips the run (RV(missing) is V(source_mount)); a source that does
+        not exist is V(source). With V(fail) the task fails.
     type: path
   source_fstype:
     description: When set, the filesystem type of O(source) must be this (a prefix match, so V(nfs) matches C(nfs4)).

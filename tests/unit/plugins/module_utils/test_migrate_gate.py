@@ -107,7 +107,7 @@ def test_a_destination_that_cannot_be_made_is_refused(tmp_path):
 
 
 @pytest.mark.parametrize("answers", [False, True], ids=["not-in-the-mount-table", "statfs-does-not-answer"])
-def test_an_absent_source_tier_is_skipped_before_its_empty_mount_point_is_read(tmp_path, answers):
+def test_a_source_left_below_the_mount_point_of_an_absent_tier_is_skipped(tmp_path, answers):
     # the source exists: it is the empty mount point's directory on the root filesystem
     (tmp_path / "src").mkdir()
     warm = tmp_path / "warm"
@@ -135,3 +135,12 @@ def test_a_mounted_source_tier_goes_on_and_missing_fail_leaves_the_source_tier_t
     assert statfs_calls == [os.fsencode(warm)]
     # missing: fail checks nothing here: the preflight refuses a source that is not on its mount
     assert g.gate(policy(tmp_path, source_mount=str(warm)), False, mounts=[], statfs_fn=no_call) is None
+
+
+def test_a_missing_source_is_skipped_as_the_source_whether_or_not_its_tier_is_there(tmp_path):
+    # nothing to move either way: a missing source is not reported as a tier that is away
+    with pytest.raises(Skipped) as caught:
+        g.gate(
+            policy(tmp_path, missing="skip", source_mount=str(tmp_path / "warm")), False, mounts=[], statfs_fn=no_call
+        )
+    assert caught.value.missing == "source"
