@@ -20,6 +20,8 @@ def test_rotated_system_logs_moved_and_live_ones_stayed(host):
 
 def test_the_unit_ended_well_and_left_no_lock_or_snapshot(host):
     assert host.run("systemctl show -p Result --value jts-lifecycle.service").stdout.strip() == "success"
+    # the run's modules are piped to python, not written under ~/.ansible/tmp first
+    assert "ANSIBLE_PIPELINING=1" in host.run("systemctl show -p Environment --value jts-lifecycle.service").stdout
     assert not host.file("/run/jts/lifecycle.lock.d").exists
     snapshots = host.run("lvs --noheadings -o lv_name -S 'lv_name=~^jts_backup_' vg_jts")
     assert snapshots.rc == 0 and snapshots.stdout.strip() == ""
