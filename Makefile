@@ -18,7 +18,7 @@ LAB_INVENTORY ?= inventories/lab
 BUILD     ?= build
 COLL_DIR  := $(BUILD)/ansible_collections/jts/tiered_storage
 HOST_PACKAGES := qemu-system-x86 qemu-utils debootstrap rsync zstd btrfs-progs xfsprogs \
-                 e2fsprogs openssh-client util-linux procps iproute2 python3-venv acl attr prometheus
+                 e2fsprogs openssh-client util-linux procps iproute2 python3-venv acl attr prometheus fio
 
 .PHONY: help deps venv lint ruff ansible-lint unit functional sanity doc molecule test lab lab-down lab-ssh bench clean \
         lab-image-background
