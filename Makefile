@@ -85,8 +85,8 @@ molecule: venv deps
 	cd $(CURDIR) && $(BIN)/molecule test --scenario-name default
 	cd $(CURDIR) && $(BIN)/molecule test --scenario-name layouts
 
-# The lab image (debootstrap, 2-3 min from nothing) is built in the background while the
-# functional layer runs: that layer mostly waits on subprocesses. lab.py's build lock makes
+# The lab image (debootstrap, 2-3 min from nothing, much of it downloading) is built in the
+# background while lint, unit and the functional layer run. lab.py's build lock makes
 # Molecule's create wait for this build, and build the image itself if this one failed (the log
 # says why). A cached image makes it a no-op.
 LAB_IMAGE_LOG ?= .cache/lab-image-build.log
@@ -94,8 +94,9 @@ lab-image-background: venv deps
 	@mkdir -p $(dir $(LAB_IMAGE_LOG))
 	@nohup $(LAB) build > $(LAB_IMAGE_LOG) 2>&1 < /dev/null &
 	@echo "Building the lab image in the background (log: $(LAB_IMAGE_LOG))"
-# The fast layers first, so a lint or unit failure does not wait for the VM; Molecule last.
-test: lint unit lab-image-background functional doc sanity molecule
+# The image build starts first, in the background; then the fast layers, so a lint or unit
+# failure does not wait for the VM; Molecule last.
+test: lab-image-background lint unit functional doc sanity molecule
 	@echo "Lint, unit, functional, doc, sanity and Molecule layers passed."
 
 # The inventory path is asked for after `up` has made the VM, by the shell at run time: a make
