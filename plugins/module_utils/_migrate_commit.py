@@ -4,7 +4,7 @@
 
 Going out (``OutCommit``), the journal gets one record per name (what ``undo`` reads back) and a
 move then removes the sources. Coming back (``UndoCommit``), the originals are back and flushed:
-the tier copies go, then the journal gets one ``undo`` record per name. Either way a file is
+the tier copies go, then the journal gets one ``rolled_back`` record per name. Either way a file is
 removed only when it is still the file that was copied. The journal's records keep their shape
 (see ``_migrate_journal``). Used by ``_migrate_transfer.Transfer`` and ``_migrate_undo``.
 """
@@ -18,12 +18,12 @@ from ansible_collections.jts.tiered_storage.plugins.module_utils._migrate_durabl
 from ansible_collections.jts.tiered_storage.plugins.module_utils._migrate_errors import display
 from ansible_collections.jts.tiered_storage.plugins.module_utils._tree import split
 
-UNDO = "undo"  # the journal's op for a file put back, and the transfer's op for an undo
+ROLLED_BACK = "rolled_back"  # the journal's op for a file put back, the transfer's op and the result's mode of an undo
 
 
 def undo_record(run_id, job):
     """The journal's record that the file of ``job`` is back: it names the tier copy."""
-    return {"op": UNDO, "run": run_id, "dst": encode_path(job.copy)}
+    return {"op": ROLLED_BACK, "run": run_id, "dst": encode_path(job.copy)}
 
 
 def remove_source(job, outcome):
@@ -105,7 +105,7 @@ class UndoCommit:
 
 
 def commit_step(op, journal, run_id, outcome):
-    """The commit of a transfer whose op is ``move``, ``copy`` or ``undo``."""
-    if op == UNDO:
+    """The commit of a transfer whose op is ``move``, ``copy`` or ``rolled_back``."""
+    if op == ROLLED_BACK:
         return UndoCommit(journal, run_id, outcome)
     return OutCommit(op, journal, run_id, outcome)

@@ -3,12 +3,16 @@
 """tier_migrate's records in the journal (``_journal``) of completed moves.
 
 * ``{"op": "move"|"copy", "run": ID, "src": ..., "dst": ..., "size": N, "sha256": ..., "codec": ...}``
-* ``{"op": "undo", "run": ID, "dst": ...}`` once a file was put back.
+* ``{"op": "rolled_back", "run": ID, "dst": ...}`` once a file was put back (``state: rolled_back``);
+  journals written before 2026-11-29 say ``"op": "undo"``, which is read the same.
 
 Standard library only, Python 3.8.
 """
 
 from __future__ import annotations
+
+# the ops of a record saying a file was put back: the one written now, and the older name
+PUT_BACK = ("rolled_back", "undo")
 
 
 def runs(records):
@@ -25,7 +29,7 @@ def pending_undo(records, run_id):
     """The move/copy records of ``run_id`` not yet undone, one per destination, in order."""
     undone = set()
     for rec in records:
-        if rec.get("op") == "undo" and rec.get("run") == run_id:
+        if rec.get("op") in PUT_BACK and rec.get("run") == run_id:
             undone.add(rec.get("dst"))
     result = {}
     for rec in records:

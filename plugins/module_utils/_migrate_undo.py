@@ -11,7 +11,7 @@ import os
 import stat
 
 from ansible_collections.jts.tiered_storage.plugins.module_utils._journal import Journal, decode_path
-from ansible_collections.jts.tiered_storage.plugins.module_utils._migrate_commit import UNDO, undo_record
+from ansible_collections.jts.tiered_storage.plugins.module_utils._migrate_commit import ROLLED_BACK, undo_record
 from ansible_collections.jts.tiered_storage.plugins.module_utils._migrate_durable import same_stat
 from ansible_collections.jts.tiered_storage.plugins.module_utils._migrate_errors import (
     CodecError,
@@ -123,7 +123,7 @@ def undo(policy, check_mode=False, zstd_bin=None):
                     outcome.ok(job)
                 result.update(_undo_summary(outcome))
                 return result
-            transfer = Transfer(UNDO, tier, home, journal, run_id, registry, outcome, zstd_bin)
+            transfer = Transfer(ROLLED_BACK, tier, home, journal, run_id, registry, outcome, zstd_bin)
             todo = group_links(todo)
             if done_now:
                 finished = []
@@ -142,8 +142,8 @@ def undo(policy, check_mode=False, zstd_bin=None):
 
 
 def _undo_summary(outcome):
-    """The result of an undo: a run's summary (mode ``undo``) and ``restored``, the module's word."""
-    return dict(summary(outcome, UNDO), restored=outcome.done_count)
+    """The result of an undo: a run's summary (mode ``rolled_back``) and ``rolled_back``, the files put back."""
+    return dict(summary(outcome, ROLLED_BACK), rolled_back=outcome.done_count)
 
 
 def _undo_state(job, tier, home, zstd_bin):

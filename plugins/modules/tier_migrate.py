@@ -50,7 +50,7 @@ extends_documentation_fragment:
 attributes:
   check_mode:
     support: full
-    details: Lists what would move (or be restored) and the bytes; changes nothing.
+    details: Lists what would move (or be put back) and the bytes; changes nothing.
   diff_mode:
     support: full
     details: The before is the list of source paths moved, the after their destinations.
@@ -281,7 +281,7 @@ journal:
   type: str
   sample: /data/warm-storage/logs/.jts-migrate/journal.jsonl
 mode:
-  description: V(move), V(copy), or V(undo) for a rollback.
+  description: V(move), V(copy), or V(rolled_back) for a rollback (O(state=rolled_back)).
   returned: success
   type: str
   sample: move
@@ -311,7 +311,7 @@ margin_bytes:
   type: int
   sample: 5368709120
 moved:
-  description: Files moved (copied in copy mode, restored in a rollback); in check mode, files that would be.
+  description: Files moved (copied in copy mode, put back in a rollback); in check mode, files that would be.
   returned: success
   type: int
   sample: 118
@@ -320,8 +320,8 @@ moved_bytes:
   returned: success
   type: int
   sample: 730000000
-restored:
-  description: Files put back by a rollback.
+rolled_back:
+  description: Files put back by a rollback (the journal records each as C(rolled_back)).
   returned: when O(state=rolled_back)
   type: int
   sample: 118

@@ -115,7 +115,7 @@ def test_undo_does_not_write_through_a_user_owned_source_directory(site):
     result = run_tm(site / "work", _args(site, state="rolled_back"))
     assert os.listdir(site / "rootonly") == []
     assert (site / "dst" / "alice" / "sub" / "x.sh").read_text() == "echo owned"
-    assert result["restored"] == 0 and result["skipped_count"] == 1
+    assert result["rolled_back"] == 0 and result["skipped_count"] == 1
 
 
 # 9. Removing the source by path while the user swaps its parent for a symlink, over and over.

@@ -155,7 +155,7 @@ def test_move_compressed_keeps_everything_and_undo_restores_it(tmp_path, loopfs)
         {"source": str(src), "destination": str(dst / "logs"), "state": "rolled_back", "run_id": result["run_id"]},
     )
     assert undo.get("failed") is not True, undo
-    assert undo["restored"] == 4
+    assert undo["rolled_back"] == 4
     assert tree_hashes(src) == before
     assert os.stat(src / "app" / "a.log").st_uid == 1234
     assert tree_hashes(dst / "logs") == {}

@@ -75,7 +75,7 @@ def test_migrate_and_rollback_round_trip(tmp_path, codec):
     again = _run(src, dst, tmp_path, compression=codec)
     assert again["changed"] is False and again["moved"] == 0
     back = m.undo(_policy(src, dst, tmp_path), zstd_bin="/usr/bin/zstd")
-    assert back["restored"] == 2 and back["changed"] is True
+    assert back["rolled_back"] == 2 and back["changed"] is True
     assert _snapshot(src) == before
     assert os.stat(src / "two.log").st_mode == st_before.st_mode
     assert _snapshot(dst).keys() == {".jts-migrate/journal.jsonl", ".jts-migrate/journal.jsonl.tmpdirs"}
@@ -234,7 +234,7 @@ def test_rollback_original_path_reused_and_missing_copies(tmp_path):
     (src / "a").write_bytes(b"someone else")
     (dst / "b").unlink()
     back = m.undo(_policy(src, dst, tmp_path, run_id=res["run_id"]))
-    assert back["restored"] == 0
+    assert back["rolled_back"] == 0
     assert back["skipped_reasons"] == {"the original path holds a different file; left alone": 1}
     assert back["failed_files"][0]["reason"] == "neither the original nor the tier copy exists"
     assert (dst / "a").read_bytes() == b"a"
@@ -246,7 +246,7 @@ def test_rollback_check_mode(tmp_path):
     dst.mkdir()
     _run(src, dst, tmp_path)
     res = m.undo(_policy(src, dst, tmp_path), check_mode=True)
-    assert res["restored"] == 1 and (dst / "a").exists() and not (src / "a").exists()
+    assert res["rolled_back"] == 1 and (dst / "a").exists() and not (src / "a").exists()
 
 
 def test_rollback_detects_corrupted_tier_copy(tmp_path):
@@ -442,7 +442,7 @@ def test_the_journal_keeps_its_shape_on_disk(tmp_path):
     dst.mkdir()
     moved = _run(src, dst, tmp_path)
     back = m.undo(_policy(src, dst, tmp_path))
-    assert back["restored"] == 1
+    assert back["rolled_back"] == 1
     lines = (dst / ".jts-migrate" / "journal.jsonl").read_bytes().splitlines()
     move, undo = (json.loads(line) for line in lines)
     assert isinstance(move.pop("time"), float) and isinstance(undo.pop("time"), float)  # the journal's stamp
@@ -455,4 +455,4 @@ def test_the_journal_keeps_its_shape_on_disk(tmp_path):
         "sha256": hashlib.sha256(b"alpha\n" * 10).hexdigest(),
         "codec": "none",
     }
-    assert undo == {"op": "undo", "run": moved["run_id"], "dst": str(dst / "a.log")}
+    assert undo == {"op": "rolled_back", "run": moved["run_id"], "dst": str(dst / "a.log")}

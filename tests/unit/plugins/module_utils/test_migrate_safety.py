@@ -80,7 +80,9 @@ def test_rollback_keeps_a_tier_copy_edited_after_a_copy(tmp_path):
     with open(dst / "a.log", "ab") as handle:
         handle.write(b"edited on the tier\n")
     res = m.undo(_policy(src, dst, tmp_path))
-    assert res["restored"] == 0 and res["skipped_reasons"] == {"the tier copy was changed since the move; both kept": 1}
+    assert res["rolled_back"] == 0 and res["skipped_reasons"] == {
+        "the tier copy was changed since the move; both kept": 1
+    }
     assert (dst / "a.log").read_bytes() == b"original\nedited on the tier\n"
     assert (src / "a.log").read_bytes() == b"original\n"
 
@@ -91,7 +93,7 @@ def test_rollback_after_a_copy_removes_an_unchanged_tier_copy(tmp_path):
     dst.mkdir()
     _run(src, dst, tmp_path, mode="copy", compression="gzip")
     res = m.undo(_policy(src, dst, tmp_path))
-    assert res["restored"] == 1 and not (dst / "a.log.gz").exists()
+    assert res["rolled_back"] == 1 and not (dst / "a.log.gz").exists()
     assert (src / "a.log").read_bytes() == b"original\n"
 
 
@@ -143,7 +145,7 @@ def test_hard_links_arrive_linked_without_a_false_warning(tmp_path):
     assert (a.st_ino, a.st_nlink) == (b.st_ino, 2)
     assert not first.exists() and not (src / "y.log").exists()
     res = m.undo(_policy(src, dst, tmp_path))
-    assert res["restored"] == 2 and (src / "y.log").read_bytes() == b"linked content"
+    assert res["rolled_back"] == 2 and (src / "y.log").read_bytes() == b"linked content"
 
 
 def test_a_hard_link_outside_the_selection_is_reported_as_split(tmp_path):

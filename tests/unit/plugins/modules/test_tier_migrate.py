@@ -58,7 +58,7 @@ def test_rollback_through_the_module(run_module, tree):
     src, dst, args = tree
     moved = run_module(tier_migrate, dict(args, compression="zstd"))
     result = run_module(tier_migrate, dict(args, state="rolled_back", run_id=moved["run_id"]))
-    assert result["restored"] == 2 and result["changed"] is True
+    assert result["rolled_back"] == 2 and result["changed"] is True
     assert (src / "a.log").read_bytes() == b"alpha\n" * 100
     assert not (dst / "a.log.zst").exists()
 
