@@ -27,6 +27,7 @@ from ansible_collections.jts.tiered_storage.plugins.module_utils._mounts import 
 from ansible_collections.jts.tiered_storage.plugins.module_utils._skipped import absent
 from ansible_collections.jts.tiered_storage.plugins.module_utils._timeout import (
     ProbeTimeout,
+    realpath_with_timeout,
     stat_with_timeout,
     statvfs_with_timeout,
 )
@@ -44,10 +45,19 @@ def _exists(path, timeout, stat_fn):
     return True
 
 
-def _tier_there(policy, mount_point, end, mounts, statfs_fn):
-    """Raise the end's absence unless ``mount_point`` is in the mount table and its statfs answers."""
+def _tier_there(policy, mount_point, end, mounts, statfs_fn, realpath_fn):
+    """Raise the end's absence unless ``mount_point`` is in the mount table and its statfs answers.
+
+    The kernel lists real paths: a mount point named through a symlink an administrator placed
+    (``/data -> /srv/data``) is resolved first, in a child with the time-out, as the mount point
+    itself is looked at.
+    """
     not_there = "%s is not mounted (or did not answer in %g s)" % (display(mount_point), policy.probe_timeout)
-    if not is_mount_point(mount_point, read_mounts() if mounts is None else mounts):
+    try:
+        real = realpath_fn(mount_point, policy.probe_timeout)
+    except (ProbeTimeout, OSError, RuntimeError):
+        raise _absent(policy, not_there, end) from None
+    if not is_mount_point(real, read_mounts() if mounts is None else mounts):
         raise _absent(policy, not_there, end)
     try:
         statfs_fn(mount_point, policy.probe_timeout)
@@ -55,7 +65,15 @@ def _tier_there(policy, mount_point, end, mounts, statfs_fn):
         raise _absent(policy, not_there, end) from None
 
 
-def gate(policy, check_mode, mounts=None, stat_fn=stat_with_timeout, statfs_fn=statvfs_with_timeout, make_fn=None):
+def gate(
+    policy,
+    check_mode,
+    mounts=None,
+    stat_fn=stat_with_timeout,
+    statfs_fn=statvfs_with_timeout,
+    make_fn=None,
+    realpath_fn=realpath_with_timeout,
+):
     """None to go on with the preflight, or check mode's result for a destination it would make.
 
     Raises ``Skipped`` (``missing: skip``; its ``missing`` says which end) or MigrateError for a missing end; MigrateError when
@@ -72,9 +90,9 @@ def gate(policy, check_mode, mounts=None, stat_fn=stat_with_timeout, statfs_fn=s
         # a source that exists below a mount point that is not mounted is the empty mount
         # point's directory on the root filesystem: its tier is away
         if policy.source_mount is not None:
-            _tier_there(policy, policy.source_mount, "source_mount", mounts, statfs_fn)
+            _tier_there(policy, policy.source_mount, "source_mount", mounts, statfs_fn, realpath_fn)
     if policy.dest_mount is not None and (policy.missing == "skip" or policy.create_destination):
-        _tier_there(policy, policy.dest_mount, "destination_mount", mounts, statfs_fn)
+        _tier_there(policy, policy.dest_mount, "destination_mount", mounts, statfs_fn, realpath_fn)
     if not policy.create_destination:
         return None
     try:

@@ -134,6 +134,16 @@ def stat_with_timeout(path, timeout=5.0):
     return call_with_timeout(_stat, (path,), timeout)
 
 
+def _realpath(path):
+    return os.fsdecode(os.path.realpath(path))
+
+
+def realpath_with_timeout(path, timeout=5.0):
+    """``os.path.realpath`` of ``path`` as bytes (it looks at every component, the mount point's own
+    too), or ProbeTimeout when one of them does not answer."""
+    return os.fsencode(call_with_timeout(_realpath, (path,), timeout))
+
+
 def tcp_probe(host, port, timeout=3.0):
     """Return (True, "") when a TCP connection to host:port opens in time, else (False, reason)."""
     try:

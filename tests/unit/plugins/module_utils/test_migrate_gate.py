@@ -144,3 +144,36 @@ def test_a_missing_source_is_skipped_as_the_source_whether_or_not_its_tier_is_th
             policy(tmp_path, missing="skip", source_mount=str(tmp_path / "warm")), False, mounts=[], statfs_fn=no_call
         )
     assert caught.value.missing == "source"
+
+
+@pytest.mark.parametrize("end", ["source_mount", "destination_mount"])
+def test_a_tier_mounted_under_a_symlinked_path_is_there(tmp_path, end):
+    """/data -> /srv/data: the kernel lists /srv/data/warm-storage; /data/warm-storage is that mount."""
+    (tmp_path / "src").mkdir()
+    real = tmp_path / "srv" / "tier"
+    real.mkdir(parents=True)
+    (tmp_path / "link").symlink_to(tmp_path / "srv")
+    statfs_calls = []
+    params = {"missing": "skip", end: str(tmp_path / "link" / "tier")}
+    result = g.gate(
+        policy(tmp_path, **params), False, mounts=mounted(real), statfs_fn=lambda p, t: statfs_calls.append(p)
+    )
+    assert result is None and len(statfs_calls) == 1
+
+
+def test_a_tier_whose_path_does_not_resolve_in_time_is_away(tmp_path):
+    (tmp_path / "src").mkdir()
+    nas = tmp_path / "nas"
+
+    def stalled(path, timeout):
+        raise ProbeTimeout("no answer")
+
+    with pytest.raises(Skipped) as caught:
+        g.gate(
+            policy(tmp_path, missing="skip", destination_mount=str(nas)),
+            False,
+            mounts=mounted(nas),
+            statfs_fn=no_call,
+            realpath_fn=stalled,
+        )
+    assert caught.value.missing == "destination_mount"

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import errno
+import os
 import socket
 import time
 
@@ -54,3 +55,14 @@ def test_tcp_probe_open_and_closed():
     ok, reason = _timeout.tcp_probe("127.0.0.1", port, timeout=2)
     assert not ok
     assert str(port) in reason
+
+
+def test_realpath_with_timeout_resolves_in_a_child_and_gives_bytes(tmp_path):
+    from ansible_collections.jts.tiered_storage.plugins.module_utils._timeout import realpath_with_timeout
+
+    (tmp_path / "srv" / "tier").mkdir(parents=True)
+    (tmp_path / "data").symlink_to(tmp_path / "srv")
+    name = os.fsencode(tmp_path / "data" / "tier")
+    assert realpath_with_timeout(name, 5) == os.fsencode(tmp_path / "srv" / "tier")
+    odd = os.fsencode(tmp_path / "srv") + b"/\xff-not-utf8"
+    assert realpath_with_timeout(odd, 5) == odd
