@@ -259,17 +259,20 @@ def metric_samples(state):
 
 
 def exportable_gauges(gauges, step):
-    """The stored gauges of ``step`` that check out; the others (a metric of a later version, a state
-    edited by hand) are left out rather than failing every later report."""
+    """The stored gauges of ``step`` that check out, each sample once (the first); the others (a
+    metric of a later version, a state edited by hand) are left out rather than failing every later
+    report, and a sample stored twice is not exported twice (node_exporter would refuse the file)."""
     if not isinstance(gauges, list):
         return []
-    good = []
+    good = {}
     for gauge in gauges:
         try:
-            good.extend(normalise_gauges([gauge], step))
+            checked = normalise_gauges([gauge], step)
         except ReportError:
             continue
-    return good
+        for sample in checked:
+            good.setdefault((sample["metric"], tuple(sorted(sample["labels"].items()))), sample)
+    return list(good.values())
 
 
 def render_textfile(state):

@@ -275,3 +275,12 @@ def test_a_stored_gauge_that_does_not_check_out_is_left_out_not_fatal(bad):
     text = render_textfile(later)
     assert 'jts_lifecycle_clickhouse_disk_bytes{server="ch1",disk="default"} 734003200' in text
     assert "many" not in text
+
+
+def test_a_stored_gauge_twice_is_exported_once_the_first_value_kept():
+    """node_exporter refuses a whole textfile with one sample twice: a state edited by hand must not do that."""
+    state = merge_run(empty_state(), [gauged(CH_GAUGES[:1])], "r1", "", 0.5, 3.0)
+    state["steps"]["clickhouse_tiering"]["gauges"].append(dict(CH_GAUGES[0], value=1))
+    text = render_textfile(merge_run(state, [step("backup")], "r2", "", 4.0, 120.0))
+    lines = [line for line in text.splitlines() if line.startswith("jts_lifecycle_clickhouse_disk_bytes{")]
+    assert lines == ['jts_lifecycle_clickhouse_disk_bytes{server="ch1",disk="default"} 734003200']
