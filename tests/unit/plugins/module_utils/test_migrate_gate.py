@@ -47,18 +47,21 @@ def test_a_source_that_does_not_answer_goes_on_to_the_preflight(tmp_path):
 
 
 @pytest.mark.parametrize("answers", [False, True], ids=["not-in-the-mount-table", "statfs-does-not-answer"])
-def test_an_absent_destination_tier_is_skipped(tmp_path, answers):
+@pytest.mark.parametrize("end", ["destination_mount", "source_mount"])
+def test_an_absent_tier_is_skipped_naming_its_end(tmp_path, answers, end):
+    # the source exists: with source_mount, it is the empty mount point's directory on the root filesystem
     (tmp_path / "src").mkdir()
-    nas = tmp_path / "nas"
+    tier = tmp_path / "tier"
 
     def statfs(path, timeout):
+        assert path == os.fsencode(tier)
         raise ProbeTimeout("no answer")
 
-    mounts = mounted(nas) if answers else mounted("/")
+    mounts = mounted(tier) if answers else mounted("/")
     with pytest.raises(Skipped) as caught:
-        g.gate(policy(tmp_path, missing="skip", destination_mount=str(nas)), False, mounts=mounts, statfs_fn=statfs)
-    assert caught.value.missing == "destination_mount"
-    assert str(caught.value) == "%s is not mounted (or did not answer in 10 s)" % nas
+        g.gate(policy(tmp_path, missing="skip", **{end: str(tier)}), False, mounts=mounts, statfs_fn=statfs)
+    assert caught.value.missing == end
+    assert str(caught.value) == "%s is not mounted (or did not answer in 10 s)" % tier
 
 
 def test_with_missing_fail_an_absent_tier_refuses_making_the_destination(tmp_path):
@@ -104,23 +107,6 @@ def test_a_destination_that_cannot_be_made_is_refused(tmp_path):
 
     with pytest.raises(MigrateError, match=r"cannot make the destination: Refusing .*; nothing was moved"):
         g.gate(policy(tmp_path, create_destination=True), False, mounts=[], make_fn=refuse)
-
-
-@pytest.mark.parametrize("answers", [False, True], ids=["not-in-the-mount-table", "statfs-does-not-answer"])
-def test_a_source_left_below_the_mount_point_of_an_absent_tier_is_skipped(tmp_path, answers):
-    # the source exists: it is the empty mount point's directory on the root filesystem
-    (tmp_path / "src").mkdir()
-    warm = tmp_path / "warm"
-
-    def statfs(path, timeout):
-        assert path == os.fsencode(warm)
-        raise ProbeTimeout("no answer")
-
-    mounts = mounted(warm) if answers else mounted("/")
-    with pytest.raises(Skipped) as caught:
-        g.gate(policy(tmp_path, missing="skip", source_mount=str(warm)), False, mounts=mounts, statfs_fn=statfs)
-    assert caught.value.missing == "source_mount"
-    assert str(caught.value) == "%s is not mounted (or did not answer in 10 s)" % warm
 
 
 def test_a_mounted_source_tier_goes_on_and_missing_fail_leaves_the_source_tier_to_the_preflight(tmp_path):
