@@ -23,7 +23,11 @@ from ansible_collections.jts.tiered_storage.plugins.module_utils._benchmark impo
     signature,
 )
 from ansible_collections.jts.tiered_storage.plugins.module_utils._errors import JtsError
-from ansible_collections.jts.tiered_storage.plugins.module_utils._tree import UnsafePath, open_private_dir
+from ansible_collections.jts.tiered_storage.plugins.module_utils._tree import (
+    UnsafePath,
+    open_private_dir,
+    replace_private,
+)
 
 
 def history(state_dir, check, warn):
@@ -55,27 +59,9 @@ def history(state_dir, check, warn):
 
 def save(state_dir, run_id, run):
     """Write ``run`` as ``<state_dir>/<run_id>.json`` (temporary name, fsync, rename); its path."""
-    fd = open_private_dir(state_dir)
-    try:
-        name = "%s.json" % run_id
-        tmp = ".%s.json.tmp" % run_id
-        file_fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=fd)
-        try:
-            with os.fdopen(file_fd, "wb") as handle:
-                handle.write(json.dumps(run, indent=1, sort_keys=True).encode("utf-8"))
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.rename(tmp, name, src_dir_fd=fd, dst_dir_fd=fd)
-        except BaseException:
-            try:
-                os.unlink(tmp, dir_fd=fd)
-            except OSError:
-                pass
-            raise
-        os.fsync(fd)
-        return os.path.join(state_dir, name)
-    finally:
-        os.close(fd)
+    name = "%s.json" % run_id
+    replace_private(state_dir, name, json.dumps(run, indent=1, sort_keys=True).encode("utf-8"))
+    return os.path.join(state_dir, name)
 
 
 def compare_with_baselines(runs, ok, threshold):
